@@ -1,0 +1,31 @@
+# `make test` and `make demo` set everything up from a fresh clone (CPU-only is fine).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo golden clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch (on local disk here); a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[export,rtx,kernels,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+golden: setup
+	$(PY) -m models.golden verify ../shared/reference/golden
+
+demo: setup
+	$(PY) -m models.demo --out demo_out
+
+clean:
+	rm -rf $(VENV) demo_out
