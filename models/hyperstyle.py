@@ -22,7 +22,8 @@ class InversionResult:
     image: final generator output [B,3,size,size]; image_pooled: the same pooled to the hypernet input size;
     codes: W+ [B,n_latent,style_dim] (w_encoder(x) + latent_avg; fixed over iterations);
     deltas: accumulated offsets {layer name: [B,Cout,Cin,k,k]}; iterations: each iteration's full-size image
-    (y_0 .. y_T) when requested, else empty.
+    (y_0 .. y_T) when requested, else empty; iteration_deltas: the accumulated offsets after each iteration
+    (t = 1..T) when requested, else empty.
     """
 
     image: torch.Tensor
@@ -30,6 +31,7 @@ class InversionResult:
     codes: torch.Tensor
     deltas: dict[str, torch.Tensor]
     iterations: list[torch.Tensor] = field(default_factory=list)
+    iteration_deltas: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
 class HyperStyle(nn.Module):
@@ -57,7 +59,8 @@ class HyperStyle(nn.Module):
             raise HsError(f"input images must be [B,3,{s},{s}] in [-1,1], got {tuple(x.shape)}")
 
     @torch.no_grad()
-    def invert(self, x: torch.Tensor, n_iters: int = 5, return_iterations: bool = False) -> InversionResult:
+    def invert(self, x: torch.Tensor, n_iters: int = 5, return_iterations: bool = False,
+               return_iteration_deltas: bool = False) -> InversionResult:
         """Official inference: codes, y0 = G(codes); for t in 1..T: delta += H(cat[x, pool(y)]), y = G(codes, delta)."""
         self.check_input(x)
         if n_iters < 1:
@@ -66,6 +69,7 @@ class HyperStyle(nn.Module):
         y = self.decoder(codes)
         iterations = [y] if return_iterations else []
         acc: dict[str, torch.Tensor] = {}
+        acc_history = []
         for _ in range(n_iters):
             y_pool = self.pool(y)
             step = self.hypernet(torch.cat([x, y_pool], dim=1))
@@ -73,4 +77,7 @@ class HyperStyle(nn.Module):
             y = self.decoder(codes, acc)
             if return_iterations:
                 iterations.append(y)
-        return InversionResult(image=y, image_pooled=self.pool(y), codes=codes, deltas=acc, iterations=iterations)
+            if return_iteration_deltas:
+                acc_history.append(acc)
+        return InversionResult(image=y, image_pooled=self.pool(y), codes=codes, deltas=acc, iterations=iterations,
+                               iteration_deltas=acc_history)
