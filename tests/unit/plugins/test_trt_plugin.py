@@ -1,0 +1,190 @@
+"""The Python IPluginV3 plugins with the installed TensorRT flavor (TensorRT-RTX here): registration, fields
+round-trip, formats, shape checks, the enqueue call (with a fake launcher), one-node ONNX graphs parse and build.
+Engines are built, never run (no GPU needed)."""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from models.errors import HsError
+from plugins.onnx_export import single_node_model
+from plugins.registry import get_spec
+
+pytestmark = pytest.mark.trt
+
+CASES = [("mod_conv", {}), ("mod_conv", {"upsample": 1, "delta_mode": 1}),
+         ("mod_conv", {"delta_mode": 2, "demodulate": 0}), ("to_rgb", {}),
+         ("to_rgb", {"has_skip": 1, "delta_mode": 1})]
+
+
+@pytest.fixture(scope="module")
+def trt():
+    from engines.flavor import get_flavor
+    from plugins import register_plugins
+
+    register_plugins()
+    return get_flavor().module
+
+
+def _classes(key):
+    from plugins.trt_common import plugin_classes
+
+    return plugin_classes(key)
+
+
+def _parse(trt, model):
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    net = builder.create_network(0)
+    parser = trt.OnnxParser(net, logger)
+    ok = parser.parse(model.SerializeToString())
+    assert ok, [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    return builder, net
+
+
+def _build(trt, builder, net, dynamic):
+    cfg = builder.create_builder_config()
+    if dynamic:
+        prof = builder.create_optimization_profile()
+        for i in range(net.num_inputs):
+            t = net.get_input(i)
+            rest = list(t.shape)[1:]
+            prof.set_shape(t.name, [1] + rest, [4] + rest, [8] + rest)
+        cfg.add_optimization_profile(prof)
+    return builder.build_serialized_network(net, cfg)
+
+
+def _plugins(trt, net):
+    out = []
+    for i in range(net.num_layers):
+        layer = net.get_layer(i)
+        if layer.type == trt.LayerType.PLUGIN_V3:
+            layer.__class__ = trt.IPluginV3Layer
+            out.append(layer.plugin)
+    return out
+
+
+def test_register_is_idempotent(trt):
+    from plugins import register_plugins
+
+    first, second = register_plugins(), register_plugins()
+    assert set(first) == {"mod_conv", "to_rgb"} and all(first[k] is second[k] for k in first)
+    reg = trt.get_plugin_registry()
+    for key in first:
+        s = get_spec(key)
+        assert reg.get_creator(s.name, s.version, s.namespace) is not None
+        assert reg.get_creator(s.name, "2", s.namespace) is None
+
+
+@pytest.mark.parametrize("key, attrs", CASES)
+def test_fields_round_trip(trt, key, attrs):
+    _, Creator = _classes(key)
+    creator = Creator()
+    assert (creator.name, creator.plugin_namespace, creator.plugin_version) == (get_spec(key).name, "hyperstyle", "1")
+    assert [f.name for f in creator.field_names] == list(get_spec(key).attr_names)
+    from plugins.trt_common import attrs_to_fields
+
+    p = creator.create_plugin("n0", attrs_to_fields(trt, get_spec(key), get_spec(key).resolve_attrs(attrs)),
+                              trt.TensorRTPhase.BUILD)
+    assert p.attrs == get_spec(key).resolve_attrs(attrs)
+    q = creator.create_plugin("n0", p.get_fields_to_serialize(), trt.TensorRTPhase.RUNTIME)
+    assert q.attrs == p.attrs and q.input_names == p.input_names
+    assert (q.plugin_name, q.plugin_version, q.plugin_namespace, q.num_outputs) == \
+        (p.plugin_name, p.plugin_version, p.plugin_namespace, 1)
+    assert p.clone().attrs == p.attrs and p.attach_to_context(None).attrs == p.attrs
+
+
+def test_missing_fields_take_defaults_and_bad_values_fail(trt):
+    _, Creator = _classes("mod_conv")
+    p = Creator().create_plugin("n", trt.PluginFieldCollection([]), trt.TensorRTPhase.BUILD)
+    assert p.attrs == {"upsample": 0, "delta_mode": 0, "demodulate": 1}
+    bad = trt.PluginFieldCollection([trt.PluginField("delta_mode", np.array([7], np.int32), trt.PluginFieldType.INT32)])
+    with pytest.raises(HsError, match="delta_mode=7"):
+        Creator().create_plugin("n", bad, trt.TensorRTPhase.BUILD)
+
+
+def _desc(trt, dims, dtype, fmt=None):
+    d = trt.PluginTensorDesc()
+    d.dims = trt.Dims(list(dims))
+    d.type = dtype
+    d.format = fmt if fmt is not None else trt.TensorFormat.LINEAR
+    return d
+
+
+def _dyn(trt, desc):
+    d = trt.DynamicPluginTensorDesc()
+    d.desc = desc
+    return d
+
+
+def test_supports_format_combination_linear_one_float_type(trt):
+    Plugin, _ = _classes("to_rgb")
+    p = Plugin({})
+    H, F = trt.DataType.HALF, trt.DataType.FLOAT
+    io = [_dyn(trt, _desc(trt, (2, 8, 8, 16), H)), _dyn(trt, _desc(trt, (2, 16), H))]
+    assert p.supports_format_combination(0, io, 4) and p.supports_format_combination(1, io, 4)
+    io[1] = _dyn(trt, _desc(trt, (2, 16), F))
+    assert not p.supports_format_combination(1, io, 4)  # T must match input 0
+    io = [_dyn(trt, _desc(trt, (2, 8, 8, 16), trt.DataType.INT32))]
+    assert not p.supports_format_combination(0, io, 4)
+    io = [_dyn(trt, _desc(trt, (2, 8, 8, 16), F, trt.TensorFormat.CHW32))]
+    assert not p.supports_format_combination(0, io, 4)
+    assert p.get_output_data_types([F, F, F, F]) == [F]
+
+
+def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch):
+    calls = []
+    fake = types.ModuleType("plugins.mod_conv.op")
+    fake.launch_raw = lambda **kw: calls.append(kw)
+    monkeypatch.setitem(sys.modules, "plugins.mod_conv.op", fake)
+    import plugins.mod_conv as pkg
+
+    monkeypatch.setattr(pkg, "op", fake, raising=False)
+    Plugin, _ = _classes("mod_conv")
+    p = Plugin({"upsample": 1, "delta_mode": 2})
+    H = trt.DataType.HALF
+    shapes = [(2, 8, 8, 16), (2, 16), (32, 16, 3, 3), (2, 32, 16), (16, 16), (32,)]
+    p.on_shape_change([_desc(trt, s, H) for s in shapes], [_desc(trt, (2, 16, 16, 32), H)])
+    assert p.enqueue([], [], [101, 102, 103, 104, 105, 106], [201], 0, 77) == 0
+    assert calls == [dict(x=101, style=102, weight=103, delta=104, noise=105, bias=106, y=201, B=2, H=8, W=8,
+                          Cin=16, Cout=32, upsample=1, delta_mode=2, demodulate=1, dtype="float16", stream=77)]
+
+
+def test_on_shape_change_rejects_inconsistent_shapes(trt):
+    Plugin, _ = _classes("mod_conv")
+    p = Plugin({"upsample": 1})
+    H = trt.DataType.HALF
+    shapes = [(2, 8, 8, 16), (2, 16), (32, 16, 3, 3), (8, 8), (32,)]  # noise must be 16x16 when upsampling
+    with pytest.raises(HsError, match="noise"):
+        p.on_shape_change([_desc(trt, s, H) for s in shapes], [])
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dyn1-8"])
+@pytest.mark.parametrize("key, attrs", CASES)
+def test_one_node_graph_parses_and_builds_fp16(trt, key, attrs, dynamic):
+    model = single_node_model(key, attrs, dims={"B": 2, "H": 8, "W": 8, "Cin": 16, "Cout": 24}, dynamic_batch=dynamic)
+    builder, net = _parse(trt, model)
+    (plugin,) = _plugins(trt, net)
+    assert plugin.attrs == get_spec(key).resolve_attrs(attrs)  # ONNX attributes reached the plugin as fields
+    out = net.get_output(0)
+    f = 2 if attrs.get("upsample") else 1
+    assert tuple(out.shape) == (-1 if dynamic else 2, 8 * f, 8 * f, 24 if key == "mod_conv" else 3)
+    assert out.dtype == trt.DataType.HALF
+    engine = _build(trt, builder, net, dynamic)
+    assert engine is not None and engine.nbytes > 0
+
+
+def test_one_node_graph_builds_fp32(trt):
+    builder, net = _parse(trt, single_node_model("mod_conv", {"delta_mode": 1}, dtype="float32"))
+    assert net.get_output(0).dtype == trt.DataType.FLOAT
+    assert _build(trt, builder, net, False) is not None
+
+
+def test_inconsistent_graph_fails_the_build(trt):
+    model = single_node_model("to_rgb", {"has_skip": 1}, constants=("weight", "bias"))
+    skip = next(i for i in model.graph.input if i.name == "skip")
+    skip.type.tensor_type.shape.dim[1].dim_value = 3  # H/2 would be 4
+    builder, net = _parse(trt, model)
+    assert _build(trt, builder, net, False) is None
