@@ -1,0 +1,93 @@
+"""Frozen export configuration: what `hs-export` resolves its flags into, and what every sidecar records.
+
+    cfg = ExportConfig(config="tiny", precisions=("fp16",), out=Path("out"))
+    cfg.to_dict()   # JSON-able, printed by `hs-export --dry-run`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.config import PRESETS
+from models.errors import HsError
+
+PRECISIONS = ("fp32", "fp16")
+VARIANTS = ("plain", "plugin")
+GRAPHS = ("w_encoder", "hypernet", "generator")
+OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter (SPEC §4)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything that determines the exported artifacts.
+
+    config: model preset (models.config.PRESETS); checkpoint / w_encoder: checkpoint paths (None = embedded default
+    weights); precisions: subset of PRECISIONS; variants: subset of VARIANTS; max_batch: the dynamic-batch upper bound
+    (plugin graphs, engine profiles); plain_batch: the fixed batch of the plain generator (grouped conv, groups=B);
+    out: output directory; build_engines: build TensorRT engines for the plugin graphs when a flavor is importable;
+    verify: compare every graph with the PyTorch reference (ORT for plain, onnx.reference for plugin graphs);
+    external_data_threshold: graphs whose initializers exceed this many bytes store them in `<name>.onnx.data`;
+    cache_dir: engine cache (None = `<out>/.engine_cache`); compute_capabilities: TensorRT-RTX targets such as
+    ("SM86",) (empty = portable); opt_batch: the profile's optimum batch (None = max_batch).
+    """
+
+    config: str = "ffhq1024"
+    checkpoint: str | None = None
+    w_encoder: str | None = None
+    precisions: tuple[str, ...] = ("fp16",)
+    variants: tuple[str, ...] = VARIANTS
+    max_batch: int = 8
+    plain_batch: int = 1
+    out: Path = Path("hs_export")
+    build_engines: bool = True
+    verify: bool = True
+    verify_batch: int = 2
+    seed: int = 0
+    opset: int = OPSET
+    external_data_threshold: int = 1 << 30
+    cache_dir: Path | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    opt_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.config not in PRESETS:
+            raise HsError(f"unknown config {self.config!r}; expected one of {sorted(PRESETS)}")
+        for name, vals, allowed in (("precision", self.precisions, PRECISIONS), ("variant", self.variants, VARIANTS)):
+            if not vals:
+                raise HsError(f"at least one {name} must be selected")
+            bad = [v for v in vals if v not in allowed]
+            if bad:
+                raise HsError(f"unknown {name} {bad}; expected a subset of {list(allowed)}")
+        for name in ("max_batch", "plain_batch", "verify_batch"):
+            if getattr(self, name) < 1:
+                raise HsError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
+            raise HsError(f"--opt-batch must be in 1..{self.max_batch}, got {self.opt_batch}")
+        if self.opset < 18:
+            raise HsError(f"opset must be >= 18 (the dynamo exporter's floor), got {self.opset}")
+        object.__setattr__(self, "out", Path(self.out))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
+    @property
+    def engine_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.out / ".engine_cache"
+
+    @property
+    def profile_opt_batch(self) -> int:
+        return self.opt_batch or self.max_batch
+
+    def replace(self, **kw) -> "ExportConfig":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, Path):
+                d[k] = str(v)
+            elif isinstance(v, tuple):
+                d[k] = list(v)
+        d["engine_cache_dir"] = str(self.engine_cache_dir)
+        return d

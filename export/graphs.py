@@ -1,0 +1,172 @@
+"""The three exported graphs as PyTorch wrapper modules with fixed, named I/O (the ONNX contract of the runtime).
+
+| graph      | inputs                                                    | outputs                                      |
+|------------|-----------------------------------------------------------|----------------------------------------------|
+| w_encoder  | image [B,3,S,S]                                           | codes [B,n_latent,style_dim] (+ latent_avg)  |
+| hypernet   | image [B,3,S,S], recon_pooled [B,3,S,S], delta_<layer>... | acc_<layer>... (= delta_<layer> + H(x, y))   |
+| generator  | codes [B,n_latent,style_dim], delta_<layer>...            | image [B,3,size,size], image_pooled [B,3,S,S]|
+
+S = cfg.hypernet.input_size (256 for FFHQ), <layer> = the generator layer with dots as underscores (`convs_8`); the
+Δ inputs are named `LayerSpec.input_name` (`delta_convs_8`) in both graphs and the hypernet's outputs `acc_convs_8`, so
+the runtime ping-pongs two buffer sets: acc_* of iteration t is bound as delta_* of iteration t+1 and of the generator.
+Δ shape per layer: [B,Cout,Cin,k,k] ("full"), or [B,Cout,Cin] ("per-channel", plugin variant, non-shared
+RefinementBlock layers: the official head predicts one value per (o, i) and repeats it over 3x3, so the plugin
+broadcasts it instead: 9x less memory). The first iteration feeds zeros (Δ = 0 is the untuned generator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from models.config import SHARED_LAYERS, HyperStyleConfig, LayerSpec
+from models.hyperstyle import HyperStyle
+from models.hypernet import HyperRefinementBlock, RefinementBlock
+
+FULL, PER_CHANNEL = 1, 2  # delta modes, as the HsModConv `delta_mode` attribute
+
+
+def acc_name(spec: LayerSpec) -> str:
+    """Hypernet output name for a layer: `acc_convs_8`."""
+    return "acc_" + spec.name.replace(".", "_")
+
+
+def delta_modes(cfg: HyperStyleConfig, per_channel: bool) -> dict[str, int]:
+    """{layer name: FULL | PER_CHANNEL} for the tuned layers. PER_CHANNEL only for non-shared, non-separable
+    RefinementBlock convs (k=3), and only when `per_channel`."""
+    sep = cfg.hypernet.encoder_type.endswith("Separable")
+    return {s.name: PER_CHANNEL if per_channel and not sep and s.idx not in SHARED_LAYERS and s.kind != "rgb"
+            else FULL for s in cfg.tuned}
+
+
+def delta_shape(spec: LayerSpec, mode: int) -> tuple[int, ...]:
+    """Per-sample Δ shape (without B): (Cout,Cin,k,k) full or (Cout,Cin) per-channel."""
+    return spec.delta_shape if mode == FULL else spec.delta_shape[:2]
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """A named graph input/output; shape[0] is the batch ("B" when dynamic)."""
+
+    name: str
+    shape: tuple[int | str, ...]
+
+    def concrete(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    inputs: tuple[TensorIO, ...]
+    outputs: tuple[TensorIO, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+
+def graph_io(cfg: HyperStyleConfig, graph: str, modes: dict[str, int], batch: int | str = "B") -> GraphIO:
+    """The I/O contract of `graph` for Δ `modes` (see delta_modes); `batch` is "B" (dynamic) or a fixed int."""
+    g, s = cfg.generator, cfg.hypernet.input_size
+    img = (batch, 3, s, s)
+    deltas = tuple(TensorIO(t.input_name, (batch, *delta_shape(t, modes[t.name]))) for t in cfg.tuned)
+    if graph == "w_encoder":
+        return GraphIO((TensorIO("image", img),), (TensorIO("codes", (batch, g.n_latent, g.style_dim)),))
+    if graph == "hypernet":
+        accs = tuple(TensorIO(acc_name(t), (batch, *delta_shape(t, modes[t.name]))) for t in cfg.tuned)
+        return GraphIO((TensorIO("image", img), TensorIO("recon_pooled", img), *deltas), accs)
+    if graph == "generator":
+        return GraphIO((TensorIO("codes", (batch, g.n_latent, g.style_dim)), *deltas),
+                       (TensorIO("image", (batch, 3, g.size, g.size)), TensorIO("image_pooled", img)))
+    raise AssertionError(graph)
+
+
+class WEncoderGraph(nn.Module):
+    """image [B,3,S,S] -> codes [B,n_latent,style_dim] = w_encoder(image) + latent_avg (row-wise)."""
+
+    def __init__(self, model: HyperStyle):
+        super().__init__()
+        self.w_encoder = model.w_encoder
+        self.register_buffer("latent_avg", model.latent_avg.detach().clone())
+
+    def forward(self, image):
+        return self.w_encoder(image) + self.latent_avg  # [B,L,D] + [L,D]
+
+
+class HypernetGraph(nn.Module):
+    """(image, recon_pooled [B,3,S,S], acc Δ per tuned layer) -> acc Δ + hypernet(cat[image, recon_pooled]).
+
+    The nine shared-layer codes are stacked into one [B,9,z] operand so the shared hypernet's w2 (134 M weights for
+    FFHQ) is read once per call instead of nine times; the math is the official SharedWeightsHypernet's (row r of h
+    becomes C_out). Per-channel layers (modes[name] == PER_CHANNEL) skip the official 3x3 repeat: [B,Cout,Cin].
+    """
+
+    def __init__(self, model: HyperStyle, modes: dict[str, int]):
+        super().__init__()
+        self.hypernet = model.hypernet
+        self.specs = model.cfg.tuned
+        self.modes = dict(modes)
+        blocks = dict(zip([s.name for s in model.cfg.layers], model.hypernet.refinement_blocks))
+        self.blocks = [blocks[s.name] for s in self.specs]
+        self.shared = [i for i, b in enumerate(self.blocks) if isinstance(b, HyperRefinementBlock)]
+
+    def _shared_deltas(self, f) -> list[torch.Tensor]:
+        hn = self.hypernet.shared_weight_hypernet
+        z = torch.stack([self.blocks[i].code(f) for i in self.shared], dim=1)  # [B,n,z]
+        b, n = z.shape[0], len(self.shared)
+        h = (torch.matmul(z, hn.w2) + hn.b2).reshape(b, n, hn.in_size, hn.z_dim)  # [B,n,O,z]
+        k = torch.matmul(h, hn.w1) + hn.b1  # [B,n,O,I*f*f]
+        k = k.reshape(b, n, hn.out_size, hn.in_size, hn.f_size, hn.f_size)  # [B,n,O,I,f,f]
+        return list(torch.unbind(k, dim=1))
+
+    def forward(self, image, recon_pooled, *acc):
+        f = self.hypernet.features(torch.cat([image, recon_pooled], dim=1))  # [B,C,S/16,S/16]
+        shared = iter(self._shared_deltas(f)) if self.shared else iter(())
+        out = []
+        for spec, blk, a in zip(self.specs, self.blocks, acc):
+            if isinstance(blk, HyperRefinementBlock):
+                d = next(shared)
+            elif self.modes[spec.name] == PER_CHANNEL:
+                assert isinstance(blk, RefinementBlock)
+                d = blk.output(blk.convs(f)).reshape(-1, spec.out_ch, spec.in_ch)  # [B,O,I], no 3x3 repeat
+            else:
+                d = blk(f)
+            out.append(a + d)
+        return tuple(out)
+
+
+class GeneratorGraph(nn.Module):
+    """(codes [B,L,D], full Δ [B,O,I,k,k] per tuned layer) -> (image [B,3,size,size], image_pooled [B,3,S,S]).
+    Standard ONNX ops (grouped conv with groups = B: the batch is fixed in the exported graph)."""
+
+    def __init__(self, model: HyperStyle):
+        super().__init__()
+        self.decoder = model.decoder
+        self.names = [s.name for s in model.cfg.tuned]
+        self.pool_size = model.cfg.hypernet.input_size
+
+    def forward(self, codes, *deltas):
+        img = self.decoder(codes, dict(zip(self.names, deltas)))
+        return img, F.adaptive_avg_pool2d(img, (self.pool_size, self.pool_size))
+
+
+def example_inputs(io: GraphIO, batch: int, seed: int = 0, delta_scale: float = 0.05) -> dict[str, torch.Tensor]:
+    """Deterministic inputs for `io` at `batch`: images in [-1,1], codes ~ N(0,1), small Δ (distinct per sample)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for t in io.inputs:
+        shape = t.concrete(batch)
+        if t.name in ("image", "recon_pooled"):
+            out[t.name] = torch.rand(shape, generator=g) * 2 - 1
+        elif t.name == "codes":
+            out[t.name] = torch.randn(shape, generator=g)
+        else:
+            out[t.name] = delta_scale * torch.randn(shape, generator=g)
+    return out

@@ -1,0 +1,113 @@
+"""torch module -> ONNX (dynamo exporter), and atomic ONNX writing with external data for large graphs.
+
+Artifacts are written under a temporary name in the destination directory and renamed into place (data file first),
+so a reader never sees a half-written graph. Graphs whose initializers exceed a threshold (the FFHQ hypernet is
+1.33 GB fp32; protobuf cannot serialize > 2 GB) keep their weights in `<name>.onnx.data` beside the graph.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import onnx
+import torch
+
+from models.errors import HsError
+
+
+def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_names: Sequence[str],
+                  output_names: Sequence[str], dynamic_batch: bool, max_batch: int, opset: int,
+                  custom_translation_table: Mapping | None = None) -> onnx.ModelProto:
+    """Export `module(*args)` with the dynamo exporter; returns the ModelProto (weights in memory).
+
+    dynamic_batch: axis 0 of every input is the symbolic dim "B" (1..max(max_batch, 2)); otherwise the example batch
+    is baked in. The exporter's own optimizer (constant folding, BN folding into Conv) runs.
+    """
+    dyn = None
+    if dynamic_batch:
+        b = torch.export.Dim("B", min=1, max=max(max_batch, 64))
+        dyn = _batch_dynamic_shapes(module, len(args), {0: b})
+    kw = {}
+    if custom_translation_table:
+        kw["custom_translation_table"] = dict(custom_translation_table)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            prog = torch.onnx.export(module.eval(), tuple(args), dynamo=True, opset_version=opset,
+                                     input_names=list(input_names), output_names=list(output_names),
+                                     dynamic_shapes=dyn, optimize=True, verbose=False, **kw)
+        except Exception as e:  # the exporter raises many types; report as one line with the cause
+            raise HsError(f"ONNX export of {type(module).__name__} failed: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    with tempfile.TemporaryDirectory(prefix="hs_export_") as d:
+        # Round-trip through disk with external data: works for > 2 GB graphs and returns a plain ModelProto.
+        p = Path(d) / "m.onnx"
+        prog.save(str(p), external_data=True)
+        del prog
+        return onnx.load(str(p), load_external_data=True)
+
+
+def _batch_dynamic_shapes(module: torch.nn.Module, n_args: int, spec: dict) -> tuple:
+    """dynamic_shapes matching forward's signature: one spec per positional parameter, a tuple for *args."""
+    out: list = []
+    for p in inspect.signature(module.forward).parameters.values():
+        if p.kind == inspect.Parameter.VAR_POSITIONAL:
+            out.append(tuple(spec for _ in range(n_args - len(out))))
+            break
+        out.append(spec)
+    return tuple(out)
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    """Total bytes of the initializers (and Constant-node tensors) held in `model`."""
+    n = sum(len(t.raw_data) or onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.TENSOR:
+                    n += len(a.t.raw_data)
+    return n
+
+
+def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int = 1 << 30) -> list[Path]:
+    """Write `model` to `path` atomically; initializers go to `<path>.data` when they exceed `external_threshold`
+    bytes. A stale `<path>.data` from an earlier, larger export is removed. Returns the files written."""
+    path = Path(path)
+    d = path.parent
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HsError(f"cannot create output directory {d}: {e.strerror}") from None
+    data = path.with_name(path.name + ".data")
+    external = initializer_bytes(model) > external_threshold
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=d))
+    try:
+        tmp = tmpdir / path.name
+        if external:
+            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data.name, size_threshold=1024)
+            os.replace(tmpdir / data.name, data)
+        else:
+            onnx.save_model(model, str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise HsError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        for f in tmpdir.iterdir() if tmpdir.exists() else ():
+            f.unlink()
+        if tmpdir.exists():
+            tmpdir.rmdir()
+    if not external and data.exists():
+        data.unlink()
+    return [path, data] if external else [path]
+
+
+def onnx_files(path: Path) -> list[Path]:
+    """The graph file and its external data file (if any)."""
+    data = Path(path).with_name(Path(path).name + ".data")
+    return [Path(path), data] if data.exists() else [Path(path)]
