@@ -1,0 +1,295 @@
+"""Triton kernels for `HsModConv`: fused modulated 3x3 conv (+ folded stride-2 transposed conv and 4x4 blur),
+demodulation, noise, bias and lrelu(0.2)*sqrt(2). NHWC, T in {fp16, fp32}, fp32 accumulation.
+
+Implicit GEMM per sample b: M = output pixels, N = Cout, K = 9*Cin (outer loop over Cin blocks, inner static loop
+over the 9 taps, so a Cin block of W/delta is reused from cache across taps). Each K step loads tiles of x (masked
+3x3 halo), W and delta, forms W*(1+delta)*s in fp32 registers (never written to memory), adds its square to the
+per-(b,o) demodulation sum and runs the tensor-core dot (operands in T, fp32 accumulator). The epilogue applies
+scale*rsqrt(scale^2*sum + 1e-8) (or scale without demodulation), + noise[Ho,Wo] + bias[Cout], lrelu*sqrt(2).
+
+Upsampling (conv_transpose stride 2 then blur 4x4 = outer(f1, f1), f1 = [1,3,3,1]/4, pad (1,1)): the composition is
+one 6x6 kernel per (o, i); output pixel (2q+r) only meets 3 of its taps per axis, so
+    y[2qy+ry, 2qx+rx] = sum_{ty,tx} x[qy+ty-1, qx+tx-1] . Q_{ry,rx}[ty,tx],   Q_{ry,rx} = A_ry @ W' @ A_rx^T
+with A_0 = [[0,1/4,3/4],[3/4,3/4,1/4],[1/4,0,0]], A_1 = [[0,0,1/4],[1/4,3/4,3/4],[3/4,1/4,0]] (derived from
+models.ops.upfirdn2d; checked against it by the tests). One program owns BLOCK_M low-resolution positions and all 4
+phases (4 accumulators), so the 9 x tiles and the 9 modulated W' tiles of a K step serve 36 dots. Demodulation uses
+the *unblurred* W' as in the official code.
+
+Launch ABI (TENSORRT.md §6.2): x, style, weight, [delta], noise, bias, B, H, W, Cin, Cout (int32), y, then Triton's 2
+hidden scratch pointers (NULL). Grid / block / shared memory: `launch_params`, `aot_compile`.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from plugins._triton import TileConfig, cdiv, check_dtype, compile_aot, AotKernel, triton_dtype
+
+SQRT2 = 1.4142135623730951
+
+
+@triton.jit
+def _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, TAP: tl.constexpr, DELTA_MODE: tl.constexpr):
+    """W'[k, n] = W[n, k, TAP] * (1 + delta) * s[k] in fp32; tiles [BLOCK_K, BLOCK_N]."""
+    wt = tl.load(w_ptr + w_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
+    if DELTA_MODE == 1:
+        dt = tl.load(d_ptr + d_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
+        wm = wt * (1.0 + dt) * s[:, None]
+    elif DELTA_MODE == 2:
+        wm = wt * sm  # sm = (1 + delta[b, n, k]) * s[k], hoisted out of the tap loop
+    else:
+        wm = wt * s[:, None]
+    return wm
+
+
+@triton.jit
+def _load_x(x_base, qh, qw, DY: tl.constexpr, DX: tl.constexpr, H, W, Cin, offs_k, k_ok, m_ok):
+    """x[b, qh+DY, qw+DX, offs_k] with zero padding: tile [BLOCK_M, BLOCK_K] in T."""
+    hh = qh + DY
+    ww = qw + DX
+    ok = m_ok & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+    ptrs = x_base + (hh * W + ww)[:, None] * Cin + offs_k[None, :]
+    return tl.load(ptrs, mask=ok[:, None] & k_ok[None, :], other=0.0)
+
+
+@triton.jit
+def _epilogue(acc, coef, bias, noise_ptr, y_base, oh, ow, Wo, Cout, offs_n, m_ok, n_ok):
+    """y[oh, ow, n] = lrelu(acc*coef + noise[oh, ow] + bias, 0.2)*sqrt(2); acc [BLOCK_M, BLOCK_N] fp32."""
+    pix = oh * Wo + ow  # [BLOCK_M] output pixel index
+    nz = tl.load(noise_ptr + pix, mask=m_ok, other=0.0).to(tl.float32)
+    v = acc * coef[None, :] + nz[:, None] + bias[None, :]
+    v = tl.where(v >= 0.0, v, v * 0.2) * SQRT2
+    ptrs = y_base + pix[:, None] * Cout + offs_n[None, :]
+    tl.store(ptrs, v.to(y_base.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+@triton.jit
+def _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok, BLOCK_K: tl.constexpr, DELTA_MODE: tl.constexpr):
+    """Per-K-step operands: channel offsets, masks, style s [BLOCK_K], W/delta tile offsets [BLOCK_K, BLOCK_N]."""
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    k_ok = offs_k < Cin
+    s = tl.load(style_ptr + b64 * Cin + offs_k, mask=k_ok, other=0.0).to(tl.float32)
+    wk_mask = k_ok[:, None] & n_ok[None, :]
+    w_off = offs_n[None, :] * (Cin * 9) + offs_k[:, None] * 9  # W[n, k, tap] of [Cout, Cin, 3, 3]
+    d_off = b64 * Cout * Cin * 9 + w_off  # delta [B, Cout, Cin, 3, 3] (mode 1)
+    if DELTA_MODE == 2:  # delta [B, Cout, Cin]
+        d2 = tl.load(d_ptr + b64 * Cout * Cin + offs_n[None, :] * Cin + offs_k[:, None], mask=wk_mask,
+                     other=0.0).to(tl.float32)
+        sm = (1.0 + d2) * s[:, None]
+    else:
+        sm = s[:, None]
+    return offs_k, k_ok, s, wk_mask, w_off, d_off, sm
+
+
+@triton.jit(do_not_specialize=["B"])
+def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W, Cin, Cout, y_ptr,
+                    DELTA_MODE: tl.constexpr, DEMOD: tl.constexpr, PREC: tl.constexpr,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """3x3 modulated conv, stride 1, pad 1. Grid (cdiv(H*W, BLOCK_M), cdiv(Cout, BLOCK_N), B)."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    b64 = tl.program_id(2).to(tl.int64)
+    HW = H * W
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixel = h*W + w
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channel
+    m_ok = offs_m < HW
+    n_ok = offs_n < Cout
+    ph = offs_m // W
+    pw = offs_m % W
+    x_base = x_ptr + b64 * HW * Cin
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    sig = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, Cin, BLOCK_K):
+        offs_k, k_ok, s, wk_mask, w_off, d_off, sm = _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok,
+                                                              BLOCK_K, DELTA_MODE)
+        for t in tl.static_range(9):
+            xt = _load_x(x_base, ph, pw, t // 3 - 1, t % 3 - 1, H, W, Cin, offs_k, k_ok, m_ok)
+            wm = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, t, DELTA_MODE)
+            if DEMOD:
+                sig += tl.sum(wm * wm, axis=0)
+            acc = tl.dot(xt, wm.to(xt.dtype), acc, input_precision=PREC)
+    scale = 1.0 / tl.sqrt(Cin * 9.0)
+    if DEMOD:
+        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
+    else:
+        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
+    bias = tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    _epilogue(acc, coef, bias, noise_ptr, y_ptr + b64 * HW * Cout, ph, pw, W, Cout, offs_n, m_ok, n_ok)
+
+
+@triton.jit
+def _blur3(a0, a1, a2, R: tl.constexpr):
+    """(A_R @ [a0, a1, a2]) along one axis; A_R is the phase-R polyphase matrix (module docstring)."""
+    if R == 0:
+        return 0.25 * a1 + 0.75 * a2, 0.75 * (a0 + a1) + 0.25 * a2, 0.25 * a0
+    else:
+        return 0.25 * a2, 0.25 * a0 + 0.75 * (a1 + a2), 0.75 * a0 + 0.25 * a1
+
+
+@triton.jit
+def _phase(acc, x00, x01, x02, x10, x11, x12, x20, x21, x22, w00, w01, w02, w10, w11, w12, w20, w21, w22,
+           RY: tl.constexpr, RX: tl.constexpr, PREC: tl.constexpr):
+    """acc += sum_{ty,tx} x_{ty tx} @ Q[ty,tx], Q = A_RY @ W' @ A_RX^T formed in fp32 (w_{kh kw}: W' taps)."""
+    r00, r01, r02 = _blur3(w00, w01, w02, RX)  # r[kh][tx] = sum_kw A_RX[tx, kw] W'[kh, kw]
+    r10, r11, r12 = _blur3(w10, w11, w12, RX)
+    r20, r21, r22 = _blur3(w20, w21, w22, RX)
+    q00, q10, q20 = _blur3(r00, r10, r20, RY)  # q[ty][tx] = sum_kh A_RY[ty, kh] r[kh][tx]
+    q01, q11, q21 = _blur3(r01, r11, r21, RY)
+    q02, q12, q22 = _blur3(r02, r12, r22, RY)
+    dt = x00.dtype
+    acc = tl.dot(x00, q00.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x01, q01.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x02, q02.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x10, q10.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x11, q11.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x12, q12.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x20, q20.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x21, q21.to(dt), acc, input_precision=PREC)
+    acc = tl.dot(x22, q22.to(dt), acc, input_precision=PREC)
+    return acc
+
+
+@triton.jit(do_not_specialize=["B"])
+def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W, Cin, Cout, y_ptr,
+                       DELTA_MODE: tl.constexpr, DEMOD: tl.constexpr, PREC: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Upsampling modulated conv (transposed conv stride 2 + blur folded), x [B,H,W,Cin] -> y [B,2H,2W,Cout].
+    Grid (cdiv(H*W, BLOCK_M), cdiv(Cout, BLOCK_N), B); a program writes 4*BLOCK_M output pixels."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    b64 = tl.program_id(2).to(tl.int64)
+    HW = H * W
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # low-res position q = qh*W + qw
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_ok = offs_m < HW
+    n_ok = offs_n < Cout
+    qh = offs_m // W
+    qw = offs_m % W
+    x_base = x_ptr + b64 * HW * Cin
+    acc00 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)  # phase (ry, rx) = (0, 0)
+    acc01 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    acc10 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    acc11 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    sig = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, Cin, BLOCK_K):
+        offs_k, k_ok, s, wk_mask, w_off, d_off, sm = _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok,
+                                                              BLOCK_K, DELTA_MODE)
+        x00 = _load_x(x_base, qh, qw, -1, -1, H, W, Cin, offs_k, k_ok, m_ok)  # x_{ty tx} at offset (ty-1, tx-1)
+        x01 = _load_x(x_base, qh, qw, -1, 0, H, W, Cin, offs_k, k_ok, m_ok)
+        x02 = _load_x(x_base, qh, qw, -1, 1, H, W, Cin, offs_k, k_ok, m_ok)
+        x10 = _load_x(x_base, qh, qw, 0, -1, H, W, Cin, offs_k, k_ok, m_ok)
+        x11 = _load_x(x_base, qh, qw, 0, 0, H, W, Cin, offs_k, k_ok, m_ok)
+        x12 = _load_x(x_base, qh, qw, 0, 1, H, W, Cin, offs_k, k_ok, m_ok)
+        x20 = _load_x(x_base, qh, qw, 1, -1, H, W, Cin, offs_k, k_ok, m_ok)
+        x21 = _load_x(x_base, qh, qw, 1, 0, H, W, Cin, offs_k, k_ok, m_ok)
+        x22 = _load_x(x_base, qh, qw, 1, 1, H, W, Cin, offs_k, k_ok, m_ok)
+        w00 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 0, DELTA_MODE)  # W' tap (kh, kw), unblurred
+        w01 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 1, DELTA_MODE)
+        w02 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 2, DELTA_MODE)
+        w10 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 3, DELTA_MODE)
+        w11 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 4, DELTA_MODE)
+        w12 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 5, DELTA_MODE)
+        w20 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 6, DELTA_MODE)
+        w21 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 7, DELTA_MODE)
+        w22 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 8, DELTA_MODE)
+        if DEMOD:
+            sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
+            sig += tl.sum(sq + w22 * w22, axis=0)
+        acc00 = _phase(acc00, x00, x01, x02, x10, x11, x12, x20, x21, x22,
+                       w00, w01, w02, w10, w11, w12, w20, w21, w22, 0, 0, PREC)
+        acc01 = _phase(acc01, x00, x01, x02, x10, x11, x12, x20, x21, x22,
+                       w00, w01, w02, w10, w11, w12, w20, w21, w22, 0, 1, PREC)
+        acc10 = _phase(acc10, x00, x01, x02, x10, x11, x12, x20, x21, x22,
+                       w00, w01, w02, w10, w11, w12, w20, w21, w22, 1, 0, PREC)
+        acc11 = _phase(acc11, x00, x01, x02, x10, x11, x12, x20, x21, x22,
+                       w00, w01, w02, w10, w11, w12, w20, w21, w22, 1, 1, PREC)
+    scale = 1.0 / tl.sqrt(Cin * 9.0)
+    if DEMOD:
+        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
+    else:
+        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
+    bias = tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    Wo = 2 * W
+    y_base = y_ptr + b64 * 4 * HW * Cout
+    _epilogue(acc00, coef, bias, noise_ptr, y_base, 2 * qh, 2 * qw, Wo, Cout, offs_n, m_ok, n_ok)
+    _epilogue(acc01, coef, bias, noise_ptr, y_base, 2 * qh, 2 * qw + 1, Wo, Cout, offs_n, m_ok, n_ok)
+    _epilogue(acc10, coef, bias, noise_ptr, y_base, 2 * qh + 1, 2 * qw, Wo, Cout, offs_n, m_ok, n_ok)
+    _epilogue(acc11, coef, bias, noise_ptr, y_base, 2 * qh + 1, 2 * qw + 1, Wo, Cout, offs_n, m_ok, n_ok)
+
+
+def _pow2_at_least(n: int, lo: int = 16) -> int:
+    return max(lo, 1 << max(0, (int(n) - 1).bit_length()))
+
+
+def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int) -> TileConfig:
+    """Deterministic tiles from the layer shape (input H, W), independent of the batch (TensorRT's B is dynamic).
+
+    Plain conv follows KERNELS.md's measured winners: M256xN128xK64/8 warps at 128-512 channels, M256xN64xK32 at
+    64, M256xN32xK32/4 warps at 32, M<=128xN64xK64/4 warps at <= 16^2. The upsampling kernel keeps 4 phase
+    accumulators, so its M tile (low-res positions) is 4x smaller for the same output tile. Not tuned on a GPU yet.
+    """
+    hw = H * W
+    if upsample:
+        bm = min(64, _pow2_at_least(hw))
+        bn = min(64, _pow2_at_least(Cout))
+        return TileConfig(bm, bn, 32 if Cin >= 32 else 16, 8 if bm * bn >= 4096 else 4, 2)
+    if hw <= 256:
+        return TileConfig(min(128, _pow2_at_least(hw)), min(64, _pow2_at_least(Cout)), 64 if Cin >= 64 else 32, 4, 4)
+    if Cout >= 128:
+        return TileConfig(256, 128, 64, 8, 3)
+    if Cout >= 64:
+        return TileConfig(256, 64, 32, 8, 3)
+    return TileConfig(256, 32, 32, 4, 4)
+
+
+def launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig | None = None, cdiv_fn=cdiv):
+    """(grid, cfg) for one launch; block = (32*cfg.num_warps, 1, 1).
+
+    B / H / W may be symbolic (anything with + - // or a custom cdiv_fn, e.g. trtp.cdiv on ShapeExprs); the tile
+    choice needs concrete H, W, Cin, Cout (fixed per generator layer) unless cfg is given.
+    """
+    cfg = cfg or select_config(H, W, Cin, Cout, upsample)
+    return (cdiv_fn(H * W, cfg.block_m), cdiv_fn(Cout, cfg.block_n), B), cfg
+
+
+def _precision(dtype_name: str) -> str:
+    return "ieee" if dtype_name == "fp32" else "tf32"  # fp16 operands ignore it
+
+
+def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,
+                    demodulate: int = 1, out=None, cfg: TileConfig | None = None):
+    """Launch on torch tensors (CUDA, or CPU under the Triton interpreter). Shapes as in reference.mod_conv_ref;
+    all contiguous, one dtype T in {fp16, fp32}; out: optional preallocated y [B,Ho,Wo,Cout]. Returns y."""
+    import torch
+
+    dt = check_dtype("mod_conv", x, style, weight, delta, noise, bias)
+    b, h, w, cin = x.shape
+    cout = weight.shape[0]
+    f = 2 if upsample else 1
+    if out is None:
+        out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
+    ts = [x, style, weight, delta, noise, bias, out]
+    assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_triton needs contiguous tensors"
+    grid, cfg = launch_params(b, h, w, cin, cout, upsample, cfg)
+    kern = mod_conv_up_kernel if upsample else mod_conv_kernel
+    kern[grid](x, style, weight, delta if delta_mode else None, noise, bias, b, h, w, cin, cout, out,
+               DELTA_MODE=int(delta_mode), DEMOD=int(demodulate), PREC=_precision(triton_dtype(dt)),
+               num_warps=cfg.num_warps, num_stages=cfg.num_stages, **cfg.constexprs())
+    return out
+
+
+def aot_compile(upsample: int, delta_mode: int, demodulate: int, dtype: str, cfg: TileConfig,
+                arch: int = 90) -> AotKernel:
+    """Compile for TensorRT's AOT path (no GPU needed). dtype: "fp16" | "fp32". Entry params: x, style, weight,
+    [delta if delta_mode], noise, bias, B, H, W, Cin, Cout (i32), y, + 2 hidden NULL pointers; pointers are assumed
+    16-byte aligned. Launch with grid from `launch_params(..., cfg=cfg)`, block kernel.block, kernel.shared_mem."""
+    p = "*" + dtype
+    sig = {"x_ptr": p, "style_ptr": p, "w_ptr": p, "d_ptr": p if delta_mode else "constexpr", "noise_ptr": p,
+           "bias_ptr": p, "B": "i32", "H": "i32", "W": "i32", "Cin": "i32", "Cout": "i32", "y_ptr": p,
+           "DELTA_MODE": "constexpr", "DEMOD": "constexpr", "PREC": "constexpr",
+           "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    const = {"DELTA_MODE": int(delta_mode), "DEMOD": int(demodulate), "PREC": _precision(dtype), **cfg.constexprs()}
+    if not delta_mode:
+        const["d_ptr"] = None
+    return compile_aot(mod_conv_up_kernel if upsample else mod_conv_kernel, sig, const, cfg, arch)
