@@ -12,10 +12,10 @@ Any key mismatch is an HsError naming the missing / unexpected / wrongly shaped 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import sys
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise HsError(f"{what} {p} refused: it needs arbitrary code to unpickle ({first[:160]})") from None
         raise HsError(f"{what} {p} is not a PyTorch checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure of the weights-only unpickler on foreign bytes means "not ours"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint ({msg[:160]})") from None
     if not isinstance(obj, dict):
@@ -104,22 +104,28 @@ def tie_aliases(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def config_from_opts(opts: Mapping, sd: Mapping[str, torch.Tensor]) -> HyperStyleConfig:
     """Build the config that matches a HyperStyle checkpoint's `opts` (encoder_type, layers_to_tune, output_size)."""
     size = int(opts.get("output_size", 1024))
+    base = opts.get("hs_config")  # written by save_checkpoint for non-official (e.g. tiny) configs
     if opts.get("dataset_type", "") == "cars":
         raise HsError("cars checkpoints (192x256 inputs) are not supported; expected an FFHQ HyperStyle checkpoint")
-    if size not in (256, 512, 1024):
+    if base is None and size not in (256, 512, 1024):
         raise HsError(f"opts.output_size={size} unsupported; expected 256, 512 or 1024")
     enc = opts.get("encoder_type", "SharedWeightsHyperNetResNet")
     if enc not in ENCODER_TYPES:
         raise HsError(f"opts.encoder_type={enc!r} unsupported; expected one of {ENCODER_TYPES}")
     if int(opts.get("input_nc", 6)) != 6:
         raise HsError(f"opts.input_nc={opts.get('input_nc')} unsupported; expected 6 ([x, y_hat])")
-    gen = GeneratorConfig(size=size)
+    base_cfg = get_config(str(base)) if base is not None else None
+    gen = base_cfg.generator if base_cfg else GeneratorConfig(size=size)
+    if gen.size != size:
+        raise HsError(f"opts.output_size={size} disagrees with opts.hs_config={base!r} ({gen.size}px)")
     ltt = str(opts.get("layers_to_tune", "")).strip()
     tune = tuple(range(gen.n_layers)) if ltt == "" else tuple(int(t) for t in ltt.split(","))
     in_sd = sorted({int(k.split(".")[2]) for k in sd if k.startswith("hypernet.refinement_blocks.")})
     if in_sd and tuple(in_sd) != tuple(sorted(tune)):
         raise HsError(f"opts.layers_to_tune {list(tune)} disagrees with the refinement blocks in the state_dict {in_sd}")
-    return HyperStyleConfig(name=f"checkpoint-{size}", generator=gen,
+    if base_cfg:
+        return base_cfg.replace(hypernet=dataclasses.replace(base_cfg.hypernet, encoder_type=enc, layers_to_tune=tune))
+    return HyperStyleConfig(name=f"ffhq{size}", generator=gen,
                             hypernet=HypernetConfig(encoder_type=enc, layers_to_tune=tune))
 
 
@@ -223,6 +229,8 @@ def save_checkpoint(model: HyperStyle, path, opts: Mapping | None = None) -> Non
     o = {"encoder_type": h.encoder_type, "layers_to_tune": ",".join(map(str, h.layers_to_tune)), "input_nc": 6,
          "output_size": model.cfg.generator.size, "n_hypernet_outputs": model.cfg.generator.n_layers,
          "dataset_type": "ffhq_hypernet", **(opts or {})}
+    if not model.cfg.name.startswith("ffhq"):
+        o["hs_config"] = model.cfg.name
     atomic_torch_save({"state_dict": sd, "opts": o, "latent_avg": model.latent_avg.clone(), "global_step": 0,
                        "best_val_loss": None}, path)
 

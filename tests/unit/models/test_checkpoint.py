@@ -1,0 +1,196 @@
+"""Checkpoint loading: official layouts round-trip strictly; bad files give one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import (build_model, load_g_ema, load_hyperstyle_checkpoint, load_w_encoder_checkpoint,
+                               save_checkpoint, save_w_encoder_checkpoint)
+from models.config import get_config
+from models.errors import HsError
+from models.fill import canonical_key, fill_value
+from models.hyperstyle import HyperStyle
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model("tiny", quiet=True)
+
+
+@pytest.fixture()
+def tiny_files(tmp_path, tiny):
+    hs, enc = tmp_path / "hyperstyle.pt", tmp_path / "w_encoder.pt"
+    save_checkpoint(tiny, hs)
+    save_w_encoder_checkpoint(tiny, enc)
+    return hs, enc
+
+
+def _one_line(e):
+    return "\n" not in str(e.value)
+
+
+def test_round_trip_reproduces_the_model(tiny, tiny_files):
+    hs, enc = tiny_files
+    m = build_model(None, str(hs), str(enc))
+    assert m.cfg.generator == tiny.cfg.generator and m.cfg.hypernet == tiny.cfg.hypernet
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    a, b = tiny.invert(x, n_iters=2), m.invert(x, n_iters=2)
+    assert torch.equal(a.image, b.image)
+    assert all(torch.equal(a.deltas[k], b.deltas[k]) for k in a.deltas)
+
+
+def test_saved_file_has_official_layout_and_aliases(tiny_files):
+    ck = torch.load(tiny_files[0], weights_only=True)
+    sd = ck["state_dict"]
+    aliases = [k for k in sd if canonical_key(k) != k]
+    assert len(aliases) == 9 * 4  # 9 shared layers x {w1,b1,w2,b2}
+    assert set(ck["opts"]) >= {"encoder_type", "layers_to_tune", "output_size"}
+    assert all(k.startswith(("hypernet.", "decoder.")) for k in sd)
+
+
+def test_loaded_aliases_are_one_tensor(tiny_files):
+    m = build_model(None, str(tiny_files[0]), str(tiny_files[1]))
+    blocks = [b for b in m.hypernet.refinement_blocks if b is not None and hasattr(b, "hypernet")]
+    assert len(blocks) == 9
+    assert all(b.hypernet.w2 is m.hypernet.shared_weight_hypernet.w2 for b in blocks)
+
+
+def _edit(path, fn):
+    ck = torch.load(path, weights_only=True)
+    fn(ck)
+    torch.save(ck, path)
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(tiny_files):
+    hs, _ = tiny_files
+    _edit(hs, lambda ck: (ck["state_dict"].pop("decoder.conv1.activate.bias"),
+                          ck["state_dict"].__setitem__("decoder.extra.weight", torch.zeros(1)),
+                          ck["state_dict"].__setitem__("hypernet.bn1.weight", torch.zeros(3))))
+    with pytest.raises(HsError) as e:
+        load_hyperstyle_checkpoint(None, hs)
+    msg = str(e.value)
+    assert "decoder.conv1.activate.bias" in msg and "decoder.extra.weight" in msg and "hypernet.bn1.weight" in msg
+    assert _one_line(e)
+
+
+def test_alias_copy_that_differs_is_refused(tiny_files):
+    hs, _ = tiny_files
+
+    def corrupt(ck):
+        sd = ck["state_dict"]
+        sd["hypernet.refinement_blocks.3.hypernet.b1"] = sd["hypernet.shared_weight_hypernet.b1"].clone() + 1
+    _edit(hs, corrupt)
+    with pytest.raises(HsError, match="alias hypernet.refinement_blocks.3.hypernet.b1 differs"):
+        load_hyperstyle_checkpoint(None, hs)
+
+
+def test_file_without_alias_names_is_accepted(tiny, tiny_files):
+    hs, _ = tiny_files
+    _edit(hs, lambda ck: [ck["state_dict"].pop(k) for k in list(ck["state_dict"]) if canonical_key(k) != k])
+    m = load_hyperstyle_checkpoint(None, hs)
+    assert torch.equal(m.hypernet.shared_weight_hypernet.w2, tiny.hypernet.shared_weight_hypernet.w2)
+
+
+def test_opts_disagreeing_with_state_dict(tiny_files):
+    hs, _ = tiny_files
+    _edit(hs, lambda ck: ck["opts"].__setitem__("layers_to_tune", "0,2,3"))
+    with pytest.raises(HsError, match="disagrees with the refinement blocks"):
+        load_hyperstyle_checkpoint(None, hs)
+
+
+def test_truncated_file(tiny_files, tmp_path):
+    p = tmp_path / "trunc.pt"
+    data = tiny_files[0].read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(HsError, match="truncated or not a PyTorch checkpoint") as e:
+        load_hyperstyle_checkpoint(None, p)
+    assert _one_line(e)
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_text("hello, I am not a checkpoint\n")
+    with pytest.raises(HsError, match="not a PyTorch checkpoint") as e:
+        load_hyperstyle_checkpoint(None, p)
+    assert _one_line(e)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_checkpoint_needing_arbitrary_code_is_refused(tmp_path, capsys):
+    p = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "payload": Evil()}, p)
+    with pytest.raises(HsError, match="refused: it needs arbitrary code to unpickle") as e:
+        load_hyperstyle_checkpoint(None, p)
+    assert _one_line(e)
+    assert "arbitrary code ran" not in capsys.readouterr().out
+
+
+def test_missing_file_and_missing_w_encoder(tmp_path, tiny_files):
+    with pytest.raises(HsError, match="not found"):
+        build_model(None, str(tmp_path / "nope.pt"), str(tmp_path / "nope2.pt"))
+    with pytest.raises(HsError, match="needs its W encoder"):
+        build_model(None, str(tiny_files[0]))
+
+
+def test_w_encoder_checkpoint_strict(tiny, tiny_files):
+    _, enc = tiny_files
+    _edit(enc, lambda ck: ck["state_dict"].pop("encoder.linear.bias"))
+    with pytest.raises(HsError, match="missing .*encoder.linear.bias"):
+        load_w_encoder_checkpoint(HyperStyle(tiny.cfg), enc)
+
+
+def test_g_ema_round_trip(tiny, tmp_path):
+    p = tmp_path / "g.pt"
+    torch.save({"g_ema": tiny.decoder.state_dict(), "latent_avg": torch.zeros(32)}, p)
+    g = load_g_ema(p, tiny.cfg.generator)
+    codes = torch.randn(1, 12, 32)
+    assert torch.equal(g(codes), tiny.decoder(codes))
+    torch.save({"g": tiny.decoder.state_dict()}, p)
+    with pytest.raises(HsError, match="no 'g_ema'"):
+        load_g_ema(p, tiny.cfg.generator)
+
+
+@pytest.mark.slow
+def test_official_ffhq_layout_from_key_list(official_keys_path, tmp_path):
+    """A synthetic hyperstyle_ffhq.pt / faces_w_encoder.pt written straight from official_keys.json (aliases share one
+    storage, as torch.save of the official model does) loads strictly and equals the embedded default."""
+    keys = json.loads(official_keys_path.read_text())
+
+    def state(section):
+        names = {e["key"] for e in section["keys"]}
+        sd = {}
+        for e in section["keys"]:
+            c = canonical_key(e["key"])
+            if c in sd:
+                sd[e["key"]] = sd[c]
+                continue
+            v = fill_value(c, tuple(e["shape"]), names)
+            sd[e["key"]] = v if v is not None else None
+        return sd
+
+    default = build_model("ffhq1024", quiet=True)
+    hs_sd = state(keys["hyperstyle_state_dict"])
+    own = {**{f"hypernet.{k}": v for k, v in default.hypernet.state_dict().items()},
+           **{f"decoder.{k}": v for k, v in default.decoder.state_dict().items()}}
+    hs_sd = {k: (own[k] if v is None else v) for k, v in hs_sd.items()}  # 'keep' keys: constructed values
+    opts = {"encoder_type": "SharedWeightsHyperNetResNet", "layers_to_tune": keys["source"]["config"]["layers_to_tune"],
+            "output_size": 1024, "input_nc": 6, "n_hypernet_outputs": 26, "device": "cuda:0"}
+    torch.save({"state_dict": hs_sd, "opts": opts, "latent_avg": default.latent_avg, "global_step": 1,
+                "best_val_loss": 0.5}, tmp_path / "hyperstyle_ffhq.pt")
+    del hs_sd
+    enc_sd = {k: v for k, v in state(keys["w_encoder_state_dict"]).items()}
+    enc_sd = {k: (own.get(k) if v is None else v) for k, v in enc_sd.items()}
+    enc_sd = {k: (default.w_encoder.state_dict()[k[8:]] if v is None else v) for k, v in enc_sd.items()}
+    torch.save({"state_dict": enc_sd, "opts": {}, "latent_avg": torch.zeros(512)}, tmp_path / "faces_w_encoder.pt")
+    del enc_sd
+    m = build_model(None, str(tmp_path / "hyperstyle_ffhq.pt"), str(tmp_path / "faces_w_encoder.pt"))
+    assert m.cfg.generator == default.cfg.generator and m.cfg.hypernet == default.cfg.hypernet
+    for a, b in ((m.hypernet, default.hypernet), (m.decoder, default.decoder), (m.w_encoder, default.w_encoder)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert torch.equal(m.latent_avg, default.latent_avg)
