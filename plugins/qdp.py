@@ -1,0 +1,197 @@
+"""Quickly Deployable Plugins with AOT implementations (full TensorRT >= 10.9, `tensorrt.plugin`): the engine embeds
+the Triton-compiled PTX and runs without Python (TENSORRT.md §6). TensorRT-RTX rejects QDP creators (§6.4): there,
+use the IPluginV3 creators of plugins/trt_common.py.
+
+A QDP has a fixed input list, while HsModConv / HsToRGB drop optional inputs by attribute, so each op is registered
+once per input variant: `variant_name` = op name + "_<optional input>"... (`HsModConv`, `HsModConv_delta`,
+`HsToRGB_delta_skip`). `qdp_node_op_type(node attrs)` gives the op type an ONNX node needs for the QDP route (plus
+the node attributes `plugin_namespace="hyperstyle"` and `aot=1`).
+
+AOT kernel ABI (TENSORRT.md §6.2; the kernels' order): input pointers in node order, int32 scalars (`EXTRAS`),
+output pointer; launch params are symbolic expressions of the input shapes. The pure functions (`variants`,
+`kernel_args`, `aot_launch`) run anywhere and are tested on CPU; `register_qdp` needs full TensorRT.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from models.errors import HsError
+from plugins.registry import DOMAIN, get_spec
+
+EXTRAS = {"mod_conv": ("B", "H", "W", "Cin", "Cout"), "to_rgb": ("B", "H", "W", "Cin")}  # int32 scalars, in order
+
+
+def cdiv(a, b):
+    """Ceil division on ints or symbolic expressions with + - //."""
+    return (a + b - 1) // b
+
+
+def variant_name(op: str, attrs: Mapping[str, int] | None = None) -> str:
+    """QDP plugin name for the input variant that `attrs` select (`HsModConv_delta`)."""
+    spec = get_spec(op)
+    a = spec.resolve_attrs(attrs)
+    return spec.name + "".join(f"_{t.name}" for t in spec.inputs if t.when is not None and t.present(a))
+
+
+def variants(op: str) -> dict[str, tuple[str, ...]]:
+    """{variant name: input names} over every attribute combination of op."""
+    spec = get_spec(op)
+    out = {}
+    for combo in itertools.product(*(a.choices for a in spec.attributes)):
+        a = dict(zip(spec.attr_names, combo))
+        out.setdefault(variant_name(op, a), spec.input_names(a))
+    return out
+
+
+def kernel_args(op: str, attrs: Mapping[str, int]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """AOT argument order: (input names, int32 scalar names, output names)."""
+    spec = get_spec(op)
+    return spec.input_names(spec.resolve_attrs(attrs)), EXTRAS[spec.key], tuple(t.name for t in spec.outputs)
+
+
+def output_dims(op: str, attrs: Mapping[str, int], shapes: Mapping[str, Any]) -> tuple:
+    """Output shape from input shapes; works on ints and on symbolic ShapeExprs."""
+    spec = get_spec(op)
+    x = shapes["x"]
+    if spec.key == "mod_conv":
+        if attrs["upsample"]:
+            return (x[0], x[1] * 2, x[2] * 2, shapes["weight"][0])
+        return (x[0], x[1], x[2], shapes["weight"][0])
+    return (x[0], x[1], x[2], 3)
+
+
+def _as_int(v, what: str) -> int:
+    """A concrete int from an int or a constant ShapeExpr (`is_constant` / `constant_value`)."""
+    if isinstance(v, int):
+        return v
+    if getattr(v, "is_constant", False):
+        return int(v.constant_value)
+    raise HsError(f"QDP AOT needs a static {what} (tiles are chosen per layer shape); only the batch may be dynamic")
+
+
+@dataclass(frozen=True)
+class AotLaunch:
+    """One AOT launch: grid (3 exprs), block (ints), shared memory bytes, int32 extras (exprs), kernel (or None)."""
+
+    grid: tuple
+    block: tuple[int, int, int]
+    shared_mem: int
+    extras: tuple
+    kernel: Any = None
+
+
+def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype: str, cdiv_fn: Callable = cdiv,
+               compile: bool = True, arch: int = 90) -> AotLaunch:
+    """Launch parameters for op's Triton kernel. dims: B,H,W,Cin[,Cout] as ints or ShapeExprs (only B may be
+    symbolic); dtype "fp16" | "fp32". With compile=False (tests) block/shared come from the tile config only."""
+    spec = get_spec(op)
+    a = spec.resolve_attrs(attrs)
+    h, w, cin = (_as_int(dims[k], k) for k in ("H", "W", "Cin"))
+    extras = tuple(dims[k] for k in EXTRAS[spec.key])
+    if spec.key == "mod_conv":
+        from plugins.mod_conv import kernel as km
+
+        cout = _as_int(dims["Cout"], "Cout")
+        cfg = km.select_config(h, w, cin, cout, a["upsample"])
+        grid, cfg = km.launch_params(dims["B"], dims["H"], dims["W"], cin, cout, a["upsample"], cfg, cdiv_fn)
+        kern = km.aot_compile(a["upsample"], a["delta_mode"], a["demodulate"], dtype, cfg, arch) if compile else None
+    else:
+        from plugins.to_rgb import kernel as kr
+
+        grid, cfg = kr.launch_params(dims["B"], dims["H"], dims["W"], cin, a["has_skip"], cdiv_fn=cdiv_fn)
+        kern = kr.aot_compile(a["has_skip"], a["delta_mode"], dtype, cfg, arch) if compile else None
+    block = kern.block if kern is not None else (32 * cfg.num_warps, 1, 1)
+    return AotLaunch(tuple(grid), block, kern.shared_mem if kern is not None else 0, extras, kern)
+
+
+def qdp_node_op_type(op: str, attrs: Mapping[str, int]) -> str:
+    """Op type an ONNX plugin node needs on the QDP route (domain/`plugin_namespace` stay "hyperstyle")."""
+    return variant_name(op, attrs)
+
+
+def _signature(trtp, inputs, attr_names, extra: list[inspect.Parameter], ret) -> inspect.Signature:
+    p = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=trtp.TensorDesc) for n in inputs]
+    p += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int) for n in attr_names]
+    return inspect.Signature(p + extra, return_annotation=ret)
+
+
+def define_variant(trtp, trt, op: str, name: str, inputs: tuple[str, ...], arch: int = 90) -> dict[str, Callable]:
+    """Register one variant with `trtp` (the tensorrt.plugin module, or a stand-in in tests): register, autotune
+    (FP16 or FP32 everywhere, LINEAR) and aot_impl. Returns the three functions."""
+    spec = get_spec(op)
+    pid = f"{DOMAIN}::{name}"
+    n_io = len(inputs) + len(spec.outputs)
+    pos = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+    def desc(*args):
+        shapes = {n: d.shape_expr for n, d in zip(inputs, args)}
+        attrs = spec.resolve_attrs(dict(zip(spec.attr_names, args[len(inputs):])))
+        return trtp.from_shape_expr(output_dims(op, attrs, shapes), dtype=args[0].dtype)
+
+    def autotune(*args):
+        return [trtp.AutoTuneCombination(", ".join(["FP16|FP32"] * n_io), "LINEAR")]
+
+    def aot(*args):
+        descs = dict(zip(inputs, args))
+        attrs = spec.resolve_attrs(dict(zip(spec.attr_names, args[len(inputs):len(inputs) + len(spec.attributes)])))
+        x = descs["x"].shape_expr
+        dims = {"B": x[0], "H": x[1], "W": x[2], "Cin": x[3]}
+        if "weight" in descs and spec.key == "mod_conv":
+            dims["Cout"] = descs["weight"].shape_expr[0]
+        dtype = "fp16" if descs["x"].dtype == trt.float16 else "fp32"
+        la = aot_launch(op, attrs, dims, dtype, cdiv_fn=trtp.cdiv, arch=arch)
+        params = trtp.KernelLaunchParams()
+        params.grid_x, params.grid_y, params.grid_z = la.grid
+        params.block_x, params.block_y, params.block_z = la.block
+        params.shared_mem = la.shared_mem
+        extra = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in la.extras])
+        return la.kernel.name, la.kernel.ptx, params, extra
+
+    desc.__signature__ = _signature(trtp, inputs, spec.attr_names, [], trtp.TensorDesc)
+    autotune.__signature__ = _signature(trtp, inputs, [], [inspect.Parameter("outputs", pos)], list)
+    aot.__signature__ = _signature(
+        trtp, inputs, spec.attr_names,
+        [inspect.Parameter("outputs", pos, annotation=tuple[trtp.TensorDesc]),
+         inspect.Parameter("tactic", pos, annotation=int)],
+        tuple[str | bytes, str | bytes, trtp.KernelLaunchParams, trtp.SymIntExprs])
+    for fn, kind in ((desc, "desc"), (autotune, "autotune"), (aot, "aot_impl")):
+        fn.__name__ = fn.__qualname__ = f"{name}_{kind}"
+    trtp.register(pid)(desc)
+    trtp.autotune(pid)(autotune)
+    trtp.aot_impl(pid)(aot)
+    return {"desc": desc, "autotune": autotune, "aot_impl": aot}
+
+
+_DONE: set[tuple[int, str]] = set()  # (id of the tensorrt.plugin module, plugin id)
+
+
+def register_qdp(arch: int = 90, trtp=None, trt=None) -> list[str]:
+    """Register every variant of both ops as AOT QDPs (idempotent). Full TensorRT >= 10.9 only; HsError otherwise.
+    `arch`: SM of the PTX target (PTX is JIT-compiled by the driver on newer SMs). Returns the plugin ids."""
+    if trtp is None:
+        from engines.flavor import get_flavor
+
+        fl = get_flavor()
+        if fl.is_rtx:
+            raise HsError("QDP/AOT plugins need full TensorRT (tensorrt.plugin); TensorRT-RTX accepts only "
+                          "IPluginV3 creators: use plugins.register_plugins()")
+        trt = fl.module
+        try:
+            import tensorrt.plugin as trtp
+        except ImportError as e:
+            raise HsError(f"tensorrt.plugin is not importable ({e}); QDP needs TensorRT >= 10.9") from None
+        if not hasattr(trtp, "aot_impl"):
+            raise HsError(f"TensorRT {fl.version} has no tensorrt.plugin.aot_impl; AOT QDPs need TensorRT >= 10.9")
+    ids = []
+    for op in ("mod_conv", "to_rgb"):
+        for name, inputs in variants(op).items():
+            pid = f"{DOMAIN}::{name}"
+            if (id(trtp), pid) not in _DONE:
+                define_variant(trtp, trt, op, name, inputs, arch)
+                _DONE.add((id(trtp), pid))
+            ids.append(pid)
+    return ids
