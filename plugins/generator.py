@@ -1,0 +1,107 @@
+"""`PluginGenerator`: the StyleGAN2 synthesis network of `models.stylegan2.Generator` on the plugin ops.
+
+Same parameters and buffers (it holds the Generator as `decoder`), NHWC activations throughout, one
+`torch.ops.hyperstyle.mod_conv` per StyledConv and one `torch.ops.hyperstyle.to_rgb` per ToRGB (ops registered by
+plugins/<op>/op.py). The modulation EqualLinear stays a plain linear (a MatMul in the graph); the noise is the fixed
+buffer times its strength (constant-folded on export). The final 3-channel image is transposed to NCHW once.
+
+    pg = PluginGenerator(gen, modes={"conv1": 1, "convs.8": 2, "to_rgbs.0": 1})
+    img = pg(codes, delta_conv1, delta_convs_8, delta_to_rgbs_0)   # [B,3,size,size]
+
+Δ inputs come in `modes` order, named `LayerSpec.input_name` (`delta_convs_8`). Shapes per mode: conv layers
+1 = full [B,Cout,Cin,3,3], 2 = per-channel [B,Cout,Cin]; toRGB layers 1 = [B,3,Cin] (or [B,3,Cin,1,1]).
+Untuned layers get no Δ input (delta_mode=0).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from models.config import LayerSpec
+from models.errors import HsError
+from models.stylegan2 import Generator
+
+
+def load_torch_ops() -> None:
+    """Import the modules that register torch.ops.hyperstyle.mod_conv / to_rgb (plugins/<op>/op.py)."""
+    try:
+        import plugins.mod_conv.op  # noqa: F401  (registers torch.ops.hyperstyle.mod_conv)
+        import plugins.to_rgb.op  # noqa: F401  (registers torch.ops.hyperstyle.to_rgb)
+    except ImportError as e:
+        raise HsError(f"the hyperstyle torch custom ops are not available ({e})") from None
+
+
+def call_op(key: str, tensors: Mapping[str, torch.Tensor | None], attrs: Mapping[str, int]) -> torch.Tensor:
+    """Call torch.ops.hyperstyle.<key> binding the contract names (plugins/README.md) to the op schema by name.
+    Names the schema does not declare are dropped (e.g. `has_skip`, implied by `skip`)."""
+    overload = getattr(torch.ops.hyperstyle, key).default
+    names = {a.name for a in overload._schema.arguments}
+    return overload(**{k: v for k, v in {**tensors, **attrs}.items() if k in names})
+
+
+class PluginGenerator(nn.Module):
+    """Generator forward on the plugin ops: (codes [B,n_latent,style_dim], Δ per tuned layer) -> image [B,3,S,S]."""
+
+    def __init__(self, decoder: Generator, modes: Mapping[str, int] | None = None):
+        super().__init__()
+        load_torch_ops()
+        self.decoder = decoder
+        self.specs: tuple[LayerSpec, ...] = decoder.specs
+        by_name = {s.name: s for s in self.specs}
+        self.modes = dict(modes or {})
+        for name, mode in self.modes.items():
+            if name not in by_name:
+                raise HsError(f"unknown generator layer {name!r}; expected one of {sorted(by_name)}")
+            allowed = (1,) if by_name[name].kind == "rgb" else (1, 2)
+            if mode not in allowed:
+                raise HsError(f"layer {name}: delta mode {mode} not in {list(allowed)}")
+
+    @property
+    def delta_names(self) -> list[str]:
+        """Graph input names of the Δ tensors, in forward order (`delta_convs_8`, ...)."""
+        by_name = {s.name: s for s in self.specs}
+        return [by_name[n].input_name for n in self.modes]
+
+    def _module(self, spec: LayerSpec) -> nn.Module:
+        g = self.decoder
+        if spec.name in ("conv1", "to_rgb1"):
+            return getattr(g, spec.name)
+        coll, i = spec.name.split(".")
+        return getattr(g, coll)[int(i)]
+
+    def _styled_conv(self, spec: LayerSpec, x: torch.Tensor, codes: torch.Tensor, delta) -> torch.Tensor:
+        m = self._module(spec)
+        noise = m.noise.weight * getattr(self.decoder.noises, f"noise_{spec.noise}")[0, 0]  # [Ho,Wo]
+        mode = self.modes.get(spec.name, 0)
+        tensors = dict(x=x, style=m.conv.modulation(codes[:, spec.latent]),  # s [B,Cin]
+                       weight=m.conv.weight[0], delta=delta, noise=noise, bias=m.activate.bias)  # W [Cout,Cin,3,3]
+        return call_op("mod_conv", tensors, dict(upsample=int(spec.kind == "up"), delta_mode=mode, demodulate=1))
+
+    def _to_rgb(self, spec: LayerSpec, x: torch.Tensor, codes: torch.Tensor, skip, delta) -> torch.Tensor:
+        m = self._module(spec)
+        if delta is not None and delta.ndim == 5:
+            delta = delta.flatten(2)  # [B,3,Cin,1,1] -> [B,3,Cin]
+        tensors = dict(x=x, style=m.conv.modulation(codes[:, spec.latent]), weight=m.conv.weight[0, :, :, 0, 0],
+                       delta=delta, bias=m.bias.view(3), skip=skip)  # W [3,Cin], bias [3]
+        return call_op("to_rgb", tensors, dict(has_skip=int(skip is not None),
+                                               delta_mode=self.modes.get(spec.name, 0)))
+
+    def forward(self, codes: torch.Tensor, *deltas: torch.Tensor) -> torch.Tensor:
+        cfg = self.decoder.cfg
+        if codes.ndim != 3 or tuple(codes.shape[1:]) != (cfg.n_latent, cfg.style_dim):
+            raise HsError(f"codes must be [B,{cfg.n_latent},{cfg.style_dim}], got {tuple(codes.shape)}")
+        if len(deltas) != len(self.modes):
+            raise HsError(f"expected {len(self.modes)} delta inputs {self.delta_names}, got {len(deltas)}")
+        d = dict(zip(self.modes, deltas))
+        const = self.decoder.input.input  # [1,C,4,4]
+        x = const.permute(0, 2, 3, 1).expand(codes.shape[0], -1, -1, -1).contiguous()  # [B,4,4,C] NHWC
+        skip = None
+        for spec in self.specs:
+            if spec.kind == "rgb":
+                skip = self._to_rgb(spec, x, codes, skip, d.get(spec.name))  # [B,H,W,3]
+            else:
+                x = self._styled_conv(spec, x, codes, d.get(spec.name))  # [B,Ho,Wo,Cout]
+        return skip.permute(0, 3, 1, 2)  # NHWC -> NCHW [B,3,S,S]

@@ -1,0 +1,126 @@
+"""PluginGenerator (NHWC, torch.ops.hyperstyle.*) equals models.stylegan2.Generator in fp32 on the tiny config, with
+distinct per-sample Δ in full, per-channel and toRGB modes; it exports to an ONNX plugin graph (dynamo +
+custom_translation_table) that the ONNX reference evaluator runs to the same image and TensorRT parses and builds."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("plugins.mod_conv.op", reason="torch.ops.hyperstyle.mod_conv not registered yet (plugins/mod_conv/op.py)")
+pytest.importorskip("plugins.to_rgb.op", reason="torch.ops.hyperstyle.to_rgb not registered yet (plugins/to_rgb/op.py)")
+
+from models.config import get_config  # noqa: E402
+from models.errors import HsError  # noqa: E402
+from models.fill import fill_module_  # noqa: E402
+from models.stylegan2 import Generator  # noqa: E402
+from plugins.generator import PluginGenerator  # noqa: E402
+
+MODES = {"conv1": 1, "convs.0": 1, "convs.3": 1, "convs.8": 2, "convs.9": 2, "to_rgbs.0": 1}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = get_config("tiny")
+    gen = fill_module_(Generator(cfg.generator), "decoder.").eval()
+    pg = PluginGenerator(gen, MODES).eval()
+    b = 2
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(b, cfg.generator.n_latent, cfg.generator.style_dim, generator=g)
+    specs = {s.name: s for s in gen.specs}
+    deltas, full = [], {}
+    for name, mode in MODES.items():
+        s = specs[name]
+        if s.kind == "rgb":
+            d = 0.2 * torch.randn(b, 3, s.in_ch, generator=g)
+            full[name] = d[..., None, None]  # [B,3,Cin,1,1]
+        elif mode == 1:
+            d = 0.2 * torch.randn(b, s.out_ch, s.in_ch, 3, 3, generator=g)
+            full[name] = d
+        else:
+            d = 0.2 * torch.randn(b, s.out_ch, s.in_ch, generator=g)
+            full[name] = d[..., None, None].expand(-1, -1, -1, 3, 3)  # the official 3x3 repeat
+        deltas.append(d)
+    with torch.no_grad():
+        want = gen(codes, full)
+        nodelta = gen(codes)
+    return gen, pg, codes, deltas, want, nodelta
+
+
+def test_equals_reference_generator_fp32(setup):
+    gen, pg, codes, deltas, want, nodelta = setup
+    with torch.no_grad():
+        got = pg(codes, *deltas)
+    assert got.shape == want.shape == (2, 3, 128, 128)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert (want - nodelta).abs().max() > 1e-2  # the deltas matter, so a dropped Δ would fail
+    assert (want[0] - want[1]).abs().max() > 1e-2
+
+
+def test_same_parameters_and_names(setup):
+    gen, pg, *_ = setup
+    assert {k: v.data_ptr() for k, v in pg.decoder.state_dict().items()} == \
+        {k: v.data_ptr() for k, v in gen.state_dict().items()}
+    assert pg.delta_names == ["delta_conv1", "delta_convs_0", "delta_convs_3", "delta_convs_8", "delta_convs_9",
+                              "delta_to_rgbs_0"]
+
+
+def test_user_errors(setup):
+    gen, pg, codes, deltas, *_ = setup
+    with pytest.raises(HsError, match="unknown generator layer"):
+        PluginGenerator(gen, {"convs.99": 1})
+    with pytest.raises(HsError, match="delta mode 2"):
+        PluginGenerator(gen, {"to_rgb1": 2})
+    with pytest.raises(HsError, match="expected 6 delta inputs"):
+        pg(codes, *deltas[:-1])
+
+
+@pytest.fixture(scope="module")
+def exported(setup):
+    from plugins.onnx_export import custom_translation_table
+
+    gen, pg, codes, deltas, want, _ = setup
+    batch = torch.export.Dim("B", min=1, max=8)
+    prog = torch.onnx.export(pg, (codes, *deltas), dynamo=True, custom_translation_table=custom_translation_table(),
+                             input_names=["codes", *pg.delta_names], output_names=["image"],
+                             dynamic_shapes=({0: batch}, tuple({0: batch} for _ in deltas)), optimize=True)
+    return prog.model_proto
+
+
+def test_export_gives_plugin_nodes_and_evaluates_to_the_image(setup, exported):
+    from plugins.onnx_ref import run_reference
+
+    gen, pg, codes, deltas, want, _ = setup
+    ops = Counter((n.domain, n.op_type) for n in exported.graph.node)
+    assert ops[("hyperstyle", "HsModConv")] == 11 and ops[("hyperstyle", "HsToRGB")] == 6
+    assert not any(n.op_type in ("Conv", "ConvTranspose") for n in exported.graph.node)
+    modes = sorted(next(a.i for a in n.attribute if a.name == "delta_mode") for n in exported.graph.node
+                   if n.domain == "hyperstyle")
+    assert modes == [0] * 11 + [1] * 4 + [2] * 2
+    feeds = {"codes": codes.numpy(), **{n: d.numpy() for n, d in zip(pg.delta_names, deltas)}}
+    (img,) = run_reference(exported, feeds)
+    np.testing.assert_allclose(img, want.numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.trt
+def test_exported_generator_parses_and_builds(exported):
+    from engines.flavor import get_flavor
+    from plugins import register_plugins
+
+    register_plugins()
+    trt = get_flavor().module
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    net = builder.create_network(0)
+    parser = trt.OnnxParser(net, logger)
+    assert parser.parse(exported.SerializeToString()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    assert sum(net.get_layer(i).type == trt.LayerType.PLUGIN_V3 for i in range(net.num_layers)) == 17
+    cfg = builder.create_builder_config()
+    prof = builder.create_optimization_profile()
+    for i in range(net.num_inputs):
+        rest = list(net.get_input(i).shape)[1:]
+        prof.set_shape(net.get_input(i).name, [1] + rest, [2] + rest, [8] + rest)
+    cfg.add_optimization_profile(prof)
+    assert tuple(net.get_output(0).shape) == (-1, 3, 128, 128)
+    assert builder.build_serialized_network(net, cfg) is not None
