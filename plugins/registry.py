@@ -12,7 +12,9 @@ torch, onnx or TensorRT.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +130,19 @@ class OpSpec:
     def input_shapes(self, attrs: Mapping[str, int]) -> dict[str, tuple[Dim, ...]]:
         """{present input name: symbolic shape}."""
         return {t.name: t.shape_for(attrs) for t in self.present_inputs(attrs)}
+
+    def fingerprint(self) -> str:
+        """Hash of the semantic content (name, namespace, torch op, layout, types, attributes, inputs, outputs;
+        not the version, docs or summary). A change of it must come with a version bump (tests/unit/plugins)."""
+        def strip(o):
+            if isinstance(o, dict):
+                return {k: strip(v) for k, v in o.items() if k not in ("doc", "summary", "version")}
+            if isinstance(o, (list, tuple)):
+                return [strip(v) for v in o]
+            return o
+
+        blob = json.dumps(strip(dataclasses.asdict(self)), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def dtypes(self, constraint: str = "T") -> tuple[str, ...]:
         return dict(self.type_constraints)[constraint]

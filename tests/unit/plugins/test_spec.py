@@ -90,3 +90,35 @@ def test_spec_objects_are_frozen():
     s = get_spec("mod_conv")
     with pytest.raises(AttributeError):
         s.version = "2"
+
+
+# (op, version) -> semantic fingerprint. A spec change that fails here needs a version bump (and a changelog line in
+# plugins/<op>/README.md), then a new row; engines built against the old version must not silently load the new op.
+FINGERPRINTS = {("mod_conv", "1"): "e9b67aa8b2ea9255", ("to_rgb", "1"): "8386c6d89c856648"}
+
+
+def test_semantic_changes_bump_the_version():
+    for s in all_specs():
+        assert (s.key, s.version) in FINGERPRINTS, f"record the fingerprint of {s.name} v{s.version}"
+        assert s.fingerprint() == FINGERPRINTS[(s.key, s.version)], \
+            f"{s.name} changed semantically without a version bump (now {s.fingerprint()})"
+
+
+def test_fingerprint_ignores_docs_but_not_semantics():
+    raw = json.loads((PLUGIN_DIR / "to_rgb" / "spec.json").read_text())
+    base = parse_spec("to_rgb", raw).fingerprint()
+    assert parse_spec("to_rgb", dict(raw, summary="other words")).fingerprint() == base
+    attrs = [dict(a, default=1) if a["name"] == "has_skip" else a for a in raw["attributes"]]
+    assert parse_spec("to_rgb", dict(raw, attributes=attrs)).fingerprint() != base
+
+
+def test_importing_plugins_needs_no_tensorrt():
+    import subprocess
+    import sys
+
+    code = ("import sys, plugins, plugins.registry, plugins.trt_common, plugins.qdp, plugins.onnx_export, "
+            "plugins.onnx_ref, plugins.mod_conv.trt_plugin, plugins.to_rgb.trt_plugin; plugins.trt_impls(); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_rtx_bindings')]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PLUGIN_DIR.parent))
+    assert r.returncode == 0, r.stderr[-2000:]
