@@ -5,7 +5,7 @@ use the IPluginV3 creators of plugins/trt_common.py.
 A QDP has a fixed input list, while HsModConv / HsToRGB drop optional inputs by attribute, so each op is registered
 once per input variant: `variant_name` = op name + "_<optional input>"... (`HsModConv`, `HsModConv_delta`,
 `HsToRGB_delta_skip`). `qdp_node_op_type(node attrs)` gives the op type an ONNX node needs for the QDP route (plus
-the node attributes `plugin_namespace="hyperstyle"` and `aot=1`).
+the node attributes `plugin_namespace="hyperstyle"` and `aot=1`; `to_qdp_model` rewrites a model so).
 
 AOT kernel ABI (TENSORRT.md §6.2; the kernels' order): input pointers in node order, int32 scalars (`EXTRAS`),
 output pointer; launch params are symbolic expressions of the input shapes. The pure functions (`variants`,
@@ -111,6 +111,28 @@ def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype
 def qdp_node_op_type(op: str, attrs: Mapping[str, int]) -> str:
     """Op type an ONNX plugin node needs on the QDP route (domain/`plugin_namespace` stay "hyperstyle")."""
     return variant_name(op, attrs)
+
+
+def to_qdp_model(model):
+    """Copy of an ONNX plugin model whose hyperstyle nodes take the QDP route: op type -> `variant_name`, plus
+    attributes `plugin_namespace="hyperstyle"` and `aot=1` (strict AOT); `plugin_version` is dropped (QDPs are
+    unversioned). Other nodes are unchanged."""
+    import onnx
+    import onnx.helper as oh
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        if node.domain != DOMAIN:
+            continue
+        spec = get_spec(node.op_type)
+        attrs = {a.name: oh.get_attribute_value(a) for a in node.attribute}
+        resolved = spec.resolve_attrs({k: v for k, v in attrs.items() if k in spec.attr_names})
+        node.op_type = variant_name(spec.key, resolved)
+        keep = [a for a in node.attribute if a.name not in ("plugin_version", "plugin_namespace", "aot")]
+        del node.attribute[:]
+        node.attribute.extend(keep + [oh.make_attribute("plugin_namespace", DOMAIN), oh.make_attribute("aot", 1)])
+    return out
 
 
 def _signature(trtp, inputs, attr_names, extra: list[inspect.Parameter], ret) -> inspect.Signature:

@@ -133,3 +133,17 @@ def test_register_qdp_refuses_tensorrt_rtx():
         pytest.skip("full TensorRT installed: QDP registration is exercised by GPU tests")
     with pytest.raises(HsError, match="full TensorRT"):
         qdp.register_qdp()
+
+
+def test_to_qdp_model_renames_plugin_nodes_only():
+    import onnx.helper as oh
+
+    from plugins.onnx_export import chain_model
+
+    m = chain_model("float16")
+    q = qdp.to_qdp_model(m)
+    assert [n.op_type for n in q.graph.node] == ["HsToRGB", "HsModConv_delta", "HsModConv_delta", "HsToRGB_skip"]
+    for n in q.graph.node:
+        a = {x.name: oh.get_attribute_value(x) for x in n.attribute}
+        assert a["plugin_namespace"] == b"hyperstyle" and a["aot"] == 1 and "plugin_version" not in a
+    assert [n.op_type for n in m.graph.node][1] == "HsModConv"  # the input model is untouched
