@@ -23,7 +23,7 @@ OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter (SPEC §4
 class ExportConfig:
     """Everything that determines the exported artifacts.
 
-    config: model preset (models.config.PRESETS); checkpoint / w_encoder: checkpoint paths (None = embedded default
+    config: model preset (models.config.PRESETS; None = ffhq1024, or the checkpoint's own); checkpoint / w_encoder: checkpoint paths (None = embedded default
     weights); precisions: subset of PRECISIONS; variants: subset of VARIANTS; max_batch: the dynamic-batch upper bound
     (plugin graphs, engine profiles); plain_batch: the fixed batch of the plain generator (grouped conv, groups=B);
     out: output directory; build_engines: build TensorRT engines for the plugin graphs when a flavor is importable;
@@ -33,7 +33,7 @@ class ExportConfig:
     ("SM86",) (empty = portable); opt_batch: the profile's optimum batch (None = max_batch).
     """
 
-    config: str = "ffhq1024"
+    config: str | None = None
     checkpoint: str | None = None
     w_encoder: str | None = None
     precisions: tuple[str, ...] = ("fp16",)
@@ -52,7 +52,7 @@ class ExportConfig:
     opt_batch: int | None = None
 
     def __post_init__(self) -> None:
-        if self.config not in PRESETS:
+        if self.config is not None and self.config not in PRESETS:
             raise HsError(f"unknown config {self.config!r}; expected one of {sorted(PRESETS)}")
         for name, vals, allowed in (("precision", self.precisions, PRECISIONS), ("variant", self.variants, VARIANTS)):
             if not vals:

@@ -170,3 +170,19 @@ def example_inputs(io: GraphIO, batch: int, seed: int = 0, delta_scale: float = 
         else:
             out[t.name] = delta_scale * torch.randn(shape, generator=g)
     return out
+
+
+class PluginGeneratorGraph(nn.Module):
+    """(codes, Δ per tuned layer in `modes` form) -> (image [B,3,size,size], image_pooled [B,3,S,S]) on the plugin
+    ops (plugins/generator.py PluginGenerator: NHWC inside, HsModConv/HsToRGB nodes once exported with
+    plugins.onnx_export.custom_translation_table). No grouped conv: the batch stays dynamic."""
+
+    def __init__(self, model: HyperStyle, plugin_generator_cls, modes: dict[str, int]):
+        super().__init__()
+        ordered = {s.name: modes[s.name] for s in model.cfg.tuned}  # forward takes Δ in this order
+        self.gen = plugin_generator_cls(model.decoder, ordered)
+        self.pool_size = model.cfg.hypernet.input_size
+
+    def forward(self, codes, *deltas):
+        img = self.gen(codes, *deltas)
+        return img, F.adaptive_avg_pool2d(img, (self.pool_size, self.pool_size))

@@ -8,6 +8,7 @@ so a reader never sees a half-written graph. Graphs whose initializers exceed a 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import tempfile
 import warnings
@@ -32,6 +33,7 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
     if dynamic_batch:
         b = torch.export.Dim("B", min=1, max=max(max_batch, 64))
         dyn = _batch_dynamic_shapes(module, len(args), {0: b})
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     kw = {}
     if custom_translation_table:
         kw["custom_translation_table"] = dict(custom_translation_table)
@@ -91,7 +93,9 @@ def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int
         if external:
             onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data.name, size_threshold=1024)
-            os.replace(tmpdir / data.name, data)
+            external = (tmpdir / data.name).exists()  # False when every tensor was under 1 KB
+            if external:
+                os.replace(tmpdir / data.name, data)
         else:
             onnx.save_model(model, str(tmp))
         os.replace(tmp, path)

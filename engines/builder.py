@@ -1,0 +1,196 @@
+"""ONNX -> serialized TensorRT engine with whichever flavor is importable (`tensorrt` preferred, else
+`tensorrt_rtx`), strongly typed (precision comes from the ONNX tensor types; no FP16 flag exists in TensorRT 11 /
+RTX), one optimization profile over the batch, a timing cache, and the content-hash cache (engines/cache.py).
+
+    opts = BuildOptions(profile=batch_profile(io, max_batch=8))
+    res = get_or_build(Path("hypernet_plugin_fp16.onnx"), Path("hypernet_plugin_fp16.engine"), opts, cache_dir)
+    res.status  # "built" | "cache-hit" | "up-to-date", with "(rejected ...: why)" when a bad entry was replaced
+
+Building needs no GPU on TensorRT-RTX (portable engine, or `compute_capabilities` such as ("SM86",)); running the
+engine does. Python plugin creators are registered (plugins.trt_common.register_plugins) before any plugin graph
+is parsed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engines.cache import EngineCache, cache_key, plugin_versions, verify_engine, write_bytes_atomic
+from engines.flavor import Flavor, get_flavor
+from engines.sidecar import sha256_file, software_versions, write_sidecar
+from models.errors import HsError
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """profile: ((input name, min shape, opt shape, max shape), ...), empty for a static graph;
+    compute_capabilities: TensorRT-RTX targets ("SM86", ...), empty = portable (ignored by full TensorRT, which
+    builds for the GPU it runs on); optimization_level: builder level 0..5 (None = default);
+    workspace_bytes: workspace pool limit (None = default)."""
+
+    profile: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
+    compute_capabilities: tuple[str, ...] = ()
+    optimization_level: int | None = None
+    workspace_bytes: int | None = None
+    strongly_typed: bool = field(default=True, init=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["profile"] = [[n, list(a), list(b), list(c)] for n, a, b, c in self.profile]
+        d["compute_capabilities"] = list(self.compute_capabilities)
+        return d
+
+
+def batch_profile(inputs, max_batch: int, opt_batch: int | None = None) -> tuple:
+    """One profile entry per input whose dim 0 is symbolic: batch 1..max_batch, opt = opt_batch or max_batch.
+    `inputs`: export.graphs.TensorIO-like objects (name, shape with a str batch dim)."""
+    opt = opt_batch or max_batch
+    out = []
+    for t in inputs:
+        if isinstance(t.shape[0], str):
+            rest = tuple(int(d) for d in t.shape[1:])
+            out.append((t.name, (1, *rest), (opt, *rest), (max_batch, *rest)))
+    return tuple(out)
+
+
+def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> dict:
+    """What the engine is built for. RTX: "portable" or the target CCs (no GPU needed). Full TensorRT: the GPU's
+    name and compute capability (queried through torch only here, at build time)."""
+    t = {"flavor": flavor.name, "version": flavor.version}
+    if flavor.is_rtx:
+        t["device"] = "portable" if not compute_capabilities else "cc:" + ",".join(compute_capabilities)
+        return t
+    import torch
+
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        t["device"] = f"{p.name} sm_{p.major}{p.minor}"
+    else:
+        t["device"] = "no-gpu"
+    return t
+
+
+class _Logger:
+    """Collects TensorRT log messages (warnings and errors) for one-line error reports."""
+
+    def __new__(cls, trt):
+        class L(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.messages: list[tuple[str, str]] = []
+
+            def log(self, severity, msg):
+                if severity <= trt.ILogger.Severity.WARNING:
+                    self.messages.append((str(severity).split(".")[-1], msg))
+
+        return L()
+
+
+def _errors(log) -> str:
+    errs = [m for s, m in log.messages if s in ("ERROR", "INTERNAL_ERROR")]
+    return (errs[-1] if errs else "see TensorRT log").splitlines()[0][:300]
+
+
+def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | None = None,
+                     timing_cache: Path | None = None) -> bytes:
+    """Parse `onnx_path` (external data beside it) and build; returns the serialized engine. HsError with the
+    parser's/builder's first error on failure. Full TensorRT loads/saves the timing cache at `timing_cache`;
+    TensorRT-RTX has none (its timing-cache calls are deprecated no-ops; kernels are compiled at run time)."""
+    fl = flavor or get_flavor()
+    trt = fl.module
+    if plugin_versions(onnx_path):
+        from plugins.trt_common import register_plugins
+
+        register_plugins(fl.name)
+    log = _Logger(trt)
+    builder = trt.Builder(log)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, log)
+    if not parser.parse_from_file(str(onnx_path)):
+        errs = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+        raise HsError(f"TensorRT ({fl.name}) could not parse {onnx_path.name}: "
+                      f"{(errs[0] if errs else _errors(log)).splitlines()[0][:300]}")
+    config = builder.create_builder_config()
+    if options.profile:
+        prof = builder.create_optimization_profile()
+        for name, lo, opt, hi in options.profile:
+            prof.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(prof)
+    if options.optimization_level is not None:
+        config.builder_optimization_level = options.optimization_level
+    if options.workspace_bytes is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+    if fl.is_rtx and options.compute_capabilities:
+        config.num_compute_capabilities = len(options.compute_capabilities)
+        for i, cc in enumerate(options.compute_capabilities):
+            if not hasattr(trt.ComputeCapability, cc):
+                raise HsError(f"unknown compute capability {cc!r}; expected one of "
+                              f"{list(trt.ComputeCapability.__members__)}")
+            config.set_compute_capability(getattr(trt.ComputeCapability, cc), i)
+    cache = None
+    if timing_cache is not None and not fl.is_rtx:  # RTX: timing-cache calls are deprecated no-ops (kernels JIT)
+        blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise HsError(f"TensorRT ({fl.name}) failed to build {onnx_path.name}: {_errors(log)}")
+    if cache is not None:
+        try:
+            timing_cache.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        except (OSError, HsError):
+            pass  # the timing cache is an optimization only
+    return bytes(engine)
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    path: Path
+    status: str  # "built" | "cache-hit" | "up-to-date" (+ " (replaced ...: why)")
+    build_s: float
+    size: int
+    key: str
+
+
+def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cache_dir: Path,
+                 record: dict | None = None, flavor: Flavor | None = None) -> EngineResult:
+    """Return a verified engine at `engine_path` for `onnx_path`, building only when neither the artifact nor the
+    cache holds one for the same content key. A stale/corrupt artifact or cache entry is reported in `status` and
+    replaced, never used. `record` (config, shapes, ...) goes into the engine's sidecar."""
+    fl = flavor or get_flavor()
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    target = build_target(fl, options.compute_capabilities)
+    key, comp = cache_key(onnx_path, target, options.to_dict())
+    notes = []
+    why = verify_engine(engine_path, key)
+    if why is None:
+        return EngineResult(engine_path, "up-to-date", 0.0, engine_path.stat().st_size, key)
+    if why != "missing":
+        notes.append(f"replaced {engine_path.name}: {why}")
+    cache = EngineCache(cache_dir)
+    hit = cache.lookup(key)
+    if hit.status not in ("hit", "miss"):
+        notes.append(hit.status)
+    side = {**(record or {}), "onnx": onnx_path.name, "key_components": comp,
+            "versions": software_versions(fl), "build_options": options.to_dict()}
+    t0 = time.perf_counter()
+    if hit.path is not None:
+        status, build_s = "cache-hit", 0.0
+        src = hit.path
+    else:
+        blob = build_serialized(onnx_path, options, fl, cache_dir / f"timing_{fl.name}_{fl.version}.cache")
+        build_s = time.perf_counter() - t0
+        src = cache.store(key, blob, {**side, "build_s": round(build_s, 3)})
+        status = "built"
+    tmp = engine_path.with_name(f".{engine_path.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(engine_path)
+    write_sidecar(engine_path, {**side, "build_s": round(build_s, 3), "cache_key": key,
+                                "engine_sha256": sha256_file(engine_path), "status": status})
+    if notes:
+        status += " (" + "; ".join(notes) + ")"
+    return EngineResult(engine_path, status, build_s, engine_path.stat().st_size, key)

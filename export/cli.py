@@ -1,0 +1,134 @@
+"""`hs-export`: ONNX graphs (plain / plugin, fp32 / fp16) and TensorRT engines for HyperStyle.
+
+Thin CLI: flags -> frozen ExportConfig -> export.pipeline.run_export -> summary table. User errors print one line
+`error: ...` on stderr and exit 2 (1 when an artifact failed verification or building).
+
+    hs-export                                  # FFHQ-1024, embedded default weights, fp16, plain + plugin, engines
+    hs-export --config tiny --out /tmp/t       # CPU-test sized
+    hs-export --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt --fp32 --plugin --max-batch 4
+    hs-export --dry-run                        # print the resolved config and exit
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from models.errors import HsError
+
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _summary(report, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"hs-export: {report.config['out']}  ({report.seconds:.1f} s)")
+    for col in ("file", "kind", "size", "time (s)", "max err vs ref", "status"):
+        t.add_column(col, justify="right" if col in ("size", "time (s)", "max err vs ref") else "left",
+                     no_wrap=col in ("file", "size"), overflow="fold")
+    for a in report.artifacts:
+        err = "" if a.max_rel_err is None else f"{a.max_abs_err:.2e}"
+        t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, a.status)
+    console.print(t)
+    console.print("max err = max |graph - PyTorch fp32 reference| over the worst output "
+                  "(tolerances in export/verify.py)")
+    for n in report.notes:
+        console.print(f"note: {n}")
+    if report.engines_skipped:
+        console.print(f"[bold yellow]{report.engines_skipped}[/] (ONNX graphs were still exported)")
+
+
+class _Steps:
+    """rich progress: a spinner with elapsed time per long step, then a line with its duration."""
+
+    def __init__(self, console):
+        self.console = console
+
+    @contextlib.contextmanager
+    def __call__(self, desc: str):
+        t0 = time.perf_counter()
+        with self.console.status(f"{desc} ..."):
+            yield
+        self.console.print(f"  {desc}: {time.perf_counter() - t0:.1f} s")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="Graph precision (strongly typed).")
+@click.option("--both-precisions", is_flag=True, help="Export fp32 and fp16.")
+@click.option("--config", "config", default=None, help="Model preset: ffhq1024 (default), ffhq512, ffhq256, tiny.")
+@click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (default: embedded deterministic weights).")
+@click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt (required with --checkpoint).")
+@click.option("--max-batch", type=int, default=8, show_default=True, help="Dynamic batch upper bound / profile.")
+@click.option("--plain-batch", type=int, default=1, show_default=True, help="Fixed batch of the plain generator.")
+@click.option("--out", "out", default="hs_export", show_default=True, type=click.Path(), help="Output directory.")
+@click.option("--plain", "plain", is_flag=True, help="Only the plain (standard-op) graphs.")
+@click.option("--plugin", "plugin", is_flag=True, help="Only the plugin graphs. Neither flag: both.")
+@click.option("--engines/--no-engines", default=True, show_default=True, help="Build TensorRT engines.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Compare graphs with PyTorch on CPU.")
+@click.option("--compute-capability", "ccs", multiple=True, help="TensorRT-RTX target (e.g. SM86); default portable.")
+@click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
+def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, plain_batch, out, plain, plugin, engines,
+        verify, ccs, cache_dir, dry_run):
+    """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
+    from export.config import ExportConfig
+
+    precisions = ("fp32", "fp16") if both_precisions else (("fp16",) if fp16 else ("fp32",))
+    variants = ("plain", "plugin") if plain == plugin else (("plain",) if plain else ("plugin",))
+    cfg = ExportConfig(config=config, checkpoint=checkpoint, w_encoder=w_encoder, precisions=precisions,
+                       variants=variants, max_batch=max_batch, plain_batch=plain_batch, out=Path(out),
+                       build_engines=engines, verify=verify, compute_capabilities=tuple(ccs),
+                       cache_dir=Path(cache_dir) if cache_dir else None)
+    if dry_run:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    for p, what in ((checkpoint, "checkpoint"), (w_encoder, "W-encoder checkpoint")):
+        if p is not None and not Path(p).is_file():
+            raise HsError(f"{what} not found: {p}")
+    from rich.console import Console
+
+    from export.pipeline import run_export
+
+    console = Console(stderr=False)
+    if checkpoint is None:
+        click.echo("notice: no checkpoint given: embedded default weights (deterministic, untrained)", err=True)
+    report = run_export(cfg, step=_Steps(console))
+    _summary(report, console)
+    return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit code (0 ok, 1 artifact failures, 2 user error)."""
+    try:
+        rc = cli.main(args=argv, standalone_mode=False)
+    except HsError as e:
+        click.echo(f"error: {e}", err=True)
+        return _exit(2, argv)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return _exit(130, argv)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return _exit(e.exit_code, argv)
+    return _exit(rc if isinstance(rc, int) else 0, argv)
+
+
+def _exit(code: int, argv) -> int:
+    if argv is None:  # console script
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""`run_export(cfg)`: the library function behind `hs-export`.
+
+For each selected variant the three graphs are exported once in fp32 (dynamo exporter -> gs passes), then written
+per precision (the fp16 pass mutates the fp32 graph after the fp32 file is written), verified on CPU, and finally
+built into TensorRT engines with the content-hash cache. Files (in `cfg.out`):
+
+    w_encoder_<prec>.onnx              shared by both variants (standard ops, dynamic batch)
+    hypernet_plain_<prec>.onnx         full Δ [B,O,I,3,3] everywhere, dynamic batch
+    hypernet_plugin_<prec>.onnx        per-channel Δ [B,O,I] for the non-shared layers, dynamic batch
+    generator_plain_<prec>.onnx        standard ops, batch fixed to cfg.plain_batch (grouped conv)
+    generator_plugin_<prec>.onnx       HsModConv/HsToRGB plugin nodes, NHWC, dynamic batch
+    <graph>.engine                     TensorRT engines of the plugin set (or of the plain set with --plain only)
+    *.json                             a sidecar per artifact; export_summary.json for the whole run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import torch
+
+from engines.sidecar import sha256_files, software_versions, write_json_atomic, write_sidecar
+from export import graphs as G
+from export import onnx_io, passes
+from export.config import ExportConfig
+from export.fp16 import convert_to_fp16
+from export.verify import verify_graph, worst
+from models.errors import HsError
+
+Step = Callable[[str], ContextManager]
+
+
+@dataclass
+class Artifact:
+    """One written file (ONNX graph or engine) and what is known about it."""
+
+    kind: str  # "onnx" | "engine"
+    graph: str
+    variant: str  # "plain" | "plugin" | "shared"
+    precision: str
+    path: Path
+    size: int
+    seconds: float
+    status: str = ""
+    max_rel_err: float | None = None  # worst output's max abs error / max(1, max |ref|)
+    max_abs_err: float | None = None
+    errors: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ExportReport:
+    config: dict
+    artifacts: list[Artifact] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    engines_skipped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Artifact]:
+        return [a for a in self.artifacts if a.status.startswith("FAIL")]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for a in d["artifacts"]:
+            a["path"] = str(a["path"])
+        return d
+
+
+def _nostep(desc: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+def load_model(cfg: ExportConfig):
+    """The HyperStyle model (eval, fp32, CPU): the checkpoint's, or the embedded default weights."""
+    from models.checkpoint import build_model
+
+    return build_model(cfg.config, checkpoint=cfg.checkpoint, w_encoder=cfg.w_encoder, quiet=True)
+
+
+def plugin_generator(model, modes: dict[str, int]):
+    """The colleagues' NHWC PluginGenerator wrapped to this graph contract (codes, Δ... -> image, image_pooled),
+    and the custom translation table for the exporter. HsError when the plugin pieces are not available."""
+    try:
+        from plugins.generator import PluginGenerator
+        from plugins.onnx_export import custom_translation_table
+    except ImportError as e:
+        raise HsError(f"plugin variant unavailable: {e}") from None
+    return G.PluginGeneratorGraph(model, PluginGenerator, modes), custom_translation_table()
+
+
+def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool]]:
+    """(graph, variant, Δ modes, dynamic batch) in export order; the W encoder once for both variants."""
+    jobs = [("w_encoder", "shared", G.delta_modes(model.cfg, False), True)]
+    for v in cfg.variants:
+        modes = G.delta_modes(model.cfg, per_channel=(v == "plugin"))
+        jobs.append(("hypernet", v, modes, True))
+        jobs.append(("generator", v, modes, v == "plugin"))
+    return jobs
+
+
+def artifact_name(graph: str, variant: str, precision: str) -> str:
+    return f"{graph}_{precision}" if variant == "shared" else f"{graph}_{variant}_{precision}"
+
+
+def _module(model, graph: str, variant: str, modes: dict):
+    if graph == "w_encoder":
+        return G.WEncoderGraph(model), None
+    if graph == "hypernet":
+        return G.HypernetGraph(model, modes), None
+    if variant == "plain":
+        return G.GeneratorGraph(model), None
+    return plugin_generator(model, modes)
+
+
+def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _nostep) -> dict[tuple, Path]:
+    """Export, write and verify every selected graph; returns {(graph, variant, precision): onnx path}."""
+    mcfg, written = model.cfg, {}
+    precisions = [p for p in ("fp32", "fp16") if p in cfg.precisions]
+    for graph, variant, modes, dynamic in _graph_jobs(cfg, model):
+        label = f"{graph} ({variant})"
+        try:
+            module, table = _module(model, graph, variant, modes)
+        except HsError as e:
+            report.notes.append(f"{label}: skipped: {e}")
+            continue
+        batch = "B" if dynamic else cfg.plain_batch
+        io = G.graph_io(mcfg, graph, modes, batch)
+        ex_batch = cfg.verify_batch if dynamic else cfg.plain_batch
+        feeds = G.example_inputs(io, ex_batch, seed=cfg.seed)
+        t0 = time.perf_counter()
+        with step(f"export {label}"):
+            proto = onnx_io.export_module(module, list(feeds.values()), io.input_names, io.output_names,
+                                          dynamic, cfg.max_batch, cfg.opset, table)
+            g = passes.import_graph(proto)
+            del proto
+            passes.check_io(g, io, dynamic)
+            passes.batchnorm_to_affine(g)
+            passes.fold(g)
+            plugin = variant == "plugin" and graph == "generator"
+            if plugin:
+                passes.check_plugin_nodes(g, expect_plugins=True)
+        export_s = time.perf_counter() - t0
+        for prec in precisions:
+            name = artifact_name(graph, variant, prec)
+            path = cfg.out / f"{name}.onnx"
+            t1 = time.perf_counter()
+            with step(f"write {path.name}"):
+                if prec == "fp16":
+                    fp16_stats = convert_to_fp16(g)
+                    passes.fold(g)
+                files = onnx_io.save_onnx_atomic(passes.export_model(g, cfg.opset), path,
+                                                 cfg.external_data_threshold)
+            art = Artifact("onnx", graph, variant, prec, path, sum(f.stat().st_size for f in files),
+                           export_s + time.perf_counter() - t1, status="ok")
+            if cfg.verify:
+                with step(f"verify {path.name} ({'onnx.reference' if plugin else 'onnxruntime'})"):
+                    try:
+                        errs = verify_graph(path, model, graph, modes, feeds, prec, plugin)
+                    except HsError as e:
+                        errs, art.status = [], f"FAIL verify: {e}"
+                w = worst(errs)
+                if w is not None:
+                    art.max_rel_err, art.max_abs_err = w.rel, w.max_abs
+                    art.errors = [asdict(e) | {"ok": e.ok} for e in errs]
+                    if not all(e.ok for e in errs):
+                        art.status = f"FAIL tolerance ({w.name}: {w.rel:.2e} > {w.tol:.0e})"
+            write_sidecar(path, {
+                "kind": "onnx", "graph": graph, "variant": variant, "precision": prec, "model_config": mcfg.name,
+                "export_config": cfg.to_dict(), "versions": software_versions(),
+                "sha256": sha256_files(files), "files": [f.name for f in files],
+                "inputs": {t.name: list(t.shape) for t in io.inputs},
+                "outputs": {t.name: list(t.shape) for t in io.outputs},
+                "delta_modes": {k: ("per_channel" if v == G.PER_CHANNEL else "full") for k, v in modes.items()},
+                "ops": passes.op_counts(g), "fp16": fp16_stats if prec == "fp16" else None,
+                "verification": art.errors, "export_s": round(art.seconds, 3)})
+            report.artifacts.append(art)
+            written[(graph, variant, prec)] = path
+        del g, module
+    return written
+
+
+def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport, step: Step = _nostep) -> None:
+    """Build (or reuse) one engine per graph of the plugin set (the plain set when only --plain is selected)."""
+    from engines.builder import BuildOptions, batch_profile, get_or_build
+    from engines.flavor import get_flavor
+
+    try:
+        fl = get_flavor()
+    except HsError as e:
+        report.engines_skipped = f"engines skipped: {e}"
+        return
+    variant = "plugin" if "plugin" in cfg.variants else "plain"
+    for (graph, var, prec), path in written.items():
+        if var not in (variant, "shared"):
+            continue
+        art = next(a for a in report.artifacts if a.path == path)
+        if art.status.startswith("FAIL"):
+            report.notes.append(f"{path.name}: no engine (the graph failed verification)")
+            continue
+        modes = G.delta_modes(model.cfg, per_channel=(var == "plugin"))
+        dynamic = not (graph == "generator" and var == "plain")
+        io = G.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch)
+        opts = BuildOptions(profile=batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch),
+                            compute_capabilities=cfg.compute_capabilities)
+        eng = path.with_suffix(".engine")
+        t0 = time.perf_counter()
+        with step(f"engine {eng.name} ({fl.name} {fl.version})"):
+            try:
+                res = get_or_build(path, eng, opts, cfg.engine_cache_dir, flavor=fl, record={
+                    "kind": "engine", "graph": graph, "variant": var, "precision": prec,
+                    "model_config": model.cfg.name, "export_config": cfg.to_dict(),
+                    "inputs": {t.name: list(t.shape) for t in io.inputs},
+                    "outputs": {t.name: list(t.shape) for t in io.outputs}})
+            except HsError as e:
+                report.artifacts.append(Artifact("engine", graph, var, prec, eng, 0,
+                                                 time.perf_counter() - t0, f"FAIL build: {e}"))
+                continue
+        report.artifacts.append(Artifact("engine", graph, var, prec, eng, res.size, res.build_s, res.status))
+
+
+def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportReport:
+    """Export (and verify, and build engines for) everything `cfg` selects; writes `export_summary.json`.
+    `step(desc)` returns a context manager wrapped around each long step (the CLI shows progress with it)."""
+    t0 = time.perf_counter()
+    report = ExportReport(config=cfg.to_dict())
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HsError(f"cannot create --out {cfg.out}: {e.strerror}") from None
+    probe = cfg.out / f".hs_write_probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise HsError(f"--out {cfg.out} is not writable: {e.strerror}") from None
+    if model is None:
+        with step(f"load model ({cfg.config or 'ffhq1024'})"):
+            model = load_model(cfg)
+    if getattr(model, "is_default", True) and cfg.checkpoint is None:
+        report.notes.append("embedded default weights (deterministic, untrained): timing is faithful, images are not")
+    torch.manual_seed(cfg.seed)
+    written = export_graphs(cfg, model, report, step)
+    if cfg.build_engines:
+        build_engines(cfg, model, written, report, step)
+    else:
+        report.engines_skipped = "engines skipped: --no-engines"
+    report.seconds = time.perf_counter() - t0
+    write_json_atomic(cfg.out / "export_summary.json", report.to_dict())
+    return report

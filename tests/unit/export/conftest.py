@@ -1,0 +1,23 @@
+"""Session fixtures for the export tests: the tiny model and one tiny export run shared by several tests."""
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from models.checkpoint import build_model
+
+    return build_model("tiny", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_model):
+    """Plain + plugin graphs, fp32 + fp16, verified, no engines: (ExportConfig, ExportReport)."""
+    from export.config import ExportConfig
+    from export.pipeline import run_export
+
+    out = Path(tmp_path_factory.mktemp("tiny_export"))
+    cfg = ExportConfig(config="tiny", precisions=("fp32", "fp16"), out=out, build_engines=False)
+    return cfg, run_export(cfg, model=tiny_model)
