@@ -26,15 +26,15 @@ import triton.language as tl
 
 from plugins._triton import TileConfig, cdiv, check_dtype, compile_aot, AotKernel, triton_dtype
 
-SQRT2 = 1.4142135623730951
+SQRT2 = tl.constexpr(1.4142135623730951)
 
 
 @triton.jit
-def _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, TAP: tl.constexpr, DELTA_MODE: tl.constexpr):
+def _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, TAP, DELTA_MODE: tl.constexpr):
     """W'[k, n] = W[n, k, TAP] * (1 + delta) * s[k] in fp32; tiles [BLOCK_K, BLOCK_N]."""
     wt = tl.load(w_ptr + w_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
     if DELTA_MODE == 1:
-        dt = tl.load(d_ptr + d_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
+        dt = tl.load(d_base + w_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
         wm = wt * (1.0 + dt) * s[:, None]
     elif DELTA_MODE == 2:
         wm = wt * sm  # sm = (1 + delta[b, n, k]) * s[k], hoisted out of the tap loop
@@ -44,7 +44,7 @@ def _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, TAP: tl.constexpr, DELTA_
 
 
 @triton.jit
-def _load_x(x_base, qh, qw, DY: tl.constexpr, DX: tl.constexpr, H, W, Cin, offs_k, k_ok, m_ok):
+def _load_x(x_base, qh, qw, DY, DX, H, W, Cin, offs_k, k_ok, m_ok):
     """x[b, qh+DY, qw+DX, offs_k] with zero padding: tile [BLOCK_M, BLOCK_K] in T."""
     hh = qh + DY
     ww = qw + DX
@@ -65,21 +65,31 @@ def _epilogue(acc, coef, bias, noise_ptr, y_base, oh, ow, Wo, Cout, offs_n, m_ok
 
 
 @triton.jit
-def _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok, BLOCK_K: tl.constexpr, DELTA_MODE: tl.constexpr):
-    """Per-K-step operands: channel offsets, masks, style s [BLOCK_K], W/delta tile offsets [BLOCK_K, BLOCK_N]."""
+def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, DELTA_MODE: tl.constexpr):
+    """Per-K-step operands: channel offsets, masks, style s [BLOCK_K], W/delta tile offsets [BLOCK_K, BLOCK_N] (int32,
+    relative to the per-sample base pointers) and, for per-channel delta, (1 + delta) * s [BLOCK_K, BLOCK_N]."""
     offs_k = k0 + tl.arange(0, BLOCK_K)
     k_ok = offs_k < Cin
-    s = tl.load(style_ptr + b64 * Cin + offs_k, mask=k_ok, other=0.0).to(tl.float32)
+    s = tl.load(style_base + offs_k, mask=k_ok, other=0.0).to(tl.float32)
     wk_mask = k_ok[:, None] & n_ok[None, :]
-    w_off = offs_n[None, :] * (Cin * 9) + offs_k[:, None] * 9  # W[n, k, tap] of [Cout, Cin, 3, 3]
-    d_off = b64 * Cout * Cin * 9 + w_off  # delta [B, Cout, Cin, 3, 3] (mode 1)
-    if DELTA_MODE == 2:  # delta [B, Cout, Cin]
-        d2 = tl.load(d_ptr + b64 * Cout * Cin + offs_n[None, :] * Cin + offs_k[:, None], mask=wk_mask,
-                     other=0.0).to(tl.float32)
+    w_off = offs_n[None, :] * (Cin * 9) + offs_k[:, None] * 9  # W[n, k, tap] of [Cout, Cin, 3, 3]; delta[b] alike
+    if DELTA_MODE == 2:  # delta[b] is [Cout, Cin]
+        d2 = tl.load(d_base + offs_n[None, :] * Cin + offs_k[:, None], mask=wk_mask, other=0.0).to(tl.float32)
         sm = (1.0 + d2) * s[:, None]
     else:
         sm = s[:, None]
-    return offs_k, k_ok, s, wk_mask, w_off, d_off, sm
+    return offs_k, k_ok, s, wk_mask, w_off, sm
+
+
+@triton.jit
+def _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE: tl.constexpr):
+    """Pointer to delta[b] (None when there is no delta input)."""
+    if DELTA_MODE == 1:
+        return d_ptr + b64 * Cout * Cin * 9
+    elif DELTA_MODE == 2:
+        return d_ptr + b64 * Cout * Cin
+    else:
+        return d_ptr
 
 
 @triton.jit(do_not_specialize=["B"])
@@ -97,15 +107,16 @@ def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W
     n_ok = offs_n < Cout
     ph = offs_m // W
     pw = offs_m % W
-    x_base = x_ptr + b64 * HW * Cin
+    x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
+    style_base = style_ptr + b64 * Cin
+    d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     sig = tl.zeros([BLOCK_N], dtype=tl.float32)
     for k0 in range(0, Cin, BLOCK_K):
-        offs_k, k_ok, s, wk_mask, w_off, d_off, sm = _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok,
-                                                              BLOCK_K, DELTA_MODE)
-        for t in tl.static_range(9):
+        offs_k, k_ok, s, wk_mask, w_off, sm = _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K, DELTA_MODE)
+        for t in range(9):
             xt = _load_x(x_base, ph, pw, t // 3 - 1, t % 3 - 1, H, W, Cin, offs_k, k_ok, m_ok)
-            wm = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, t, DELTA_MODE)
+            wm = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, t, DELTA_MODE)
             if DEMOD:
                 sig += tl.sum(wm * wm, axis=0)
             acc = tl.dot(xt, wm.to(xt.dtype), acc, input_precision=PREC)
@@ -166,15 +177,16 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
     n_ok = offs_n < Cout
     qh = offs_m // W
     qw = offs_m % W
-    x_base = x_ptr + b64 * HW * Cin
+    x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
+    style_base = style_ptr + b64 * Cin
+    d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
     acc00 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)  # phase (ry, rx) = (0, 0)
     acc01 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     acc10 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     acc11 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     sig = tl.zeros([BLOCK_N], dtype=tl.float32)
     for k0 in range(0, Cin, BLOCK_K):
-        offs_k, k_ok, s, wk_mask, w_off, d_off, sm = _k_setup(style_ptr, d_ptr, b64, k0, Cin, Cout, offs_n, n_ok,
-                                                              BLOCK_K, DELTA_MODE)
+        offs_k, k_ok, s, wk_mask, w_off, sm = _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K, DELTA_MODE)
         x00 = _load_x(x_base, qh, qw, -1, -1, H, W, Cin, offs_k, k_ok, m_ok)  # x_{ty tx} at offset (ty-1, tx-1)
         x01 = _load_x(x_base, qh, qw, -1, 0, H, W, Cin, offs_k, k_ok, m_ok)
         x02 = _load_x(x_base, qh, qw, -1, 1, H, W, Cin, offs_k, k_ok, m_ok)
@@ -184,15 +196,15 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
         x20 = _load_x(x_base, qh, qw, 1, -1, H, W, Cin, offs_k, k_ok, m_ok)
         x21 = _load_x(x_base, qh, qw, 1, 0, H, W, Cin, offs_k, k_ok, m_ok)
         x22 = _load_x(x_base, qh, qw, 1, 1, H, W, Cin, offs_k, k_ok, m_ok)
-        w00 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 0, DELTA_MODE)  # W' tap (kh, kw), unblurred
-        w01 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 1, DELTA_MODE)
-        w02 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 2, DELTA_MODE)
-        w10 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 3, DELTA_MODE)
-        w11 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 4, DELTA_MODE)
-        w12 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 5, DELTA_MODE)
-        w20 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 6, DELTA_MODE)
-        w21 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 7, DELTA_MODE)
-        w22 = _mod_w(w_ptr, d_ptr, w_off, d_off, wk_mask, s, sm, 8, DELTA_MODE)
+        w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, DELTA_MODE)  # W' tap (kh, kw), unblurred
+        w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, DELTA_MODE)
+        w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, DELTA_MODE)
+        w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, DELTA_MODE)
+        w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, DELTA_MODE)
+        w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, DELTA_MODE)
+        w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, DELTA_MODE)
+        w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, DELTA_MODE)
+        w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, DELTA_MODE)
         if DEMOD:
             sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
             sig += tl.sum(sq + w22 * w22, axis=0)
@@ -218,29 +230,24 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
     _epilogue(acc11, coef, bias, noise_ptr, y_base, 2 * qh + 1, 2 * qw + 1, Wo, Cout, offs_n, m_ok, n_ok)
 
 
-def _pow2_at_least(n: int, lo: int = 16) -> int:
-    return max(lo, 1 << max(0, (int(n) - 1).bit_length()))
-
-
 def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int) -> TileConfig:
     """Deterministic tiles from the layer shape (input H, W), independent of the batch (TensorRT's B is dynamic).
 
-    Plain conv follows KERNELS.md's measured winners: M256xN128xK64/8 warps at 128-512 channels, M256xN64xK32 at
-    64, M256xN32xK32/4 warps at 32, M<=128xN64xK64/4 warps at <= 16^2. The upsampling kernel keeps 4 phase
-    accumulators, so its M tile (low-res positions) is 4x smaller for the same output tile. Not tuned on a GPU yet.
+    Chosen so that ptxas (sm_90, fp16, every delta_mode) reports no register spills: the contract's W/delta layout
+    ([Cout,Cin,3,3], taps innermost) makes the W and delta tiles strided gathers, one 64-bit address per element, so
+    KERNELS.md's M256xN128xK64 tiles (measured with a tap-major layout) spill here. Not timed on a GPU yet.
+    Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output pixels (4 phases).
     """
     hw = H * W
     if upsample:
-        bm = min(64, _pow2_at_least(hw))
-        bn = min(64, _pow2_at_least(Cout))
-        return TileConfig(bm, bn, 32 if Cin >= 32 else 16, 8 if bm * bn >= 4096 else 4, 2)
+        if hw <= 16:
+            return TileConfig(16, 64, 16, 8, 2)
+        return TileConfig(32, 64, 16, 8, 2) if Cout >= 64 else TileConfig(64, 32, 16, 8, 2)
+    if hw <= 16:
+        return TileConfig(16, 64, 64, 8, 3)
     if hw <= 256:
-        return TileConfig(min(128, _pow2_at_least(hw)), min(64, _pow2_at_least(Cout)), 64 if Cin >= 64 else 32, 4, 4)
-    if Cout >= 128:
-        return TileConfig(256, 128, 64, 8, 3)
-    if Cout >= 64:
-        return TileConfig(256, 64, 32, 8, 3)
-    return TileConfig(256, 32, 32, 4, 4)
+        return TileConfig(64, 64, 64, 8, 3)
+    return TileConfig(128, 64, 32, 8, 3) if Cout >= 64 else TileConfig(256, 32, 32, 8, 3)
 
 
 def launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig | None = None, cdiv_fn=cdiv):
