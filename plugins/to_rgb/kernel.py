@@ -87,8 +87,9 @@ def select_config(H: int, W: int, Cin: int) -> TileConfig:
     return TileConfig(bm, 16, 64 if Cin >= 64 else (32 if Cin >= 32 else 16), 4, 3)
 
 
-def launch_params(B, H, W, Cin: int, cfg: TileConfig | None = None, cdiv_fn=cdiv):
-    """(grid, cfg); block = (32*cfg.num_warps, 1, 1). B/H/W may be symbolic if cfg is given (see mod_conv)."""
+def launch_params(B, H, W, Cin: int, has_skip: int = 0, cfg: TileConfig | None = None, cdiv_fn=cdiv):
+    """(grid, cfg); block = (32*cfg.num_warps, 1, 1). B may be symbolic (anything with + - //, or pass cdiv_fn);
+    H, W, Cin must be concrete unless cfg is given. has_skip does not change the launch (kept for symmetry)."""
     cfg = cfg or select_config(H, W, Cin)
     return (cdiv_fn(H * W, cfg.block_m), 1, B), cfg
 
@@ -109,7 +110,7 @@ def to_rgb_triton(x, style, weight, delta, bias, skip=None, delta_mode: int = 0,
         out = torch.empty((b, h, w, 3), device=x.device, dtype=dt)
     assert all(t is None or t.is_contiguous() for t in (x, style, weight, delta, bias, skip, out)), \
         "to_rgb_triton needs contiguous tensors"
-    grid, cfg = launch_params(b, h, w, cin, cfg)
+    grid, cfg = launch_params(b, h, w, cin, int(skip is not None), cfg)
     to_rgb_kernel[grid](x, style, weight, delta if delta_mode else None, bias, skip, b, h, w, cin, out,
                         DELTA_MODE=int(delta_mode), HAS_SKIP=int(skip is not None), PREC=_precision(triton_dtype(dt)),
                         BLOCK_M=cfg.block_m, BLOCK_K=cfg.block_k, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
