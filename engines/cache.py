@@ -19,7 +19,7 @@ from pathlib import Path
 
 import onnx
 
-from engines.sidecar import read_sidecar, sha256_file, sha256_files, write_sidecar
+from engines.sidecar import file_mode, read_sidecar, sha256_file, sha256_files, write_sidecar
 from models.errors import HsError
 
 
@@ -119,6 +119,7 @@ def write_bytes_atomic(path: Path, blob: bytes) -> None:
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
         os.replace(tmp, path)

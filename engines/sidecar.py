@@ -63,11 +63,19 @@ def software_versions(trt_flavor: Any | None = None) -> dict[str, str | None]:
     return out
 
 
+def file_mode() -> int:
+    """0o666 minus the process umask: what open() would give (mkstemp alone gives 0o600)."""
+    u = os.umask(0)
+    os.umask(u)
+    return 0o666 & ~u
+
+
 def write_json_atomic(path: Path, obj: dict) -> None:
     """json.dump to a temp file in the same directory, then rename."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=str)
             f.write("\n")

@@ -1,7 +1,8 @@
 """`hs-export`: ONNX graphs (plain / plugin, fp32 / fp16) and TensorRT engines for HyperStyle.
 
 Thin CLI: flags -> frozen ExportConfig -> export.pipeline.run_export -> summary table. User errors print one line
-`error: ...` on stderr and exit 2 (1 when an artifact failed verification or building).
+`error: ...` on stderr and exit 2; exit 1 when an artifact failed verification or building, or a selected
+graph could not be produced (e.g. the plugin ops are not importable: SKIPPED rows, no silent fallback).
 
     hs-export                                  # FFHQ-1024, embedded default weights, fp16, plain + plugin, engines
     hs-export --config tiny --out /tmp/t       # CPU-test sized
@@ -39,7 +40,8 @@ def _summary(report, console) -> None:
                      no_wrap=col in ("file", "size"), overflow="fold")
     for a in report.artifacts:
         err = "" if a.max_rel_err is None else f"{a.max_abs_err:.2e}"
-        t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, a.status)
+        style = "red" if a.status.startswith(("FAIL", "SKIPPED")) else None
+        t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, a.status, style=style)
     console.print(t)
     console.print("max err = max |graph - PyTorch fp32 reference| over the worst output "
                   "(tolerances in export/verify.py)")

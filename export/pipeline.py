@@ -61,7 +61,8 @@ class ExportReport:
 
     @property
     def failed(self) -> list[Artifact]:
-        return [a for a in self.artifacts if a.status.startswith("FAIL")]
+        """Artifacts that failed verification/building or could not be produced (SKIPPED)."""
+        return [a for a in self.artifacts if a.status.startswith(("FAIL", "SKIPPED"))]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -124,8 +125,10 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
         label = f"{graph} ({variant})"
         try:
             module, table = _module(model, graph, variant, modes)
-        except HsError as e:
-            report.notes.append(f"{label}: skipped: {e}")
+        except HsError as e:  # e.g. the plugin ops are not importable: say so, never fall back silently
+            for prec in precisions:
+                path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
+                report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"SKIPPED: {e}"))
             continue
         batch = "B" if dynamic else cfg.plain_batch
         io = G.graph_io(mcfg, graph, modes, batch)

@@ -24,7 +24,7 @@ def _err_line(capsys):
     (["--config", "nope"], "unknown config"),
     (["--max-batch", "0"], "--max-batch must be >= 1"),
     (["--config", "tiny", "--checkpoint", "/no/such.pt", "--w-encoder", "/no/such.pt"], "checkpoint not found"),
-    (["--config", "tiny", "--fp17"], "no such option"),
+    (["--config", "tiny", "--fp17"], "No such option"),
     (["--config", "tiny", "--max-batch", "x"], "not a valid integer"),
 ])
 def test_user_errors(args, match, capsys):
