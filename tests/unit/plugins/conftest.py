@@ -1,0 +1,17 @@
+"""Fixtures for the kernel tests: one Triton-interpreter worker process per session.
+
+Triton chooses interpreter vs compiled kernels when `triton` is imported, so TRITON_INTERPRET=1 is set only in a
+child process (plugins._triton.InterpreterWorker); this pytest process keeps compiled kernels for tests/gpu.
+"""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def triton_interp():
+    pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
+    from plugins._triton import InterpreterWorker
+
+    w = InterpreterWorker()
+    yield w
+    w.close()
