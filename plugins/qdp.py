@@ -102,7 +102,8 @@ def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype
     else:
         from plugins.to_rgb import kernel as kr
 
-        grid, cfg = kr.launch_params(dims["B"], dims["H"], dims["W"], cin, a["has_skip"], cdiv_fn=cdiv_fn)
+        cfg = kr.select_config(h, w, cin)
+        grid, cfg = kr.launch_params(dims["B"], dims["H"], dims["W"], cin, a["has_skip"], cfg, cdiv_fn)
         kern = kr.aot_compile(a["has_skip"], a["delta_mode"], dtype, cfg, arch) if compile else None
     block = kern.block if kern is not None else (32 * cfg.num_warps, 1, 1)
     return AotLaunch(tuple(grid), block, kern.shared_mem if kern is not None else 0, extras, kern)

@@ -24,15 +24,23 @@ KERNEL_NAMES = {"x": "x_ptr", "style": "style_ptr", "weight": "w_ptr", "delta": 
                 "bias": "bias_ptr", "skip": "skip_ptr", "y": "y_ptr", "rgb": "y_ptr"}
 
 
-@pytest.mark.parametrize("attrs", [{}, {"delta_mode": 1}, {"delta_mode": 2, "upsample": 1}])
-def test_mod_conv_aot_argument_order_matches_kernel(attrs):
-    from plugins.mod_conv import kernel
+@pytest.mark.parametrize("op, attrs", [("mod_conv", {}), ("mod_conv", {"delta_mode": 1}),
+                                       ("mod_conv", {"delta_mode": 2, "upsample": 1}), ("to_rgb", {}),
+                                       ("to_rgb", {"delta_mode": 1, "has_skip": 1}), ("to_rgb", {"has_skip": 1})])
+def test_aot_argument_order_matches_kernel(op, attrs):
+    ins, extras, outs = qdp.kernel_args(op, attrs)
+    if op == "mod_conv":
+        from plugins.mod_conv import kernel
 
-    ins, extras, outs = qdp.kernel_args("mod_conv", attrs)
-    fn = kernel.mod_conv_up_kernel if attrs.get("upsample") else kernel.mod_conv_kernel
+        fn = kernel.mod_conv_up_kernel if attrs.get("upsample") else kernel.mod_conv_kernel
+    else:
+        from plugins.to_rgb import kernel
+
+        fn = kernel.to_rgb_kernel
     params = [p.name for p in fn.params if not p.is_constexpr]
-    if not attrs.get("delta_mode"):
-        params.remove("d_ptr")  # compiled as constexpr None: not in the entry
+    for name, attr in (("d_ptr", "delta_mode"), ("skip_ptr", "has_skip")):
+        if name in params and not attrs.get(attr):
+            params.remove(name)  # compiled as constexpr None: not in the entry
     assert params == [KERNEL_NAMES[n] for n in ins] + list(extras) + [KERNEL_NAMES[n] for n in outs]
 
 
@@ -108,20 +116,25 @@ def test_qdp_definitions_have_the_schema_tensorrt_validates():
     assert tune(*[None] * 6) == [("FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32", "LINEAR")]
 
 
-def test_aot_impl_compiles_ptx_with_the_declared_arguments():
+@pytest.mark.parametrize("op, name, attrs, shapes", [
+    ("mod_conv", "HsModConv_delta", (0, 1, 1),
+     [(2, 8, 8, 16), (2, 16), (16, 16, 3, 3), (2, 16, 16, 3, 3), (8, 8), (16,)]),
+    ("to_rgb", "HsToRGB_skip", (1, 0), [(2, 8, 8, 16), (2, 16), (3, 16), (3,), (2, 4, 4, 3)]),
+])
+def test_aot_impl_compiles_ptx_with_the_declared_arguments(op, name, attrs, shapes):
     from plugins._triton import HIDDEN_TRAILING_PARAMS
 
     trtp = _FakeTrtp()
-    qdp.define_variant(trtp, types.SimpleNamespace(float16="half"), "mod_conv", "HsModConv_delta",
-                       qdp.variants("mod_conv")["HsModConv_delta"])
-    aot = trtp.defs[("hyperstyle::HsModConv_delta", "aot_impl")]
-    shapes = [(2, 8, 8, 16), (2, 16), (16, 16, 3, 3), (2, 16, 16, 3, 3), (8, 8), (16,)]
-    name, ptx, params, extra = aot(*[_desc(trtp, s) for s in shapes], 0, 1, 1, (None,), 0)
-    assert f".entry {name}(" in ptx
-    entry = ptx[ptx.index(f".entry {name}("):]
-    ins, extras, outs = qdp.kernel_args("mod_conv", {"delta_mode": 1})
+    qdp.define_variant(trtp, types.SimpleNamespace(float16="half"), op, name, qdp.variants(op)[name])
+    aot = trtp.defs[(f"hyperstyle::{name}", "aot_impl")]
+    kname, ptx, params, extra = aot(*[_desc(trtp, s) for s in shapes], *attrs, (None,), 0)
+    assert f".entry {kname}(" in ptx
+    entry = ptx[ptx.index(f".entry {kname}("):]
+    spec_attrs = dict(zip(qdp.get_spec(op).attr_names, attrs))
+    ins, extras, outs = qdp.kernel_args(op, spec_attrs)
     assert entry[:entry.index(")")].count(".param") == len(ins) + len(extras) + len(outs) + HIDDEN_TRAILING_PARAMS
-    assert extra == tuple(("i32", v) for v in (2, 8, 8, 16, 16))
+    dims = {"B": 2, "H": 8, "W": 8, "Cin": 16, "Cout": 16}
+    assert extra == tuple(("i32", dims[k]) for k in extras)
     assert params.grid_z == 2 and params.block_x % 32 == 0
 
 
