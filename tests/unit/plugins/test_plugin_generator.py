@@ -1,6 +1,7 @@
 """PluginGenerator (NHWC, torch.ops.hyperstyle.*) equals models.stylegan2.Generator in fp32 on the tiny config, with
 distinct per-sample Δ in full, per-channel and toRGB modes; it exports to an ONNX plugin graph (dynamo +
-custom_translation_table) that the ONNX reference evaluator runs to the same image and TensorRT parses and builds."""
+custom_translation_table) that the ONNX reference evaluator runs to the same image and TensorRT parses and builds
+(fp32 and fp16, dynamic batch 1..8)."""
 
 from collections import Counter
 
@@ -8,14 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("plugins.mod_conv.op", reason="torch.ops.hyperstyle.mod_conv not registered yet (plugins/mod_conv/op.py)")
-pytest.importorskip("plugins.to_rgb.op", reason="torch.ops.hyperstyle.to_rgb not registered yet (plugins/to_rgb/op.py)")
-
-from models.config import get_config  # noqa: E402
-from models.errors import HsError  # noqa: E402
-from models.fill import fill_module_  # noqa: E402
-from models.stylegan2 import Generator  # noqa: E402
-from plugins.generator import PluginGenerator  # noqa: E402
+from models.config import get_config
+from models.errors import HsError
+from models.fill import fill_module_
+from models.stylegan2 import Generator
+from plugins.generator import PluginGenerator
 
 MODES = {"conv1": 1, "convs.0": 1, "convs.3": 1, "convs.8": 2, "convs.9": 2, "to_rgbs.0": 1}
 
@@ -105,6 +103,10 @@ def test_export_gives_plugin_nodes_and_evaluates_to_the_image(setup, exported):
 
 @pytest.mark.trt
 def test_exported_generator_parses_and_builds(exported):
+    net = _parse_and_build(exported, 17)
+    assert tuple(net.get_output(0).shape) == (-1, 3, 128, 128)
+
+def _parse_and_build(model, n_plugins):
     from engines.flavor import get_flavor
     from plugins import register_plugins
 
@@ -114,13 +116,32 @@ def test_exported_generator_parses_and_builds(exported):
     builder = trt.Builder(logger)
     net = builder.create_network(0)
     parser = trt.OnnxParser(net, logger)
-    assert parser.parse(exported.SerializeToString()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    assert sum(net.get_layer(i).type == trt.LayerType.PLUGIN_V3 for i in range(net.num_layers)) == 17
+    assert parser.parse(model.SerializeToString()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    assert sum(net.get_layer(i).type == trt.LayerType.PLUGIN_V3 for i in range(net.num_layers)) == n_plugins
     cfg = builder.create_builder_config()
     prof = builder.create_optimization_profile()
     for i in range(net.num_inputs):
         rest = list(net.get_input(i).shape)[1:]
         prof.set_shape(net.get_input(i).name, [1] + rest, [2] + rest, [8] + rest)
     cfg.add_optimization_profile(prof)
-    assert tuple(net.get_output(0).shape) == (-1, 3, 128, 128)
     assert builder.build_serialized_network(net, cfg) is not None
+    return net
+
+
+@pytest.mark.trt
+def test_fp16_export_parses_and_builds(setup):
+    import copy
+
+    from plugins.onnx_export import custom_translation_table
+
+    gen, _, codes, deltas, *_ = setup
+    pg = PluginGenerator(copy.deepcopy(gen).half(), MODES).eval()
+    batch = torch.export.Dim("B", min=1, max=8)
+    prog = torch.onnx.export(pg, (codes.half(), *[d.half() for d in deltas]), dynamo=True,
+                             custom_translation_table=custom_translation_table(),
+                             input_names=["codes", *pg.delta_names], output_names=["image"],
+                             dynamic_shapes=({0: batch}, tuple({0: batch} for _ in deltas)), optimize=True)
+    from engines.flavor import get_flavor
+
+    net = _parse_and_build(prog.model_proto, 17)
+    assert net.get_output(0).dtype == get_flavor().module.DataType.HALF
