@@ -1,9 +1,7 @@
 """The Python IPluginV3 plugins with the installed TensorRT flavor (TensorRT-RTX here): registration, fields
-round-trip, formats, shape checks, the enqueue call (with a fake launcher), one-node ONNX graphs parse and build.
+round-trip, formats, shape checks, the enqueue call (bound to the real launch_raw signatures, not launched), one-node
+ONNX graphs parse and build.
 Engines are built, never run (no GPU needed)."""
-
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -134,22 +132,32 @@ def test_supports_format_combination_linear_one_float_type(trt):
     assert p.get_output_data_types([F, F, F, F]) == [F]
 
 
-def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch):
-    calls = []
-    fake = types.ModuleType("plugins.mod_conv.op")
-    fake.launch_raw = lambda **kw: calls.append(kw)
-    monkeypatch.setitem(sys.modules, "plugins.mod_conv.op", fake)
-    import plugins.mod_conv as pkg
+ENQUEUE_CASES = [
+    ("mod_conv", {"upsample": 1, "delta_mode": 2},
+     [(2, 8, 8, 16), (2, 16), (32, 16, 3, 3), (2, 32, 16), (16, 16), (32,)],
+     dict(x=101, style=102, weight=103, delta=104, noise=105, bias=106, y=201, B=2, H=8, W=8, Cin=16, Cout=32,
+          upsample=1, delta_mode=2, demodulate=1, dtype="float16", stream=77)),
+    ("to_rgb", {"has_skip": 1}, [(2, 8, 8, 16), (2, 16), (3, 16), (3,), (2, 4, 4, 3)],
+     dict(x=101, style=102, weight=103, delta=0, bias=104, skip=105, y=201, B=2, H=8, W=8, Cin=16, has_skip=1,
+          delta_mode=0, dtype="float16", stream=77)),
+]
 
-    monkeypatch.setattr(pkg, "op", fake, raising=False)
-    Plugin, _ = _classes("mod_conv")
-    p = Plugin({"upsample": 1, "delta_mode": 2})
+
+@pytest.mark.parametrize("key, attrs, shapes, want", ENQUEUE_CASES, ids=["mod_conv", "to_rgb"])
+def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch, key, attrs, shapes, want):
+    import importlib
+    import inspect
+
+    op = importlib.import_module(f"plugins.{key}.op")
+    real = inspect.signature(op.launch_raw)
+    calls = []
+    monkeypatch.setattr(op, "launch_raw", lambda **kw: calls.append(real.bind(**kw).arguments))  # binds or fails
+    Plugin, _ = _classes(key)
+    p = Plugin(attrs)
     H = trt.DataType.HALF
-    shapes = [(2, 8, 8, 16), (2, 16), (32, 16, 3, 3), (2, 32, 16), (16, 16), (32,)]
-    p.on_shape_change([_desc(trt, s, H) for s in shapes], [_desc(trt, (2, 16, 16, 32), H)])
-    assert p.enqueue([], [], [101, 102, 103, 104, 105, 106], [201], 0, 77) == 0
-    assert calls == [dict(x=101, style=102, weight=103, delta=104, noise=105, bias=106, y=201, B=2, H=8, W=8,
-                          Cin=16, Cout=32, upsample=1, delta_mode=2, demodulate=1, dtype="float16", stream=77)]
+    p.on_shape_change([_desc(trt, s, H) for s in shapes], [])
+    assert p.enqueue([], [], [101 + i for i in range(len(shapes))], [201], 0, 77) == 0
+    assert calls == [want]
 
 
 def test_on_shape_change_rejects_inconsistent_shapes(trt):
