@@ -90,5 +90,5 @@ def test_references_reject_contract_violations():
 
 def test_flop_counts():
     assert mod_conv_flops(1, 4, 4, 512, 512, 0) == 2 * 16 * 512 * 512 * 9
-    assert mod_conv_flops(2, 4, 4, 8, 8, 1) == 2 * 2 * 64 * 8 * 8 * 9  # counted at the output resolution
+    assert mod_conv_flops(2, 4, 4, 8, 8, 1) == 2 * 2 * 16 * 8 * 8 * 9  # transposed conv: at the input resolution
     assert to_rgb_flops(1, 1024, 1024, 32) == 2 * 1024 * 1024 * 3 * 32

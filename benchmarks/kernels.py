@@ -1,0 +1,215 @@
+"""`hs-bench kernels`: fused Triton modulated-conv kernels vs the PyTorch route on every FFHQ-1024 modulated conv
+(the 17 tuned StyledConvs and the 9 toRGBs) at B=1 and B=8, fp16, with the max abs error vs the fp32 reference
+beside each time (CONVENTIONS.md §14). Needs a CUDA GPU; elsewhere it stops with a one-line HsError.
+
+Timing: one call captured in a CUDA graph, replayed after warm-up, each replay timed with CUDA events (median, µs);
+if capture fails the eager call is timed the same way (column `timing`). The PyTorch route is what a plain port runs:
+modulate + demodulate the weight, grouped conv (transposed conv for upsampling) on channels_last fp16 activations,
+4x4 blur, then noise + bias + lrelu*sqrt(2) (models.ops math, NHWC in and out). TFLOPS count the official
+algorithm's FLOPs (plugins.mod_conv.reference.mod_conv_flops: transposed conv at the input resolution for upsampling
+layers, blur excluded), the same for both columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+
+from models.config import LayerSpec, get_config
+from models.errors import HsError
+from plugins.mod_conv.reference import mod_conv_flops, mod_conv_ref
+from plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    """One benchmark row: a generator layer at a batch size. h = input resolution; delta_mode as the op takes it."""
+
+    layer: LayerSpec
+    batch: int
+    delta_mode: int
+
+    @property
+    def h(self) -> int:
+        return self.layer.res // 2 if self.layer.kind == "up" else self.layer.res
+
+    @property
+    def flops(self) -> int:
+        s = self.layer
+        if s.kind == "rgb":
+            return to_rgb_flops(self.batch, s.res, s.res, s.in_ch)
+        return mod_conv_flops(self.batch, self.h, self.h, s.in_ch, s.out_ch, int(s.kind == "up"))
+
+
+def bench_layers(config: str = "ffhq1024") -> tuple[LayerSpec, ...]:
+    """The tuned modulated convs (not toRGB) plus every toRGB, in layer-index order."""
+    cfg = get_config(config)
+    tuned = {s.idx for s in cfg.tuned}
+    return tuple(s for s in cfg.layers if s.kind == "rgb" or (s.idx in tuned))
+
+
+def bench_cases(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None,
+                delta_mode: int = 1, config: str = "ffhq1024") -> list[KernelCase]:
+    """Cases for the named layers (default: all of bench_layers) x batch sizes. toRGBs run without delta (untuned)."""
+    specs = bench_layers(config)
+    if layers is not None:
+        names = list(layers)
+        known = {s.name for s in specs}
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise HsError(f"unknown kernel-bench layers {bad}; expected some of {sorted(known)}")
+        specs = tuple(s for s in specs if s.name in names)
+    return [KernelCase(s, b, 0 if s.kind == "rgb" else delta_mode) for s in specs for b in batch_sizes]
+
+
+def _inputs(c: KernelCase, dev: str) -> dict[str, torch.Tensor | None]:
+    """fp32 inputs on dev in the op contract; rounded through fp16 so the fp32 reference sees the same values."""
+    g = torch.Generator(device=dev).manual_seed(c.layer.idx)
+    s, b, h = c.layer, c.batch, c.h
+    r = lambda *shape: torch.randn(*shape, device=dev, generator=g)  # noqa: E731
+    if s.kind == "rgb":
+        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch), weight=r(3, s.in_ch), delta=None,
+                 bias=0.1 * r(3), skip=r(b, h // 2, h // 2, 3) if s.idx > 1 else None)
+    else:
+        f = 2 if s.kind == "up" else 1
+        d = {0: None, 1: 0.1 * r(b, s.out_ch, s.in_ch, 3, 3), 2: 0.1 * r(b, s.out_ch, s.in_ch)}[c.delta_mode]
+        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch), weight=r(s.out_ch, s.in_ch, 3, 3), delta=d,
+                 noise=0.1 * r(f * h, f * h), bias=0.1 * r(s.out_ch))
+    return {k: None if v is None else v.half().float() for k, v in t.items()}
+
+
+def torch_route(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
+    """The PyTorch route in t's dtype: channels_last activations into the reference math (grouped conv + blur +
+    epilogue). Returns a no-argument callable."""
+    x = t["x"].permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)  # NHWC view
+    if c.layer.kind == "rgb":
+        return lambda: to_rgb_ref(x, t["style"], t["weight"], t["delta"], t["bias"], t["skip"], c.delta_mode)
+    up = int(c.layer.kind == "up")
+    return lambda: mod_conv_ref(x, t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up, c.delta_mode)
+
+
+def fused_kernel(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
+    """The fused Triton kernel on t (fp16), writing into one preallocated output."""
+    if c.layer.kind == "rgb":
+        from plugins.to_rgb.kernel import to_rgb_triton
+
+        out = t["x"].new_empty((c.batch, c.h, c.h, 3))
+        return lambda: to_rgb_triton(t["x"], t["style"], t["weight"], t["delta"], t["bias"], t["skip"],
+                                     c.delta_mode, out=out)
+    from plugins.mod_conv.kernel import mod_conv_triton
+
+    up = int(c.layer.kind == "up")
+    out = t["x"].new_empty((c.batch, c.layer.res, c.layer.res, c.layer.out_ch))
+    return lambda: mod_conv_triton(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up,
+                                   c.delta_mode, 1, out=out)
+
+
+def time_us(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
+    """Median µs per call: CUDA-graph replays timed with events (eager calls if capture fails)."""
+    for _ in range(max(1, warmup)):  # also compiles the Triton kernel before any capture
+        fn()
+    torch.cuda.synchronize()
+    run, how = fn, "eager"
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        run, how = graph.replay, "graph"
+        for _ in range(max(1, warmup)):
+            run()
+    except RuntimeError:  # capture is not possible for this callable: time eager launches instead
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        run()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3)
+    return statistics.median(times), how
+
+
+def _require_gpu() -> None:
+    if not torch.cuda.is_available():
+        raise HsError("hs-bench kernels needs a CUDA GPU (torch.cuda.is_available() is False)")
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise HsError("hs-bench kernels needs triton (pip install 'hyperstyle-trt[kernels]')") from None
+
+
+def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
+                     iters: int = 50, delta_mode: int = 1) -> list[dict]:
+    """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for the fused kernel and the
+    PyTorch route (both fp16), plus their ratio. Raises HsError without a CUDA GPU or triton."""
+    _require_gpu()
+    rows = []
+    for c in bench_cases(batch_sizes, layers, delta_mode):
+        t32 = _inputs(c, "cuda")
+        t16 = {k: None if v is None else v.half() for k, v in t32.items()}
+        ref = torch_route(c, t32)()  # fp32 reference of truth
+        fused, route = fused_kernel(c, t16), torch_route(c, t16)
+        err_f = (fused().float() - ref).abs().max().item()
+        err_r = (route().float() - ref).abs().max().item()
+        us_f, how_f = time_us(fused, warmup, iters)
+        us_r, how_r = time_us(route, warmup, iters)
+        s = c.layer
+        rows.append(dict(layer=s.name, idx=s.idx, kind=s.kind, res=s.res, cin=s.in_ch, cout=s.out_ch, batch=c.batch,
+                         delta_mode=c.delta_mode, fused_us=us_f, route_us=us_r, speedup=us_r / us_f,
+                         fused_tflops=c.flops / us_f / 1e6, route_tflops=c.flops / us_r / 1e6,
+                         fused_err=err_f, route_err=err_r, ref_max=ref.abs().max().item(),
+                         timing=how_f if how_f == how_r else f"{how_f}/{how_r}", gpu=torch.cuda.get_device_name()))
+        del t32, t16, ref, fused, route
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    gpu = rows[0]["gpu"] if rows else "?"
+    tab = Table(title=f"fused modulated-conv kernels vs PyTorch route, fp16 ({gpu}; median µs)")
+    for col in ("layer", "B", "shape", "fused µs", "route µs", "route/fused", "fused TFLOPS", "fused err",
+                "route err", "timing"):
+        tab.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+    for r in rows:
+        shape = f"{r['cin']}->{r['cout']} @{r['res']}²" + (" up" if r["kind"] == "up" else "")
+        tab.add_row(r["layer"], str(r["batch"]), shape, f"{r['fused_us']:.1f}", f"{r['route_us']:.1f}",
+                    f"{r['speedup']:.2f}x", f"{r['fused_tflops']:.1f}", f"{r['fused_err']:.2e}",
+                    f"{r['route_err']:.2e}", r["timing"])
+    Console().print(tab)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: hs-bench kernels [--batch N ...] [--layers NAME ...] [--warmup N] [--iters N] [--delta-mode M]
+    [--json PATH]. Returns the exit code (2 with a one-line error on a user error such as no GPU)."""
+    p = argparse.ArgumentParser(prog="hs-bench kernels", description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, action="append", help="batch size (repeatable; default 1 and 8)")
+    p.add_argument("--layers", nargs="+", help="generator layer names, e.g. convs.8 to_rgbs.3 (default: all)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
+    p.add_argument("--json", help="also write the rows as JSON here")
+    a = p.parse_args(argv)
+    try:
+        rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode)
+    except HsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_table(rows)
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump({"rows": rows, "torch": torch.__version__}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
