@@ -93,6 +93,16 @@ def torch_route(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
     return lambda: mod_conv_ref(x, t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up, c.delta_mode)
 
 
+def fp32_reference(c: KernelCase, t32: dict) -> torch.Tensor:
+    """The reference of truth: fp32 with TF32 disabled for cuDNN convolutions (it is on by default)."""
+    prev = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        return torch_route(c, t32)()
+    finally:
+        torch.backends.cudnn.allow_tf32 = prev
+
+
 def fused_kernel(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
     """The fused Triton kernel on t (fp16), writing into one preallocated output."""
     if c.layer.kind == "rgb":
@@ -153,7 +163,7 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
     for c in bench_cases(batch_sizes, layers, delta_mode):
         t32 = _inputs(c, "cuda")
         t16 = {k: None if v is None else v.half() for k, v in t32.items()}
-        ref = torch_route(c, t32)()  # fp32 reference of truth
+        ref = fp32_reference(c, t32)
         fused, route = fused_kernel(c, t16), torch_route(c, t16)
         err_f = (fused().float() - ref).abs().max().item()
         err_r = (route().float() - ref).abs().max().item()

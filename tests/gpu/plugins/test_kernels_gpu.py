@@ -1,0 +1,159 @@
+"""Compiled Triton kernels on a CUDA GPU vs the fp32 references (TF32 off) on every FFHQ-1024 layer shape at B=1
+and B=8, delta full / per-channel / absent; the torch custom ops inside a captured CUDA graph and torch.compile; the
+raw-pointer launcher (TensorRT enqueue path) on a side stream.
+
+Tolerance: max abs error <= REL * max|reference| (fp16 in/out, fp32 accumulation; inputs rounded to fp16 first, so
+only the kernel's own rounding counts). fp32 kernels use IEEE dots and get a tight bound.
+"""
+
+import pytest
+import torch
+
+from models.config import get_config
+from plugins.mod_conv.reference import mod_conv_ref
+from plugins.to_rgb.reference import to_rgb_ref
+
+pytestmark = pytest.mark.gpu
+
+REL = {torch.float16: 3e-3, torch.float32: 2e-5}
+LAYERS = get_config("ffhq1024").layers
+CONVS = [s for s in LAYERS if s.kind != "rgb"]
+RGBS = [s for s in LAYERS if s.kind == "rgb"]
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def _check(got, want, dtype):
+    assert got.dtype == dtype and got.shape == want.shape
+    err = (got.float() - want).abs().max().item()
+    scale = want.abs().max().item()
+    assert torch.isfinite(got).all() and err <= REL[dtype] * scale, f"max abs err {err:.3g}, max|ref| {scale:.3g}"
+
+
+def _conv_inputs(spec, b, delta_mode, dtype, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    up = spec.kind == "up"
+    h = spec.res // 2 if up else spec.res
+    r = lambda *s: torch.randn(*s, device="cuda", generator=g)  # noqa: E731
+    t = dict(x=r(b, h, h, spec.in_ch), style=1 + 0.3 * r(b, spec.in_ch), weight=r(spec.out_ch, spec.in_ch, 3, 3),
+             delta={0: None, 1: 0.3 * r(b, spec.out_ch, spec.in_ch, 3, 3), 2: 0.3 * r(b, spec.out_ch, spec.in_ch)}[
+                 delta_mode],
+             noise=0.2 * r(spec.res, spec.res), bias=0.2 * r(spec.out_ch))
+    return {k: None if v is None else v.to(dtype) for k, v in t.items()}, dict(upsample=int(up), delta_mode=delta_mode)
+
+
+def _rgb_inputs(spec, b, delta_mode, dtype, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    h, c = spec.res, spec.in_ch
+    r = lambda *s: torch.randn(*s, device="cuda", generator=g)  # noqa: E731
+    t = dict(x=r(b, h, h, c), style=1 + 0.3 * r(b, c), weight=r(3, c), delta=0.3 * r(b, 3, c) if delta_mode else None,
+             bias=0.2 * r(3), skip=r(b, h // 2, h // 2, 3) if spec.idx > 1 else None)
+    return {k: None if v is None else v.to(dtype) for k, v in t.items()}
+
+
+def _f32(t):
+    return {k: None if v is None else v.float() for k, v in t.items()}
+
+
+@pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
+@pytest.mark.parametrize("b", [1, 8])
+@pytest.mark.parametrize("spec", CONVS, ids=lambda s: f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}")
+def test_mod_conv_kernel_every_ffhq_layer(spec, b, delta_mode):
+    from plugins.mod_conv.kernel import mod_conv_triton
+
+    t, a = _conv_inputs(spec, b, delta_mode, torch.float16)
+    _check(mod_conv_triton(**t, **a), mod_conv_ref(**_f32(t), **a), torch.float16)
+
+
+@pytest.mark.parametrize("delta_mode", [0, 1], ids=["nodelta", "delta"])
+@pytest.mark.parametrize("b", [1, 8])
+@pytest.mark.parametrize("spec", RGBS, ids=lambda s: f"{s.name}-{s.in_ch}@{s.res}")
+def test_to_rgb_kernel_every_ffhq_layer(spec, b, delta_mode):
+    from plugins.to_rgb.kernel import to_rgb_triton
+
+    t = _rgb_inputs(spec, b, delta_mode, torch.float16)
+    _check(to_rgb_triton(**t, delta_mode=delta_mode), to_rgb_ref(**_f32(t), delta_mode=delta_mode), torch.float16)
+
+
+@pytest.mark.parametrize("name", ["convs.4", "convs.5"])
+def test_fp32_kernels_are_tight(name):
+    from plugins.mod_conv.kernel import mod_conv_triton
+    from plugins.to_rgb.kernel import to_rgb_triton
+
+    spec = next(s for s in CONVS if s.name == name)
+    t, a = _conv_inputs(spec, 2, 1, torch.float32)
+    _check(mod_conv_triton(**t, **a), mod_conv_ref(**t, **a), torch.float32)
+    t = _rgb_inputs(RGBS[3], 2, 1, torch.float32)
+    _check(to_rgb_triton(**t, delta_mode=1), to_rgb_ref(**t, delta_mode=1), torch.float32)
+
+
+def test_custom_ops_inside_a_captured_cuda_graph():
+    import plugins.mod_conv.op  # noqa: F401  (registers the ops)
+    import plugins.to_rgb.op  # noqa: F401
+
+    spec_c = next(s for s in CONVS if s.name == "convs.6")  # 512->512 upsample to 64^2
+    spec_r = next(s for s in RGBS if s.res == 64)
+    tc, a = _conv_inputs(spec_c, 2, 1, torch.float16, seed=1)
+    tr = _rgb_inputs(spec_r, 2, 0, torch.float16, seed=2)
+
+    def step():
+        y = torch.ops.hyperstyle.mod_conv(tc["x"], tc["style"], tc["weight"], tc["delta"], tc["noise"], tc["bias"],
+                                          a["upsample"], a["delta_mode"], 1)
+        return y, torch.ops.hyperstyle.to_rgb(y, tr["style"], tr["weight"], None, tr["bias"], tr["skip"], 0)
+
+    step()  # compile outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y, rgb = step()
+    for seed in (3, 4):  # new inputs copied into the captured buffers, then replay
+        new, _ = _conv_inputs(spec_c, 2, 1, torch.float16, seed=seed)
+        for k in ("x", "style", "delta"):
+            tc[k].copy_(new[k])
+        graph.replay()
+        torch.cuda.synchronize()
+        want_y = mod_conv_ref(**_f32(tc), **a)
+        _check(y, want_y, torch.float16)
+        want_rgb = to_rgb_ref(y.float(), tr["style"].float(), tr["weight"].float(), None, tr["bias"].float(),
+                              tr["skip"].float())
+        _check(rgb, want_rgb, torch.float16)
+
+
+def test_custom_op_under_torch_compile():
+    import plugins.mod_conv.op  # noqa: F401
+
+    spec = next(s for s in CONVS if s.name == "convs.3")
+    t, a = _conv_inputs(spec, 2, 2, torch.float16)
+    fn = torch.compile(lambda *xs: torch.ops.hyperstyle.mod_conv(*xs, a["upsample"], 2, 1), fullgraph=True)
+    got = fn(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"])
+    _check(got, mod_conv_ref(**_f32(t), **a), torch.float16)
+
+
+def test_launch_raw_on_a_side_stream():
+    from plugins.mod_conv.op import launch_raw as mc_raw
+    from plugins.to_rgb.op import launch_raw as rgb_raw
+
+    spec = next(s for s in CONVS if s.name == "convs.2")  # upsample 512->512 to 16^2
+    t, a = _conv_inputs(spec, 3, 1, torch.float16)
+    y = torch.full((3, 16, 16, 512), float("nan"), device="cuda", dtype=torch.float16)
+    s = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    p = {k: v.data_ptr() for k, v in t.items()}
+    mc_raw(**p, y=y.data_ptr(), B=3, H=8, W=8, Cin=512, Cout=512, upsample=1, delta_mode=1, demodulate=1,
+           dtype="float16", stream=s.cuda_stream)
+    s.synchronize()
+    _check(y, mod_conv_ref(**_f32(t), **a), torch.float16)
+
+    tr = _rgb_inputs(RGBS[1], 3, 1, torch.float16)  # to_rgbs.0: 512 channels at 8^2, with skip
+    rgb = torch.full((3, 8, 8, 3), float("nan"), device="cuda", dtype=torch.float16)
+    pr = {k: v.data_ptr() for k, v in tr.items()}
+    rgb_raw(**pr, y=rgb.data_ptr(), B=3, H=8, W=8, Cin=512, has_skip=1, delta_mode=1, dtype="float16",
+            stream=s.cuda_stream)
+    s.synchronize()
+    _check(rgb, to_rgb_ref(**_f32(tr), delta_mode=1), torch.float16)
