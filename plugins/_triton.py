@@ -1,5 +1,5 @@
-"""Shared helpers for the Triton kernels in plugins/: availability checks, tile configs, interpreter loading, AOT
-compilation to PTX/CUBIN and raw-pointer tensors.
+"""Shared helpers for the Triton kernels in plugins/: availability checks, tile configs, a Triton-interpreter worker
+process (CPU tests), AOT compilation to PTX/CUBIN and raw-pointer tensors.
 
 Nothing here touches CUDA or compiles a kernel at import; this module imports without triton and without a GPU.
 
@@ -201,12 +201,14 @@ class AotKernel:
         return (32 * self.num_warps, 1, 1)
 
 
-def compile_aot(fn, signature: dict[str, str], constexprs: dict[str, Any], cfg: TileConfig,
-                arch: int = 90) -> AotKernel:
+def compile_aot(fn, signature: dict[str, str], constexprs: dict[str, Any], cfg: TileConfig, arch: int = 90,
+                divisible_by_16: tuple[str, ...] = ()) -> AotKernel:
     """Compile a @triton.jit kernel for `sm_{arch}` without a GPU (ptxas ships with triton).
 
     signature: param name -> "*fp16" / "i32" / "constexpr"; constexprs: values of the constexpr params (a pointer
-    param given as constexpr None is dropped from the entry).
+    param given as constexpr None is dropped from the entry). divisible_by_16: params the caller guarantees to be
+    multiples of 16 (pointers: 16-byte aligned addresses), which lets Triton vectorize loads. A launch that breaks
+    the promise faults or reads wrong data, so only list what the runtime guarantees.
     """
     if not triton_available():
         raise HsError("AOT kernel compilation needs triton (pip install 'hyperstyle-trt[kernels]')")
@@ -215,7 +217,8 @@ def compile_aot(fn, signature: dict[str, str], constexprs: dict[str, Any], cfg: 
     from triton.compiler import ASTSource
 
     with _interpret(False):
-        src = ASTSource(fn, signature=signature, constexprs=constexprs)
+        attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in divisible_by_16}
+        src = ASTSource(fn, signature=signature, constexprs=constexprs, attrs=attrs)
         ck = triton.compile(src, target=GPUTarget("cuda", arch, 32),
                             options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                                      "enable_fp_fusion": True})

@@ -282,15 +282,17 @@ def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, del
     kern = mod_conv_up_kernel if upsample else mod_conv_kernel
     kern[grid](x, style, weight, delta if delta_mode else None, noise, bias, b, h, w, cin, cout, out,
                DELTA_MODE=int(delta_mode), DEMOD=int(demodulate), PREC=_precision(triton_dtype(dt)),
-               num_warps=cfg.num_warps, num_stages=cfg.num_stages, **cfg.constexprs())
+               num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=True, **cfg.constexprs())
     return out
 
 
-def aot_compile(upsample: int, delta_mode: int, demodulate: int, dtype: str, cfg: TileConfig,
-                arch: int = 90) -> AotKernel:
+def aot_compile(upsample: int, delta_mode: int, demodulate: int, dtype: str, cfg: TileConfig, arch: int = 90,
+                aligned: bool = False) -> AotKernel:
     """Compile for TensorRT's AOT path (no GPU needed). dtype: "fp16" | "fp32". Entry params: x, style, weight,
-    [delta if delta_mode], noise, bias, B, H, W, Cin, Cout (i32), y, + 2 hidden NULL pointers; pointers are assumed
-    16-byte aligned. Launch with grid from `launch_params(..., cfg=cfg)`, block kernel.block, kernel.shared_mem."""
+    [delta if delta_mode], noise, bias, B, H, W, Cin, Cout (i32), y, + 2 hidden NULL pointers. Launch with grid from
+    `launch_params(..., cfg=cfg)`, block kernel.block, dynamic shared memory kernel.shared_mem.
+    aligned=True promises 16-byte aligned pointers and Cin, Cout multiples of 16 (all FFHQ layers; vectorized
+    loads); the default assumes nothing, like a JIT launch on unaligned data would."""
     p = "*" + dtype
     sig = {"x_ptr": p, "style_ptr": p, "w_ptr": p, "d_ptr": p if delta_mode else "constexpr", "noise_ptr": p,
            "bias_ptr": p, "B": "i32", "H": "i32", "W": "i32", "Cin": "i32", "Cout": "i32", "y_ptr": p,
@@ -299,4 +301,5 @@ def aot_compile(upsample: int, delta_mode: int, demodulate: int, dtype: str, cfg
     const = {"DELTA_MODE": int(delta_mode), "DEMOD": int(demodulate), "PREC": _precision(dtype), **cfg.constexprs()}
     if not delta_mode:
         const["d_ptr"] = None
-    return compile_aot(mod_conv_up_kernel if upsample else mod_conv_kernel, sig, const, cfg, arch)
+    div = tuple(k for k, v in sig.items() if v.startswith("*")) + ("Cin", "Cout") if aligned else ()
+    return compile_aot(mod_conv_up_kernel if upsample else mod_conv_kernel, sig, const, cfg, arch, div)

@@ -113,13 +113,16 @@ def to_rgb_triton(x, style, weight, delta, bias, skip=None, delta_mode: int = 0,
     grid, cfg = launch_params(b, h, w, cin, int(skip is not None), cfg)
     to_rgb_kernel[grid](x, style, weight, delta if delta_mode else None, bias, skip, b, h, w, cin, out,
                         DELTA_MODE=int(delta_mode), HAS_SKIP=int(skip is not None), PREC=_precision(triton_dtype(dt)),
-                        BLOCK_M=cfg.block_m, BLOCK_K=cfg.block_k, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                        BLOCK_M=cfg.block_m, BLOCK_K=cfg.block_k, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                        enable_fp_fusion=True)
     return out
 
 
-def aot_compile(has_skip: int, delta_mode: int, dtype: str, cfg: TileConfig, arch: int = 90) -> AotKernel:
+def aot_compile(has_skip: int, delta_mode: int, dtype: str, cfg: TileConfig, arch: int = 90,
+                aligned: bool = False) -> AotKernel:
     """Compile for TensorRT's AOT path (no GPU needed). Entry params: x, style, weight, [delta], bias, [skip],
-    B, H, W, Cin (i32), rgb, + 2 hidden NULL pointers."""
+    B, H, W, Cin (i32), rgb, + 2 hidden NULL pointers. aligned=True promises 16-byte aligned pointers and Cin a
+    multiple of 16 (see mod_conv.kernel.aot_compile)."""
     p = "*" + dtype
     sig = {"x_ptr": p, "style_ptr": p, "w_ptr": p, "d_ptr": p if delta_mode else "constexpr", "bias_ptr": p,
            "skip_ptr": p if has_skip else "constexpr", "B": "i32", "H": "i32", "W": "i32", "Cin": "i32", "y_ptr": p,
@@ -131,4 +134,5 @@ def aot_compile(has_skip: int, delta_mode: int, dtype: str, cfg: TileConfig, arc
         const["d_ptr"] = None
     if not has_skip:
         const["skip_ptr"] = None
-    return compile_aot(to_rgb_kernel, sig, const, cfg, arch)
+    div = tuple(k for k, v in sig.items() if v.startswith("*")) + ("Cin",) if aligned else ()
+    return compile_aot(to_rgb_kernel, sig, const, cfg, arch, div)
