@@ -30,7 +30,7 @@ def kernels(ctx: click.Context) -> None:
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, prog_name="hs-bench", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="hs-bench", standalone_mode=False)
     except HsError as e:
         click.echo(f"error: {e}", err=True)
         return 2
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         return e.exit_code
     except click.exceptions.Abort:
         return 1
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
