@@ -198,7 +198,8 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: hs-bench kernels [--batch N ...] [--layers NAME ...] [--warmup N] [--iters N] [--delta-mode M]
-    [--json PATH]. Returns the exit code (2 with a one-line error on a user error such as no GPU)."""
+    [--json PATH]. Returns 0; user errors (no GPU, unknown layer) raise HsError for the caller to print as one line
+    (hs-bench does; `python -m benchmarks.kernels` too)."""
     p = argparse.ArgumentParser(prog="hs-bench kernels", description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, action="append", help="batch size (repeatable; default 1 and 8)")
     p.add_argument("--layers", nargs="+", help="generator layer names, e.g. convs.8 to_rgbs.3 (default: all)")
@@ -207,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
     p.add_argument("--json", help="also write the rows as JSON here")
     a = p.parse_args(argv)
-    try:
-        rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode)
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode)
     print_table(rows)
     if a.json:
         import json
@@ -221,5 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _cli() -> int:
+    try:
+        return main()
+    except HsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli())

@@ -1,6 +1,8 @@
 """torch.ops.hyperstyle.mod_conv / to_rgb on CPU equal the references, pass torch.library.opcheck, and the Python
 API refuses impl="cuda" with a one-line HsError where CUDA/triton is missing (no silent fallback)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -86,6 +88,7 @@ def test_op_modules_import_without_compiling_or_touching_cuda(tmp_path):
             "assert not torch.cuda.is_initialized()\n")
     cache = tmp_path / "triton_cache"
     env = dict(os.environ, TRITON_CACHE_DIR=str(cache))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    root = Path(__file__).resolve().parents[3]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=root)
     assert r.returncode == 0, r.stderr[-2000:]
     assert not cache.exists() or not any(cache.iterdir())  # nothing compiled at import
