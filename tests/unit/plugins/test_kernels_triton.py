@@ -91,3 +91,15 @@ def test_to_rgb_kernel_matches_reference(triton_interp, skip, delta_mode, dtype)
 def test_interpreter_errors_surface_with_the_child_traceback(triton_interp):
     with pytest.raises(RuntimeError, match="failed in the Triton interpreter"):
         triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", torch.randn(1, 2, 2, 4))
+
+
+def test_to_rgb_kernel_with_the_deterministic_tile_choice(triton_interp):
+    """select_config's tiles (BLOCK_M 64, padded N 16, BLOCK_K 32), fp16, delta and skip."""
+    g = torch.Generator().manual_seed(13)
+    b, h, w, cin = 2, 8, 8, 32
+    t = dict(x=torch.randn(b, h, w, cin, generator=g), style=torch.randn(b, cin, generator=g),
+             weight=torch.randn(3, cin, generator=g), delta=0.5 * torch.randn(b, 3, cin, generator=g),
+             bias=torch.randn(3, generator=g), skip=torch.randn(b, h // 2, w // 2, 3, generator=g))
+    t = {k: v.half() for k, v in t.items()}
+    got = triton_interp.call("plugins.to_rgb.kernel:to_rgb_triton", **t, delta_mode=1)
+    _assert_close(got, _ref32(to_rgb_ref, t, delta_mode=1), torch.float16)
