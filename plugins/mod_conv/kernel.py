@@ -1,7 +1,7 @@
 """Triton kernels for `HsModConv`: fused modulated 3x3 conv (+ folded stride-2 transposed conv and 4x4 blur),
 demodulation, noise, bias and lrelu(0.2)*sqrt(2). NHWC, T in {fp16, fp32}, fp32 accumulation.
 
-Implicit GEMM per sample b: M = output pixels, N = Cout, K = 9*Cin (outer loop over Cin blocks, inner static loop
+Implicit GEMM per sample b: M = output pixels, N = Cout, K = 9*Cin (outer loop over Cin blocks, inner (runtime) loop
 over the 9 taps, so a Cin block of W/delta is reused from cache across taps). Each K step loads tiles of x (masked
 3x3 halo), W and delta, forms W*(1+delta)*s in fp32 registers (never written to memory), adds its square to the
 per-(b,o) demodulation sum and runs the tensor-core dot (operands in T, fp32 accumulator). The epilogue applies
@@ -24,7 +24,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from plugins._triton import TileConfig, cdiv, check_dtype, compile_aot, AotKernel, triton_dtype
+from plugins._triton import AotKernel, TileConfig, cdiv, check_dtype, compile_aot, triton_dtype
 
 SQRT2 = tl.constexpr(1.4142135623730951)
 
@@ -233,9 +233,10 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
 def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int) -> TileConfig:
     """Deterministic tiles from the layer shape (input H, W), independent of the batch (TensorRT's B is dynamic).
 
-    Chosen so that ptxas (sm_90, fp16, every delta_mode) reports no register spills: the contract's W/delta layout
-    ([Cout,Cin,3,3], taps innermost) makes the W and delta tiles strided gathers, one 64-bit address per element, so
-    KERNELS.md's M256xN128xK64 tiles (measured with a tap-major layout) spill here. Not timed on a GPU yet.
+    Chosen so that ptxas (sm_90, fp16, every delta_mode, no alignment hints) reports no register spills; with 16-byte
+    alignment hints (what a JIT launch on torch tensors gets) the upsampling tiles spill <= 40 bytes. The contract's
+    W/delta layout ([Cout,Cin,3,3], taps innermost) makes the W and delta tiles strided gathers, one 64-bit address
+    per element, so KERNELS.md's M256xN128xK64 tiles (measured with a tap-major layout) spill here. Not yet timed.
     Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output pixels (4 phases).
     """
     hw = H * W
