@@ -24,7 +24,7 @@ from torch import nn
 
 from models.config import ENCODER_TYPES, GeneratorConfig, HypernetConfig, HyperStyleConfig, get_config
 from models.errors import HsError
-from models.fill import canonical_key, fill_module_, fill_value
+from models.fill import DEFAULT_CONSTANTS, canonical_key, fill_module_, fill_value
 from models.hyperstyle import HyperStyle
 from models.stylegan2 import Generator
 
@@ -187,13 +187,13 @@ def load_g_ema(path, cfg: GeneratorConfig | None = None) -> Generator:
     return g
 
 
-def fill_default_(model: HyperStyle) -> HyperStyle:
+def fill_default_(model: HyperStyle, constants: Mapping[str, float] = DEFAULT_CONSTANTS) -> HyperStyle:
     """The embedded default: every tensor from the deterministic fill (golden/README)."""
-    fill_module_(model.hypernet, "hypernet.")
-    fill_module_(model.decoder, "decoder.")
-    fill_module_(model.w_encoder, "encoder.")
+    fill_module_(model.hypernet, "hypernet.", constants)
+    fill_module_(model.decoder, "decoder.", constants)
+    fill_module_(model.w_encoder, "encoder.", constants)
     with torch.no_grad():
-        model.latent_avg.copy_(fill_value("latent_avg", tuple(model.latent_avg.shape), set()))
+        model.latent_avg.copy_(fill_value("latent_avg", tuple(model.latent_avg.shape), set(), constants))
     model.is_default = True
     return model
 

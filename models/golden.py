@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from models.config import GeneratorConfig, HypernetConfig, HyperStyleConfig
 from models.errors import HsError
-from models.fill import DEFAULT_CONSTANTS, fill_module_, fill_value
+from models.fill import DEFAULT_CONSTANTS, fill_module_
 
 # README "Suggested checks": (kind, atol, rtol)
 TOL = {"image": (1e-4, 0.0), "feature": (1e-4, 0.0), "code": (1e-5, 0.0), "delta": (1e-5, 0.0),
@@ -119,6 +119,11 @@ def check_delta_summary(res: CaseResult, prefix: str, deltas: list[torch.Tensor]
     res.add(f"{prefix}_strided", "delta", strided, arrays[f"{prefix}_strided"])
 
 
+def _image_input(meta: dict, seed_key: str, channels: int) -> torch.Tensor:
+    """README "Inputs": torch.rand((B,C,256,256), generator=g(seed)) * 2 - 1."""
+    return torch.rand((int(meta["batch"]), channels, 256, 256), generator=_gen(meta["seeds"][seed_key])) * 2 - 1
+
+
 def _pool(img: torch.Tensor, size: int = 256) -> torch.Tensor:
     return F.adaptive_avg_pool2d(img, (size, size))
 
@@ -151,9 +156,8 @@ def run_hypernet(meta: dict, arrays: dict, size: int) -> CaseResult:
 
     res = CaseResult("hypernet")
     cfg = config_for(meta, size)
-    b = int(meta["batch"])
     h = fill_module_(SharedWeightsHyperNetResNet(cfg).eval(), "hypernet.", _constants(meta))
-    x = torch.rand((b, 6, 256, 256), generator=_gen(meta["seeds"]["hyper_in"])) * 2 - 1
+    x = _image_input(meta, "hyper_in", 6)
     res.add("x (regenerated)", "input", x, arrays["x"])
     f = h.features(x)
     res.add("features", "feature", f, arrays["features"])
@@ -179,9 +183,8 @@ def run_w_encoder(meta: dict, arrays: dict, size: int) -> CaseResult:
 
     res = CaseResult("w_encoder")
     cfg = config_for(meta, size)
-    b = int(meta["batch"])
     enc = fill_module_(WEncoder(cfg).eval(), "encoder.", _constants(meta))
-    x = torch.rand((b, 3, 256, 256), generator=_gen(meta["seeds"]["enc_in"])) * 2 - 1
+    x = _image_input(meta, "enc_in", 3)
     res.add("x (regenerated)", "input", x, arrays["x"])
     res.add("pooled", "feature", enc.pooled(x), arrays["pooled"])
     res.add("codes", "code", enc(x), arrays["codes"])
@@ -190,19 +193,14 @@ def run_w_encoder(meta: dict, arrays: dict, size: int) -> CaseResult:
 
 @torch.no_grad()
 def run_inversion(meta: dict, arrays: dict, size: int) -> CaseResult:
+    from models.checkpoint import fill_default_
     from models.hyperstyle import HyperStyle
 
     res = CaseResult("inversion")
-    cfg = config_for(meta, size)
-    b = int(meta["batch"])
-    c = _constants(meta)
-    m = HyperStyle(cfg).eval()
-    fill_module_(m.hypernet, "hypernet.", c)
-    fill_module_(m.decoder, "decoder.", c)
-    fill_module_(m.w_encoder, "encoder.", c)
-    m.latent_avg.copy_(fill_value("latent_avg", tuple(m.latent_avg.shape), set(), c))
+    m = fill_default_(HyperStyle(config_for(meta, size)).eval(), _constants(meta))
+    cfg = m.cfg
     res.add("latent_avg", "code", m.latent_avg, arrays["latent_avg"])
-    x = torch.rand((b, 3, 256, 256), generator=_gen(meta["seeds"]["inv_in"])) * 2 - 1
+    x = _image_input(meta, "inv_in", 3)
     res.add("x (regenerated)", "input", x, arrays["x"])
     n_iters = sum(1 for k in arrays if k.startswith("y") and k.endswith("_pool256")) - 1
     out = m.invert(x, n_iters=n_iters, return_iterations=True, return_iteration_deltas=True)
