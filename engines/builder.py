@@ -13,6 +13,7 @@ is parsed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -147,6 +148,19 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
     return bytes(engine)
 
 
+def _place(src: Path, dst: Path) -> None:
+    """Put the cached engine at `dst` atomically: a hard link (no second copy of a 640 MB engine) when both are
+    on one filesystem, else a copy. Both paths are verified by sha256 before any later use."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
 @dataclass(frozen=True)
 class EngineResult:
     path: Path
@@ -186,9 +200,7 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
         build_s = time.perf_counter() - t0
         src = cache.store(key, blob, {**side, "build_s": round(build_s, 3)})
         status = "built"
-    tmp = engine_path.with_name(f".{engine_path.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(engine_path)
+    _place(src, engine_path)
     write_sidecar(engine_path, {**side, "build_s": round(build_s, 3), "cache_key": key,
                                 "engine_sha256": sha256_file(engine_path), "status": status})
     if notes:

@@ -35,16 +35,16 @@ def _summary(report, console) -> None:
     from rich.table import Table
 
     t = Table(title=f"hs-export: {report.config['out']}  ({report.seconds:.1f} s)")
-    for col in ("file", "kind", "size", "time (s)", "max err vs ref", "status"):
-        t.add_column(col, justify="right" if col in ("size", "time (s)", "max err vs ref") else "left",
-                     no_wrap=col in ("file", "size"), overflow="fold")
+    for col in ("file", "kind", "size", "time (s)", "max err", "status"):
+        t.add_column(col, justify="right" if col in ("size", "time (s)", "max err") else "left",
+                     no_wrap=col != "status", overflow="fold")
     for a in report.artifacts:
         err = "" if a.max_rel_err is None else f"{a.max_abs_err:.2e}"
         style = "red" if a.status.startswith(("FAIL", "SKIPPED")) else None
         t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, a.status, style=style)
     console.print(t)
-    console.print("max err = max |graph - PyTorch fp32 reference| over the worst output "
-                  "(tolerances in export/verify.py)")
+    console.print("max err = max |graph - PyTorch fp32 reference| of the worst output, on CPU "
+                  "(ONNX Runtime / onnx.reference; tolerances in export/verify.py)")
     for n in report.notes:
         console.print(f"note: {n}")
     if report.engines_skipped:
@@ -72,6 +72,7 @@ class _Steps:
 @click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (default: embedded deterministic weights).")
 @click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt (required with --checkpoint).")
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Dynamic batch upper bound / profile.")
+@click.option("--opt-batch", type=int, default=None, help="Profile optimum batch (default: --max-batch).")
 @click.option("--plain-batch", type=int, default=1, show_default=True, help="Fixed batch of the plain generator.")
 @click.option("--out", "out", default="hs_export", show_default=True, type=click.Path(), help="Output directory.")
 @click.option("--plain", "plain", is_flag=True, help="Only the plain (standard-op) graphs.")
@@ -81,16 +82,16 @@ class _Steps:
 @click.option("--compute-capability", "ccs", multiple=True, help="TensorRT-RTX target (e.g. SM86); default portable.")
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
-def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, plain_batch, out, plain, plugin, engines,
-        verify, ccs, cache_dir, dry_run):
+def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_batch, plain_batch, out, plain, plugin,
+        engines, verify, ccs, cache_dir, dry_run):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
     from export.config import ExportConfig
 
     precisions = ("fp32", "fp16") if both_precisions else (("fp16",) if fp16 else ("fp32",))
     variants = ("plain", "plugin") if plain == plugin else (("plain",) if plain else ("plugin",))
     cfg = ExportConfig(config=config, checkpoint=checkpoint, w_encoder=w_encoder, precisions=precisions,
-                       variants=variants, max_batch=max_batch, plain_batch=plain_batch, out=Path(out),
-                       build_engines=engines, verify=verify, compute_capabilities=tuple(ccs),
+                       variants=variants, max_batch=max_batch, opt_batch=opt_batch, plain_batch=plain_batch,
+                       out=Path(out), build_engines=engines, verify=verify, compute_capabilities=tuple(ccs),
                        cache_dir=Path(cache_dir) if cache_dir else None)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))

@@ -23,14 +23,17 @@ OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter (SPEC §4
 class ExportConfig:
     """Everything that determines the exported artifacts.
 
-    config: model preset (models.config.PRESETS; None = ffhq1024, or the checkpoint's own); checkpoint / w_encoder: checkpoint paths (None = embedded default
-    weights); precisions: subset of PRECISIONS; variants: subset of VARIANTS; max_batch: the dynamic-batch upper bound
-    (plugin graphs, engine profiles); plain_batch: the fixed batch of the plain generator (grouped conv, groups=B);
-    out: output directory; build_engines: build TensorRT engines for the plugin graphs when a flavor is importable;
-    verify: compare every graph with the PyTorch reference (ORT for plain, onnx.reference for plugin graphs);
-    external_data_threshold: graphs whose initializers exceed this many bytes store them in `<name>.onnx.data`;
-    cache_dir: engine cache (None = `<out>/.engine_cache`); compute_capabilities: TensorRT-RTX targets such as
-    ("SM86",) (empty = portable); opt_batch: the profile's optimum batch (None = max_batch).
+    config: model preset (models.config.PRESETS); None with a checkpoint = the checkpoint's own, else ffhq1024.
+    checkpoint / w_encoder: checkpoint paths (None = embedded default weights).
+    precisions / variants: subsets of PRECISIONS / VARIANTS.
+    max_batch: dynamic-batch upper bound (dynamic graphs, engine profiles); opt_batch: profile optimum (None = max).
+    plain_batch: the fixed batch of the plain generator (grouped conv with groups = B).
+    out: output directory; cache_dir: engine cache (None = `<out>/.engine_cache`).
+    build_engines: build TensorRT engines when a flavor is importable; compute_capabilities: TensorRT-RTX targets
+    such as ("SM86",) (empty = portable).
+    verify: compare every graph with the PyTorch reference on `verify_batch` samples (ORT for plain graphs,
+    onnx.reference for plugin graphs); seed: example-input seed.
+    external_data_threshold: graphs whose initializers exceed this many bytes store them in `<name>.onnx.data`.
     """
 
     config: str | None = None
@@ -67,6 +70,8 @@ class ExportConfig:
             raise HsError(f"--opt-batch must be in 1..{self.max_batch}, got {self.opt_batch}")
         if self.opset < 18:
             raise HsError(f"opset must be >= 18 (the dynamo exporter's floor), got {self.opset}")
+        if self.config is None and self.checkpoint is None:
+            object.__setattr__(self, "config", "ffhq1024")  # the embedded default's preset
         object.__setattr__(self, "out", Path(self.out))
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir))

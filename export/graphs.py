@@ -1,10 +1,10 @@
 """The three exported graphs as PyTorch wrapper modules with fixed, named I/O (the ONNX contract of the runtime).
 
-| graph      | inputs                                                    | outputs                                      |
-|------------|-----------------------------------------------------------|----------------------------------------------|
-| w_encoder  | image [B,3,S,S]                                           | codes [B,n_latent,style_dim] (+ latent_avg)  |
-| hypernet   | image [B,3,S,S], recon_pooled [B,3,S,S], delta_<layer>... | acc_<layer>... (= delta_<layer> + H(x, y))   |
-| generator  | codes [B,n_latent,style_dim], delta_<layer>...            | image [B,3,size,size], image_pooled [B,3,S,S]|
+| graph     | inputs                                                    | outputs                                     |
+|-----------|-----------------------------------------------------------|---------------------------------------------|
+| w_encoder | image [B,3,S,S]                                           | codes [B,n_latent,style_dim] (+ latent_avg) |
+| hypernet  | image [B,3,S,S], recon_pooled [B,3,S,S], delta_<layer>... | acc_<layer>... (= delta_<layer> + H(x, y))  |
+| generator | codes [B,n_latent,style_dim], delta_<layer>...            | image [B,3,size,size], image_pooled         |
 
 S = cfg.hypernet.input_size (256 for FFHQ), <layer> = the generator layer with dots as underscores (`convs_8`); the
 Δ inputs are named `LayerSpec.input_name` (`delta_convs_8`) in both graphs and the hypernet's outputs `acc_convs_8`, so

@@ -23,6 +23,7 @@ from typing import Callable, ContextManager
 
 import torch
 
+from engines.cache import plugin_versions
 from engines.sidecar import sha256_files, software_versions, write_json_atomic, write_sidecar
 from export import graphs as G
 from export import onnx_io, passes
@@ -178,7 +179,8 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 "inputs": {t.name: list(t.shape) for t in io.inputs},
                 "outputs": {t.name: list(t.shape) for t in io.outputs},
                 "delta_modes": {k: ("per_channel" if v == G.PER_CHANNEL else "full") for k, v in modes.items()},
-                "ops": passes.op_counts(g), "fp16": fp16_stats if prec == "fp16" else None,
+                "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
+                "fp16": fp16_stats if prec == "fp16" else None,
                 "verification": art.errors, "export_s": round(art.seconds, 3)})
             report.artifacts.append(art)
             written[(graph, variant, prec)] = path

@@ -99,3 +99,7 @@ def test_plugin_generator_parity(tiny_export, prec):
     if name not in arts:
         pytest.fail(f"plugin generator not exported: {report.notes}")
     assert arts[name].status == "ok" and arts[name].max_rel_err <= TOLERANCES[prec]
+    side = json.loads((tiny_export[0].out / (name + ".json")).read_text())
+    assert side["plugins"] == {"HsModConv": "1", "HsToRGB": "1"} and side["inputs"]["codes"][0] == "B"
+    assert side["delta_modes"]["convs.8"] == "per_channel"
+    assert "Conv" not in side["ops"] and side["ops"]["hyperstyle::HsModConv"] == 11
