@@ -103,7 +103,7 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
 
     from export.pipeline import run_export
 
-    console = Console(stderr=False)
+    console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-column wrapping
     if checkpoint is None:
         click.echo("notice: no checkpoint given: embedded default weights (deterministic, untrained)", err=True)
     report = run_export(cfg, step=_Steps(console))
