@@ -23,8 +23,8 @@ from engines.sidecar import file_mode, read_sidecar, sha256_file, sha256_files, 
 from models.errors import HsError
 
 
-def onnx_data_files(path: Path) -> list[Path]:
-    """The graph file followed by every external-data file it references (sorted, deduplicated)."""
+def _graph_meta(path: Path) -> tuple[list[Path], list[str]]:
+    """(graph file + referenced external-data files, plugin op types used), from one load without weights."""
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
     locs = set()
@@ -34,13 +34,16 @@ def onnx_data_files(path: Path) -> list[Path]:
     missing = [loc for loc in locs if not (path.parent / loc).is_file()]
     if missing:
         raise HsError(f"{path}: external data file(s) {missing} not found")
-    return [path] + [path.parent / loc for loc in sorted(locs)]
-
-
-def plugin_versions(path: Path) -> dict[str, str]:
-    """{op type: spec version} for the plugin ops used in the graph (nodes of the hyperstyle domain)."""
-    model = onnx.load(str(path), load_external_data=False)
     ops = sorted({n.op_type for n in model.graph.node if n.domain == "hyperstyle"})
+    return [path] + [path.parent / loc for loc in sorted(locs)], ops
+
+
+def onnx_data_files(path: Path) -> list[Path]:
+    """The graph file followed by every external-data file it references (sorted, deduplicated)."""
+    return _graph_meta(path)[0]
+
+
+def _versions(ops: list[str]) -> dict[str, str]:
     if not ops:
         return {}
     from plugins.registry import get_spec
@@ -48,10 +51,15 @@ def plugin_versions(path: Path) -> dict[str, str]:
     return {op: get_spec(op).version for op in ops}
 
 
+def plugin_versions(path: Path) -> dict[str, str]:
+    """{op type: spec version} for the plugin ops used in the graph (nodes of the hyperstyle domain)."""
+    return _versions(_graph_meta(path)[1])
+
+
 def cache_key(onnx_path: Path, target: dict, build_options: dict) -> tuple[str, dict]:
     """(hex key, the components hashed). `target`: flavor/version/device (engines.builder.build_target)."""
-    comp = {"onnx_sha256": sha256_files(onnx_data_files(onnx_path)), "target": target,
-            "plugins": plugin_versions(onnx_path), "build": build_options}
+    files, ops = _graph_meta(onnx_path)
+    comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": _versions(ops), "build": build_options}
     key = hashlib.sha256(json.dumps(comp, sort_keys=True).encode()).hexdigest()
     return key, comp
 
