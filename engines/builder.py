@@ -74,20 +74,19 @@ def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> 
     return t
 
 
-class _Logger:
-    """Collects TensorRT log messages (warnings and errors) for one-line error reports."""
+def _make_logger(trt):
+    """A trt.ILogger that keeps warnings and errors (for one-line error reports) instead of printing them."""
 
-    def __new__(cls, trt):
-        class L(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.messages: list[tuple[str, str]] = []
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
 
-            def log(self, severity, msg):
-                if severity <= trt.ILogger.Severity.WARNING:
-                    self.messages.append((str(severity).split(".")[-1], msg))
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append((str(severity).split(".")[-1], msg))
 
-        return L()
+    return Logger()
 
 
 def _errors(log) -> str:
@@ -106,7 +105,7 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
         from plugins.trt_common import register_plugins
 
         register_plugins(fl.name)
-    log = _Logger(trt)
+    log = _make_logger(trt)
     builder = trt.Builder(log)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, log)

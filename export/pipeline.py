@@ -118,6 +118,20 @@ def _module(model, graph: str, variant: str, modes: dict):
     return plugin_generator(model, modes)
 
 
+def _export_graph(module, feeds: dict, io: G.GraphIO, dynamic: bool, cfg: ExportConfig, table, plugin: bool):
+    """module -> checked, BN-folded, constant-folded gs.Graph (fp32)."""
+    proto = onnx_io.export_module(module, list(feeds.values()), io.input_names, io.output_names, dynamic,
+                                  cfg.max_batch, cfg.opset, table)
+    g = passes.import_graph(proto)
+    del proto
+    passes.check_io(g, io, dynamic)
+    passes.batchnorm_to_affine(g)
+    passes.fold(g)
+    if plugin:
+        passes.check_plugin_nodes(g, expect_plugins=True)
+    return g
+
+
 def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _nostep) -> dict[tuple, Path]:
     """Export, write and verify every selected graph; returns {(graph, variant, precision): onnx path}."""
     mcfg, written = model.cfg, {}
@@ -136,17 +150,15 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
         ex_batch = cfg.verify_batch if dynamic else cfg.plain_batch
         feeds = G.example_inputs(io, ex_batch, seed=cfg.seed)
         t0 = time.perf_counter()
-        with step(f"export {label}"):
-            proto = onnx_io.export_module(module, list(feeds.values()), io.input_names, io.output_names,
-                                          dynamic, cfg.max_batch, cfg.opset, table)
-            g = passes.import_graph(proto)
-            del proto
-            passes.check_io(g, io, dynamic)
-            passes.batchnorm_to_affine(g)
-            passes.fold(g)
-            plugin = variant == "plugin" and graph == "generator"
-            if plugin:
-                passes.check_plugin_nodes(g, expect_plugins=True)
+        plugin = variant == "plugin" and graph == "generator"
+        try:
+            with step(f"export {label}"):
+                g = _export_graph(module, feeds, io, dynamic, cfg, table, plugin)
+        except HsError as e:  # one graph failing does not hide the others' results
+            for prec in precisions:
+                path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
+                report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"FAIL export: {e}"))
+            continue
         export_s = time.perf_counter() - t0
         for prec in precisions:
             name = artifact_name(graph, variant, prec)
