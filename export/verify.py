@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from export.graphs import FULL, PER_CHANNEL, acc_name
+from export.graphs import PER_CHANNEL, acc_name
 from models.errors import HsError
 from models.hyperstyle import HyperStyle
 
@@ -125,4 +125,4 @@ def worst(errors: list[OutputError]) -> OutputError | None:
     return max(errors, key=lambda e: e.rel) if errors else None
 
 
-__all__ = ["TOLERANCES", "OutputError", "reference_fn", "run_onnx", "compare", "verify_graph", "worst", "FULL"]
+__all__ = ["TOLERANCES", "OutputError", "reference_fn", "run_onnx", "compare", "verify_graph", "worst"]
