@@ -16,6 +16,7 @@ built into TensorRT engines with the content-hash cache. Files (in `cfg.out`):
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,6 +198,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
             report.artifacts.append(art)
             written[(graph, variant, prec)] = path
         del g, module
+        gc.collect()  # the FFHQ hypernet graph holds ~1.3 GB of arrays; free it before the next export
     return written
 
 
