@@ -24,8 +24,11 @@ test-fast: setup
 golden: setup
 	$(PY) -m models.golden verify ../shared/reference/golden
 
+# The main job on the embedded default weights: the reference inversion (T=5) of a generated sample, then
+# `hs-export --fp16` (ONNX graphs + FP16 TensorRT engines; engines are skipped with a reason when no TensorRT exists).
 demo: setup
 	$(PY) -m models.demo --out demo_out
+	$(VENV)/bin/hs-export --fp16 --out demo_out/export
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out hs_export
