@@ -105,7 +105,9 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
 
     console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-column wrapping
     if checkpoint is None:
-        click.echo("notice: no checkpoint given: embedded default weights (deterministic, untrained)", err=True)
+        from models.checkpoint import DEFAULT_NOTICE
+
+        click.echo(DEFAULT_NOTICE, err=True)
     report = run_export(cfg, step=_Steps(console))
     _summary(report, console)
     return 1 if report.failed else 0
