@@ -19,9 +19,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engines.cache import EngineCache, cache_key, plugin_versions, verify_engine, write_bytes_atomic
+from engines.cache import EngineCache, cache_key, plugin_versions, verify_engine
 from engines.flavor import Flavor, get_flavor
-from engines.sidecar import sha256_file, software_versions, write_sidecar
+from engines.sidecar import sha256_file, software_versions, write_bytes_atomic, write_sidecar
 from models.errors import HsError
 
 

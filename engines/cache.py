@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
-from engines.sidecar import file_mode, read_sidecar, sha256_file, sha256_files, write_sidecar
+from engines.sidecar import read_sidecar, sha256_file, sha256_files, write_bytes_atomic, write_sidecar
 from models.errors import HsError
 
 
@@ -121,15 +119,3 @@ class EngineCache:
         write_bytes_atomic(p, blob)
         write_sidecar(p, {**record, "cache_key": key, "engine_sha256": hashlib.sha256(blob).hexdigest()})
         return p
-
-
-def write_bytes_atomic(path: Path, blob: bytes) -> None:
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise HsError(f"cannot write {path}: {e.strerror}") from None

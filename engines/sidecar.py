@@ -70,18 +70,22 @@ def file_mode() -> int:
     return 0o666 & ~u
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """json.dump to a temp file in the same directory, then rename."""
+def write_bytes_atomic(path: Path, blob: bytes) -> None:
+    """Write `blob` to a temp file in the same directory (mode as open() would give), then rename."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
         os.replace(tmp, path)
     except OSError as e:
         raise HsError(f"cannot write {path}: {e.strerror}") from None
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """JSON (indented, trailing newline) written atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
 def sidecar_path(artifact: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import onnx
 import torch
 
+from engines.sidecar import file_mode
 from models.errors import HsError
 
 
@@ -65,12 +66,6 @@ def _batch_dynamic_shapes(module: torch.nn.Module, n_args: int, spec: dict) -> t
     return tuple(out)
 
 
-def _file_mode() -> int:
-    u = os.umask(0)
-    os.umask(u)
-    return 0o666 & ~u
-
-
 def initializer_bytes(model: onnx.ModelProto) -> int:
     """Total bytes of the initializers (and Constant-node tensors) held in `model`."""
     n = sum(len(t.raw_data) or onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
@@ -106,7 +101,7 @@ def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int
             onnx.save_model(model, str(tmp))
         os.replace(tmp, path)
         for f in (path, data) if external else (path,):
-            os.chmod(f, _file_mode())
+            os.chmod(f, file_mode())
     except OSError as e:
         raise HsError(f"cannot write {path}: {e.strerror}") from None
     finally:

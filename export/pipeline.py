@@ -250,7 +250,7 @@ def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportRep
         cfg.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise HsError(f"cannot create --out {cfg.out}: {e.strerror}") from None
-    probe = cfg.out / f".hs_write_probe"
+    probe = cfg.out / ".hs_write_probe"
     try:
         probe.write_bytes(b"")
         probe.unlink()

@@ -4,7 +4,6 @@ Observed on the tiny config: fp32 <= 3e-6, fp16 <= 2e-3."""
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 
