@@ -1,0 +1,73 @@
+"""TensorRT flavor selection and the libtensorrt_rtx.so fix (without it the RTX parser aborts with exit 134)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engines import flavor as F
+from models.errors import HsError
+
+
+def test_symlink_is_created_idempotently(tmp_path, monkeypatch):
+    (tmp_path / "libtensorrt_rtx.so.1").write_bytes(b"\x7fELF")
+    monkeypatch.setattr(F, "rtx_library_dir", lambda: tmp_path)
+    link = F.ensure_rtx_library_symlink()
+    assert link == tmp_path / "libtensorrt_rtx.so" and link.is_symlink()
+    assert os.readlink(link) == "libtensorrt_rtx.so.1"
+    assert F.ensure_rtx_library_symlink() == link
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["libtensorrt_rtx.so", "libtensorrt_rtx.so.1"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions, so a read-only dir can't be made")
+def test_unwritable_library_dir_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "libtensorrt_rtx.so.1").write_bytes(b"\x7fELF")
+    tmp_path.chmod(0o555)
+    monkeypatch.setattr(F, "rtx_library_dir", lambda: tmp_path)
+    try:
+        with pytest.raises(HsError, match="create it once by hand"):
+            F.ensure_rtx_library_symlink()
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def test_no_rtx_library_is_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "rtx_library_dir", lambda: tmp_path)
+    assert F.ensure_rtx_library_symlink() is None
+
+
+def test_unknown_flavor():
+    with pytest.raises(HsError, match="unknown TensorRT flavor 'tensorrt9'"):
+        F.get_flavor("tensorrt9")
+
+
+@pytest.mark.trt
+@pytest.mark.skipif("tensorrt_rtx" not in F.available_flavors(), reason="needs tensorrt_rtx (the flavor with the bug)")
+def test_plugin_graph_parses_after_the_link_was_removed(tmp_path):
+    """A fresh process whose RTX wheel lacks the link: get_flavor() recreates it and parsing a plugin node works
+    (instead of `terminate called without an active exception`, exit 134)."""
+    link = F.rtx_library_dir() / "libtensorrt_rtx.so"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    code = textwrap.dedent(f"""
+        import onnx
+        from engines.flavor import get_flavor
+        from plugins import register_plugins
+        from plugins.onnx_export import single_node_model
+        trt = get_flavor("tensorrt_rtx").module
+        register_plugins()
+        onnx.save(single_node_model("mod_conv"), {str(tmp_path / "m.onnx")!r})
+        logger = trt.Logger(trt.Logger.ERROR)
+        net = trt.Builder(logger).create_network(0)
+        parser = trt.OnnxParser(net, logger)
+        assert parser.parse_from_file({str(tmp_path / "m.onnx")!r}), parser.get_error(0)
+        n = sum(net.get_layer(i).type == trt.LayerType.PLUGIN_V3 for i in range(net.num_layers))
+        print("plugin layers", n)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "plugin layers 1" in r.stdout
+    assert link.is_symlink()
