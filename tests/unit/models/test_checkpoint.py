@@ -168,25 +168,23 @@ def test_official_ffhq_layout_from_key_list(official_keys_path, tmp_path):
             if c in sd:
                 sd[e["key"]] = sd[c]
                 continue
-            v = fill_value(c, tuple(e["shape"]), names)
-            sd[e["key"]] = v if v is not None else None
+            sd[e["key"]] = fill_value(c, tuple(e["shape"]), names)
         return sd
 
     default = build_model("ffhq1024", quiet=True)
-    hs_sd = state(keys["hyperstyle_state_dict"])
-    own = {**{f"hypernet.{k}": v for k, v in default.hypernet.state_dict().items()},
-           **{f"decoder.{k}": v for k, v in default.decoder.state_dict().items()}}
-    hs_sd = {k: (own[k] if v is None else v) for k, v in hs_sd.items()}  # 'keep' keys: constructed values
+    constructed = {**{f"hypernet.{k}": v for k, v in default.hypernet.state_dict().items()},
+                   **{f"decoder.{k}": v for k, v in default.decoder.state_dict().items()},
+                   **{f"encoder.{k}": v for k, v in default.w_encoder.state_dict().items()}}
+
+    def with_kept(sd):  # 'keep' keys (num_batches_tracked, FIR kernels) hold their constructed values
+        return {k: constructed[k] if v is None else v for k, v in sd.items()}
+
     opts = {"encoder_type": "SharedWeightsHyperNetResNet", "layers_to_tune": keys["source"]["config"]["layers_to_tune"],
             "output_size": 1024, "input_nc": 6, "n_hypernet_outputs": 26, "device": "cuda:0"}
-    torch.save({"state_dict": hs_sd, "opts": opts, "latent_avg": default.latent_avg, "global_step": 1,
-                "best_val_loss": 0.5}, tmp_path / "hyperstyle_ffhq.pt")
-    del hs_sd
-    enc_sd = {k: v for k, v in state(keys["w_encoder_state_dict"]).items()}
-    enc_sd = {k: (own.get(k) if v is None else v) for k, v in enc_sd.items()}
-    enc_sd = {k: (default.w_encoder.state_dict()[k[8:]] if v is None else v) for k, v in enc_sd.items()}
-    torch.save({"state_dict": enc_sd, "opts": {}, "latent_avg": torch.zeros(512)}, tmp_path / "faces_w_encoder.pt")
-    del enc_sd
+    torch.save({"state_dict": with_kept(state(keys["hyperstyle_state_dict"])), "opts": opts,
+                "latent_avg": default.latent_avg, "global_step": 1, "best_val_loss": 0.5}, tmp_path / "hyperstyle_ffhq.pt")
+    torch.save({"state_dict": with_kept(state(keys["w_encoder_state_dict"])), "opts": {},
+                "latent_avg": torch.zeros(512)}, tmp_path / "faces_w_encoder.pt")
     m = build_model(None, str(tmp_path / "hyperstyle_ffhq.pt"), str(tmp_path / "faces_w_encoder.pt"))
     assert m.cfg.generator == default.cfg.generator and m.cfg.hypernet == default.cfg.hypernet
     for a, b in ((m.hypernet, default.hypernet), (m.decoder, default.decoder), (m.w_encoder, default.w_encoder)):
