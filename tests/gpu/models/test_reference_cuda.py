@@ -11,14 +11,6 @@ from models.checkpoint import build_model
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(autouse=True)
-def no_tf32():
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-
-
 @torch.no_grad()
 def test_golden_inversion_on_cuda(golden_dir):
     z = np.load(golden_dir / "inversion.npz")

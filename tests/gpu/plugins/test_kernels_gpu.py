@@ -21,14 +21,6 @@ CONVS = [s for s in LAYERS if s.kind != "rgb"]
 RGBS = [s for s in LAYERS if s.kind == "rgb"]
 
 
-@pytest.fixture(autouse=True)
-def _no_tf32():
-    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
-
-
 def _check(got, want, dtype):
     assert got.dtype == dtype and got.shape == want.shape
     err = (got.float() - want).abs().max().item()

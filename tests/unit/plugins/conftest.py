@@ -15,3 +15,13 @@ def triton_interp():
     w = InterpreterWorker()
     yield w
     w.close()
+
+
+@pytest.fixture(scope="module")
+def trt():
+    """The TensorRT flavor module with the hyperstyle plugin creators registered."""
+    from engines.flavor import get_flavor
+    from plugins import register_plugins
+
+    register_plugins()
+    return get_flavor().module

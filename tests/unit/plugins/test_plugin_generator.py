@@ -14,6 +14,7 @@ from models.errors import HsError
 from models.fill import fill_module_
 from models.stylegan2 import Generator
 from plugins.generator import PluginGenerator
+from _trt_util import build, parse, plugin_layers
 
 MODES = {"conv1": 1, "convs.0": 1, "convs.3": 1, "convs.8": 2, "convs.9": 2, "to_rgbs.0": 1}
 
@@ -102,34 +103,19 @@ def test_export_gives_plugin_nodes_and_evaluates_to_the_image(setup, exported):
 
 
 @pytest.mark.trt
-def test_exported_generator_parses_and_builds(exported):
-    net = _parse_and_build(exported, 17)
+def test_exported_generator_parses_and_builds(trt, exported):
+    net = _parse_and_build(trt, exported, 17)
     assert tuple(net.get_output(0).shape) == (-1, 3, 128, 128)
 
-def _parse_and_build(model, n_plugins):
-    from engines.flavor import get_flavor
-    from plugins import register_plugins
-
-    register_plugins()
-    trt = get_flavor().module
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    net = builder.create_network(0)
-    parser = trt.OnnxParser(net, logger)
-    assert parser.parse(model.SerializeToString()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    assert sum(net.get_layer(i).type == trt.LayerType.PLUGIN_V3 for i in range(net.num_layers)) == n_plugins
-    cfg = builder.create_builder_config()
-    prof = builder.create_optimization_profile()
-    for i in range(net.num_inputs):
-        rest = list(net.get_input(i).shape)[1:]
-        prof.set_shape(net.get_input(i).name, [1] + rest, [2] + rest, [8] + rest)
-    cfg.add_optimization_profile(prof)
-    assert builder.build_serialized_network(net, cfg) is not None
+def _parse_and_build(trt, model, n_plugins):
+    builder, net = parse(trt, model)
+    assert len(plugin_layers(trt, net)) == n_plugins
+    assert build(trt, builder, net, dynamic=True, opt=2) is not None
     return net
 
 
 @pytest.mark.trt
-def test_fp16_export_parses_and_builds(setup):
+def test_fp16_export_parses_and_builds(trt, setup):
     import copy
 
     from plugins.onnx_export import custom_translation_table
@@ -141,7 +127,5 @@ def test_fp16_export_parses_and_builds(setup):
                              custom_translation_table=custom_translation_table(),
                              input_names=["codes", *pg.delta_names], output_names=["image"],
                              dynamic_shapes=({0: batch}, tuple({0: batch} for _ in deltas)), optimize=True)
-    from engines.flavor import get_flavor
-
-    net = _parse_and_build(prog.model_proto, 17)
-    assert net.get_output(0).dtype == get_flavor().module.DataType.HALF
+    net = _parse_and_build(trt, prog.model_proto, 17)
+    assert net.get_output(0).dtype == trt.DataType.HALF

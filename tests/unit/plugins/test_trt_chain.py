@@ -11,6 +11,7 @@ from plugins.mod_conv.reference import mod_conv_ref
 from plugins.onnx_export import chain_model
 from plugins.onnx_ref import run_reference
 from plugins.to_rgb.reference import to_rgb_ref
+from _trt_util import build, parse, plugin_layers
 
 
 def _feeds(model, batch, seed=3):
@@ -39,26 +40,9 @@ def test_chain_reference_evaluator_equals_composed_references():
 
 @pytest.mark.trt
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dyn1-8"])
-def test_chain_parses_and_builds_fp16(dynamic):
-    from engines.flavor import get_flavor
-    from plugins import register_plugins
-
-    register_plugins()
-    trt = get_flavor().module
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    net = builder.create_network(0)
-    parser = trt.OnnxParser(net, logger)
-    assert parser.parse(chain_model("float16", dynamic_batch=dynamic).SerializeToString())
-    kinds = [net.get_layer(i).type for i in range(net.num_layers)]
-    assert kinds.count(trt.LayerType.PLUGIN_V3) == 4
+def test_chain_parses_and_builds_fp16(trt, dynamic):
+    builder, net = parse(trt, chain_model("float16", dynamic_batch=dynamic))
+    assert len(plugin_layers(trt, net)) == 4
     assert tuple(net.get_output(0).shape) == (-1 if dynamic else 2, 8, 8, 3)
-    cfg = builder.create_builder_config()
-    if dynamic:
-        prof = builder.create_optimization_profile()
-        for i in range(net.num_inputs):
-            rest = list(net.get_input(i).shape)[1:]
-            prof.set_shape(net.get_input(i).name, [1] + rest, [4] + rest, [8] + rest)
-        cfg.add_optimization_profile(prof)
-    engine = builder.build_serialized_network(net, cfg)
+    engine = build(trt, builder, net, dynamic)
     assert engine is not None and engine.nbytes > 0

@@ -9,6 +9,7 @@ import pytest
 from models.errors import HsError
 from plugins.onnx_export import single_node_model
 from plugins.registry import get_spec
+from _trt_util import build, parse, plugin_layers
 
 pytestmark = pytest.mark.trt
 
@@ -17,51 +18,10 @@ CASES = [("mod_conv", {}), ("mod_conv", {"upsample": 1, "delta_mode": 1}),
          ("to_rgb", {"has_skip": 1, "delta_mode": 1})]
 
 
-@pytest.fixture(scope="module")
-def trt():
-    from engines.flavor import get_flavor
-    from plugins import register_plugins
-
-    register_plugins()
-    return get_flavor().module
-
-
 def _classes(key):
     from plugins.trt_common import plugin_classes
 
     return plugin_classes(key)
-
-
-def _parse(trt, model):
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    net = builder.create_network(0)
-    parser = trt.OnnxParser(net, logger)
-    ok = parser.parse(model.SerializeToString())
-    assert ok, [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    return builder, net
-
-
-def _build(trt, builder, net, dynamic):
-    cfg = builder.create_builder_config()
-    if dynamic:
-        prof = builder.create_optimization_profile()
-        for i in range(net.num_inputs):
-            t = net.get_input(i)
-            rest = list(t.shape)[1:]
-            prof.set_shape(t.name, [1] + rest, [4] + rest, [8] + rest)
-        cfg.add_optimization_profile(prof)
-    return builder.build_serialized_network(net, cfg)
-
-
-def _plugins(trt, net):
-    out = []
-    for i in range(net.num_layers):
-        layer = net.get_layer(i)
-        if layer.type == trt.LayerType.PLUGIN_V3:
-            layer.__class__ = trt.IPluginV3Layer
-            out.append(layer.plugin)
-    return out
 
 
 def test_register_is_idempotent(trt):
@@ -173,26 +133,26 @@ def test_on_shape_change_rejects_inconsistent_shapes(trt):
 @pytest.mark.parametrize("key, attrs", CASES)
 def test_one_node_graph_parses_and_builds_fp16(trt, key, attrs, dynamic):
     model = single_node_model(key, attrs, dims={"B": 2, "H": 8, "W": 8, "Cin": 16, "Cout": 24}, dynamic_batch=dynamic)
-    builder, net = _parse(trt, model)
-    (plugin,) = _plugins(trt, net)
+    builder, net = parse(trt, model)
+    (plugin,) = plugin_layers(trt, net)
     assert plugin.attrs == get_spec(key).resolve_attrs(attrs)  # ONNX attributes reached the plugin as fields
     out = net.get_output(0)
     f = 2 if attrs.get("upsample") else 1
     assert tuple(out.shape) == (-1 if dynamic else 2, 8 * f, 8 * f, 24 if key == "mod_conv" else 3)
     assert out.dtype == trt.DataType.HALF
-    engine = _build(trt, builder, net, dynamic)
+    engine = build(trt, builder, net, dynamic)
     assert engine is not None and engine.nbytes > 0
 
 
 def test_one_node_graph_builds_fp32(trt):
-    builder, net = _parse(trt, single_node_model("mod_conv", {"delta_mode": 1}, dtype="float32"))
+    builder, net = parse(trt, single_node_model("mod_conv", {"delta_mode": 1}, dtype="float32"))
     assert net.get_output(0).dtype == trt.DataType.FLOAT
-    assert _build(trt, builder, net, False) is not None
+    assert build(trt, builder, net, False) is not None
 
 
 def test_inconsistent_graph_fails_the_build(trt):
     model = single_node_model("to_rgb", {"has_skip": 1}, constants=("weight", "bias"))
     skip = next(i for i in model.graph.input if i.name == "skip")
     skip.type.tensor_type.shape.dim[1].dim_value = 3  # H/2 would be 4
-    builder, net = _parse(trt, model)
-    assert _build(trt, builder, net, False) is None
+    builder, net = parse(trt, model)
+    assert build(trt, builder, net, False) is None
