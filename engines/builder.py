@@ -67,7 +67,7 @@ def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> 
     import torch
 
     if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
+        p = torch.cuda.get_device_properties(torch.cuda.current_device())  # the device TensorRT builds on
         t["device"] = f"{p.name} sm_{p.major}{p.minor}"
     else:
         t["device"] = "no-gpu"
@@ -150,7 +150,7 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
 def _place(src: Path, dst: Path) -> None:
     """Put the cached engine at `dst` atomically: a hard link (no second copy of a 640 MB engine) when both are
     on one filesystem, else a copy. Both paths are verified by sha256 before any later use."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # unique per process: concurrent exports don't collide
     if tmp.exists():
         tmp.unlink()
     try:

@@ -156,13 +156,15 @@ class InterpreterWorker:
 
 
 def launch_on_stream(stream: int | None, fn: Callable[[], Any]) -> Any:
-    """Run fn with torch's current CUDA stream set to the raw handle `stream` (None/0: leave the current stream).
+    """Run fn with torch's current CUDA stream set to the raw handle `stream` (0: the legacy default stream, as
+    TensorRT means it; None: leave torch's current stream).
 
     Triton launches on torch's current stream, so this is how a raw cudaStream_t from a TensorRT enqueue is honoured.
     """
-    if not stream:
+    if stream is None:
         return fn()
-    with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+    s = torch.cuda.default_stream() if stream == 0 else torch.cuda.ExternalStream(stream)
+    with torch.cuda.stream(s):
         return fn()
 
 

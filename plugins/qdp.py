@@ -15,6 +15,7 @@ output pointer; launch params are symbolic expressions of the input shapes. The 
 from __future__ import annotations
 
 import inspect
+import typing
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -175,7 +176,9 @@ def define_variant(trtp, trt, op: str, name: str, inputs: tuple[str, ...], arch:
         return la.kernel.name, la.kernel.ptx, params, extra
 
     desc.__signature__ = _signature(trtp, inputs, spec.attr_names, [], trtp.TensorDesc)
-    autotune.__signature__ = _signature(trtp, inputs, [], [inspect.Parameter("outputs", pos)], list)
+    # TensorRT's validator accepts only AutoTuneCombination or List[AutoTuneCombination] here (a bare `list` fails)
+    autotune.__signature__ = _signature(trtp, inputs, [], [inspect.Parameter("outputs", pos)],
+                                        typing.List[trtp.AutoTuneCombination])
     aot.__signature__ = _signature(
         trtp, inputs, spec.attr_names,
         [inspect.Parameter("outputs", pos, annotation=tuple[trtp.TensorDesc]),

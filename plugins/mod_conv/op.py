@@ -76,7 +76,7 @@ def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: in
     """Enqueue the fused kernel on raw device pointers (TensorRT IPluginV3 enqueue; one launch, no allocation).
 
     Pointers address contiguous NHWC / contract-layout buffers of `dtype` ("float16" | "float32"); delta is ignored
-    when delta_mode=0; y is [B,Ho,Wo,Cout]; stream is a cudaStream_t as int (0: torch's current stream).
+    when delta_mode=0; y is [B,Ho,Wo,Cout]; stream is a cudaStream_t as int (0: the legacy default stream).
     The first call per (shape class, attrs, dtype) compiles the kernel: warm up before capturing a CUDA graph.
     """
     require_cuda_kernels("mod_conv")

@@ -62,7 +62,7 @@ def launch_raw(x: int, style: int, weight: int, delta: int, bias: int, skip: int
     """Enqueue the kernel on raw device pointers (TensorRT IPluginV3 enqueue; one launch, no allocation).
 
     delta / skip are ignored when delta_mode / has_skip is 0; y is rgb [B,H,W,3]; dtype "float16" | "float32";
-    stream is a cudaStream_t as int (0: torch's current stream). The first call compiles the kernel.
+    stream is a cudaStream_t as int (0: the legacy default stream). The first call compiles the kernel.
     """
     require_cuda_kernels("to_rgb")
     dt = _DTYPES[dtype]

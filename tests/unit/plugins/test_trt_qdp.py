@@ -113,6 +113,8 @@ def test_qdp_definitions_have_the_schema_tensorrt_validates():
               _desc(trtp, (2, 24, 16)), _desc(trtp, (16, 16)), _desc(trtp, (24,)), 1, 2, 1)
     assert out == ((2, 16, 16, 24), "half")
     tune = trtp.defs[("hyperstyle::HsToRGB_skip", "autotune")]
+    tret = inspect.signature(tune).return_annotation  # TensorRT's _validate_autotune: List[AutoTuneCombination]
+    assert typing.get_origin(tret) is list and typing.get_args(tret) == (trtp.AutoTuneCombination,)
     assert tune(*[None] * 6) == [("FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32, FP16|FP32", "LINEAR")]
 
 
