@@ -132,7 +132,10 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
             config.set_compute_capability(getattr(trt.ComputeCapability, cc), i)
     cache = None
     if timing_cache is not None and not fl.is_rtx:  # RTX: timing-cache calls are deprecated no-ops (kernels JIT)
-        blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        try:
+            blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        except OSError:
+            blob = b""  # the timing cache is an optimization only
         cache = config.create_timing_cache(blob)
         config.set_timing_cache(cache, ignore_mismatch=True)
     engine = builder.build_serialized_network(network, config)
@@ -158,6 +161,14 @@ def _place(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     tmp.replace(dst)
+
+
+def place(src: Path, dst: Path) -> None:
+    """`_place` with a one-line HsError for filesystem failures (disk full, permissions)."""
+    try:
+        _place(src, dst)
+    except OSError as e:
+        raise HsError(f"cannot write engine {dst}: {e.strerror or e}") from None
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
         build_s = time.perf_counter() - t0
         src = cache.store(key, blob, {**side, "build_s": round(build_s, 3)})
         status = "built"
-    _place(src, engine_path)
+    place(src, engine_path)
     write_sidecar(engine_path, {**side, "build_s": round(build_s, 3), "cache_key": key,
                                 "engine_sha256": sha256_file(engine_path), "status": status})
     if notes:

@@ -45,8 +45,8 @@ def sha256_file(path: Path) -> str:
 
 
 def software_versions(trt_flavor: Any | None = None) -> dict[str, str | None]:
-    """Versions of the stack; `trt_flavor` is an engines.flavor.Flavor (or None when no TensorRT is used).
-    Never initializes CUDA: the GPU fields come from torch only if CUDA was already initialized or is available."""
+    """Versions of the stack and the GPU; `trt_flavor` is an engines.flavor.Flavor (or None when no TensorRT is
+    used). `gpu` is torch's current device (name and compute capability), or None without CUDA."""
     import numpy
     import torch
 
@@ -57,6 +57,10 @@ def software_versions(trt_flavor: Any | None = None) -> dict[str, str | None]:
             out[mod] = __import__(mod).__version__
         except ImportError:
             out[mod] = None
+    out["gpu"] = None
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(torch.cuda.current_device())
+        out["gpu"] = f"{p.name} sm_{p.major}{p.minor}"
     if trt_flavor is not None:
         out["tensorrt_flavor"] = trt_flavor.name
         out["tensorrt"] = trt_flavor.version

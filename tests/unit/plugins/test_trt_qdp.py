@@ -145,7 +145,7 @@ def test_register_qdp_refuses_tensorrt_rtx():
     from engines.flavor import get_flavor
 
     if not get_flavor().is_rtx:
-        pytest.skip("full TensorRT installed: QDP registration is exercised by GPU tests")
+        pytest.skip("full TensorRT installed: this test checks the refusal on TensorRT-RTX only")
     with pytest.raises(HsError, match="full TensorRT"):
         qdp.register_qdp()
 
