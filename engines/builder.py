@@ -154,19 +154,14 @@ def _place(src: Path, dst: Path) -> None:
     """Put the cached engine at `dst` atomically: a hard link (no second copy of a 640 MB engine) when both are
     on one filesystem, else a copy. Both paths are verified by sha256 before any later use."""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")  # unique per process: concurrent exports don't collide
-    if tmp.exists():
-        tmp.unlink()
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    tmp.replace(dst)
-
-
-def place(src: Path, dst: Path) -> None:
-    """`_place` with a one-line HsError for filesystem failures (disk full, permissions)."""
-    try:
-        _place(src, dst)
+        if tmp.exists():
+            tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        tmp.replace(dst)
     except OSError as e:
         raise HsError(f"cannot write engine {dst}: {e.strerror or e}") from None
 
@@ -210,7 +205,7 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
         build_s = time.perf_counter() - t0
         src = cache.store(key, blob, {**side, "build_s": round(build_s, 3)})
         status = "built"
-    place(src, engine_path)
+    _place(src, engine_path)
     write_sidecar(engine_path, {**side, "build_s": round(build_s, 3), "cache_key": key,
                                 "engine_sha256": sha256_file(engine_path), "status": status})
     if notes:
