@@ -77,14 +77,19 @@ def file_mode() -> int:
 def write_bytes_atomic(path: Path, blob: bytes) -> None:
     """Write `blob` to a temp file in the same directory (mode as open() would give), then rename."""
     path = Path(path)
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
         os.replace(tmp, path)
+        tmp = None
     except OSError as e:
         raise HsError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # nothing half-written is left behind
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

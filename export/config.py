@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,9 @@ class ExportConfig:
                 raise HsError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
             raise HsError(f"--opt-batch must be in 1..{self.max_batch}, got {self.opt_batch}")
+        bad_cc = [c for c in self.compute_capabilities if not re.fullmatch(r"SM\d{2,3}", str(c))]
+        if bad_cc:
+            raise HsError(f"--compute-capability {bad_cc} malformed; expected TensorRT-RTX names such as SM86, SM89")
         if self.opset < 18:
             raise HsError(f"opset must be >= 18 (the dynamo exporter's floor), got {self.opset}")
         if self.config is None and self.checkpoint is None:

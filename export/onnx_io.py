@@ -27,7 +27,8 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
                   custom_translation_table: Mapping | None = None) -> onnx.ModelProto:
     """Export `module(*args)` with the dynamo exporter; returns the ModelProto (weights in memory).
 
-    dynamic_batch: axis 0 of every input is the symbolic dim "B" (1..max(max_batch, 2)); otherwise the example batch
+    dynamic_batch: axis 0 of every input is the symbolic dim "B" (traced with the range 1..max(max_batch, 64) so
+    the exporter never specializes it; the engine profile sets the real 1..max_batch); otherwise the example batch
     is baked in. The exporter's own optimizer (constant folding, BN folding into Conv) runs.
     """
     dyn = None

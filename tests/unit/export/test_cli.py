@@ -26,6 +26,7 @@ def _err_line(capsys):
     (["--config", "tiny", "--checkpoint", "/no/such.pt", "--w-encoder", "/no/such.pt"], "checkpoint not found"),
     (["--config", "tiny", "--fp17"], "No such option"),
     (["--config", "tiny", "--max-batch", "x"], "not a valid integer"),
+    (["--config", "tiny", "--compute-capability", "sm_86", "--dry-run"], "--compute-capability ['sm_86'] malformed"),
 ])
 def test_user_errors(args, match, capsys):
     assert main(args) != 0
