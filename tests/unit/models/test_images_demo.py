@@ -50,3 +50,13 @@ def test_demo_tiny(tmp_path, capsys):
 def test_demo_bad_config(tmp_path, capsys):
     assert demo_main(["--config", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown config 'nope'" in capsys.readouterr().err
+
+
+def test_demo_inverts_given_images(tmp_path, capsys):
+    faces = [write_png(torch.rand(3, 80, 80) * 2 - 1, tmp_path / f"face{i}.png") for i in range(2)]
+    out = tmp_path / "out"
+    assert demo_main(["--config", "tiny", "--iters", "1", "--out", str(out), "--images", *map(str, faces)]) == 0
+    assert "inversion: batch 2, T=1" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("01_")) == [
+        "01_input.png", "01_iter0.png", "01_iter1.png", "01_output.png"]
+    assert Image.open(out / "01_input.png").size == (64, 64)  # resized to the tiny hypernet input
