@@ -80,7 +80,9 @@ def initializer_bytes(model: onnx.ModelProto) -> int:
 
 def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int = 1 << 30) -> list[Path]:
     """Write `model` to `path` atomically; initializers go to `<path>.data` when they exceed `external_threshold`
-    bytes. A stale `<path>.data` from an earlier, larger export is removed. Returns the files written."""
+    bytes. A stale `<path>.data` from an earlier, larger export is removed. With external data the old graph is
+    removed before the new data file lands, so a graph never sits beside data it does not describe. Returns the
+    files written."""
     path = Path(path)
     d = path.parent
     try:
@@ -96,7 +98,8 @@ def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int
             onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data.name, size_threshold=1024)
             external = (tmpdir / data.name).exists()  # False when every tensor was under 1 KB
-            if external:
+            if external:  # two files can't be swapped at once: drop the old graph first, so an interrupted
+                path.unlink(missing_ok=True)  # write leaves no graph rather than an old graph over new data
                 os.replace(tmpdir / data.name, data)
         else:
             onnx.save_model(model, str(tmp))
