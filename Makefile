@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo golden clean
+.PHONY: setup test test-fast test-triton-compat demo golden clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,19 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The kernels against the oldest Triton we support: 3.6, what torch 2.11 pairs with (the lent H100 machine has it).
+# Triton 3.6's interpreter needs numpy < 2.4 (numpy 2.4 refuses int() of a 1-element array), hence the separate venv.
+COMPAT_VENV ?= .venv-triton36
+$(COMPAT_VENV)/.installed:
+	python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q torch==2.13.0 triton==3.6.0 numpy==2.3.5 pytest==9.2.0 click==8.5.1 rich==15.0.0
+	touch $@
+
+test-triton-compat: $(COMPAT_VENV)/.installed
+	PYTHONPATH=. $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) \
+		tests/unit/plugins/test_kernels_triton.py tests/unit/plugins/test_kernels_abi.py \
+		tests/unit/plugins/test_kernels_op.py tests/unit/plugins/test_kernels_reference.py
+
 golden: setup
 	$(PY) -m models.golden verify ../shared/reference/golden
 
@@ -30,4 +43,4 @@ demo: setup
 	$(VENV)/bin/hs-export --fp16 --out demo_out/export
 
 clean:
-	rm -rf $(VENV) demo_out hs_export
+	rm -rf $(VENV) $(COMPAT_VENV) demo_out hs_export

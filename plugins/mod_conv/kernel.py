@@ -83,13 +83,12 @@ def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, D
 
 @triton.jit
 def _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE: tl.constexpr):
-    """Pointer to delta[b] (None when there is no delta input)."""
+    """Pointer to delta[b]. Only called when DELTA_MODE != 0: with no delta input d_ptr is a constexpr None, and
+    Triton < 3.7 cannot return None from a jit function ("cannot convert None ... to tensor")."""
     if DELTA_MODE == 1:
         return d_ptr + b64 * Cout * Cin * 9
-    elif DELTA_MODE == 2:
-        return d_ptr + b64 * Cout * Cin
     else:
-        return d_ptr
+        return d_ptr + b64 * Cout * Cin
 
 
 @triton.jit(do_not_specialize=["B"])
@@ -109,7 +108,9 @@ def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W
     pw = offs_m % W
     x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
     style_base = style_ptr + b64 * Cin
-    d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
+    d_base = d_ptr  # constexpr None without a delta input
+    if DELTA_MODE != 0:
+        d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     sig = tl.zeros([BLOCK_N], dtype=tl.float32)
     for k0 in range(0, Cin, BLOCK_K):
@@ -179,7 +180,9 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
     qw = offs_m % W
     x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
     style_base = style_ptr + b64 * Cin
-    d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
+    d_base = d_ptr  # constexpr None without a delta input
+    if DELTA_MODE != 0:
+        d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
     acc00 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)  # phase (ry, rx) = (0, 0)
     acc01 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     acc10 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
