@@ -77,8 +77,8 @@ def _inputs(c: KernelCase, dev: str) -> dict[str, torch.Tensor | None]:
                  bias=0.1 * r(3), skip=r(b, h // 2, h // 2, 3) if s.idx > 1 else None)
     else:
         f = 2 if s.kind == "up" else 1
-        d = {0: None, 1: 0.1 * r(b, s.out_ch, s.in_ch, 3, 3), 2: 0.1 * r(b, s.out_ch, s.in_ch)}[c.delta_mode]
-        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch), weight=r(s.out_ch, s.in_ch, 3, 3), delta=d,
+        d = {0: None, 1: 0.1 * r(b, s.out_ch, 3, 3, s.in_ch), 2: 0.1 * r(b, s.out_ch, s.in_ch)}[c.delta_mode]
+        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch), weight=r(s.out_ch, 3, 3, s.in_ch), delta=d,  # OHWI
                  noise=0.1 * r(f * h, f * h), bias=0.1 * r(s.out_ch))
     return {k: None if v is None else v.half().float() for k, v in t.items()}
 

@@ -9,7 +9,9 @@ buffer times its strength (constant-folded on export). The final 3-channel image
     img = pg(codes, delta_conv1, delta_convs_8, delta_to_rgbs_0)   # [B,3,size,size]
 
 Δ inputs come in `modes` order, named `LayerSpec.input_name` (`delta_convs_8`). Shapes per mode: conv layers
-1 = full [B,Cout,Cin,3,3], 2 = per-channel [B,Cout,Cin]; toRGB layers 1 = [B,3,Cin] (or [B,3,Cin,1,1]).
+1 = full OHWI [B,Cout,3,3,Cin] (HsModConv v2; `plugins.mod_conv.reference.to_ohwi` of the official
+[B,Cout,Cin,3,3]), 2 = per-channel [B,Cout,Cin]; toRGB layers 1 = [B,3,Cin] (or [B,3,Cin,1,1]). The decoder's
+3x3 weights are converted to OHWI in forward (a transpose of a constant: folded away on export).
 Untuned layers get no Δ input (delta_mode=0).
 """
 
@@ -23,6 +25,7 @@ from torch import nn
 from models.config import LayerSpec
 from models.errors import HsError
 from models.stylegan2 import Generator
+from plugins.mod_conv.reference import to_ohwi
 
 
 def load_torch_ops() -> None:
@@ -77,7 +80,8 @@ class PluginGenerator(nn.Module):
         noise = m.noise.weight * getattr(self.decoder.noises, f"noise_{spec.noise}")[0, 0]  # [Ho,Wo]
         mode = self.modes.get(spec.name, 0)
         tensors = dict(x=x, style=m.conv.modulation(codes[:, spec.latent]),  # s [B,Cin]
-                       weight=m.conv.weight[0], delta=delta, noise=noise, bias=m.activate.bias)  # W [Cout,Cin,3,3]
+                       weight=to_ohwi(m.conv.weight[0]), delta=delta, noise=noise,
+                       bias=m.activate.bias)  # W OHWI [Cout,3,3,Cin]
         return call_op("mod_conv", tensors, dict(upsample=int(spec.kind == "up"), delta_mode=mode, demodulate=1))
 
     def _to_rgb(self, spec: LayerSpec, x: torch.Tensor, codes: torch.Tensor, skip, delta) -> torch.Tensor:

@@ -105,7 +105,8 @@ def chain_model(dtype: str = "float16", dynamic_batch: bool = True, batch: int =
                 seed: int = 0):
     """A small multi-layer plugin graph (one generator block): rgb0 = HsToRGB(x); h1 = HsModConv(x, up, full Δ);
     h2 = HsModConv(h1, per-channel Δ); rgb = HsToRGB(h2, skip=rgb0). Graph inputs x [B,res,res,c], style0..3
-    [B,c], delta0 [B,c,c,3,3], delta1 [B,c,c]; weights/noise/bias are initializers; output rgb [B,2res,2res,3]."""
+    [B,c], delta0 [B,c,3,3,c] (OHWI), delta1 [B,c,c]; weights/noise/bias are initializers; output rgb
+    [B,2res,2res,3]."""
     import onnx
     import onnx.helper as oh
     import onnx.numpy_helper as onh
@@ -114,10 +115,10 @@ def chain_model(dtype: str = "float16", dynamic_batch: bool = True, batch: int =
     elem = oh.np_dtype_to_tensor_dtype(np.dtype(dtype))
     b = "B" if dynamic_batch else batch
     r2 = 2 * res
-    inits = {"w0": (c, c, 3, 3), "noise0": (r2, r2), "b0": (c,), "w1": (c, c, 3, 3), "noise1": (r2, r2),
+    inits = {"w0": (c, 3, 3, c), "noise0": (r2, r2), "b0": (c,), "w1": (c, 3, 3, c), "noise1": (r2, r2),
              "b1": (c,), "wr0": (3, c), "br0": (3,), "wr1": (3, c), "br1": (3,)}
     inputs = {"x": [b, res, res, c], "style0": [b, c], "style1": [b, c], "style2": [b, c], "style3": [b, c],
-              "delta0": [b, c, c, 3, 3], "delta1": [b, c, c]}
+              "delta0": [b, c, 3, 3, c], "delta1": [b, c, c]}
     nodes = [
         make_node("to_rgb", ["x", "style3", "wr0", "br0"], ["rgb0"], "rgb0"),
         make_node("mod_conv", ["x", "style0", "w0", "delta0", "noise0", "b0"], ["h1"], "conv_up",

@@ -2,7 +2,10 @@
 demodulation, noise, bias and lrelu(0.2)*sqrt(2). NHWC, T in {fp16, fp32}, fp32 accumulation.
 
 Implicit GEMM per sample b: M = output pixels, N = Cout, K = 9*Cin (outer loop over Cin blocks, inner (runtime) loop
-over the 9 taps, so a Cin block of W/delta is reused from cache across taps). Each K step loads tiles of x (masked
+over the 9 taps). W and full delta come OHWI ([Cout,3,3,Cin], Cin contiguous), so their [BLOCK_K, BLOCK_N] tiles
+are contiguous along K: 16-byte cp.async loads that Triton pipelines through shared memory, like the x tiles. (With
+the official OIHW layout they were scalar 2-byte gathers at a 9-element stride: 26-98 LDG.E.U16 per K step in the
+sm_90 SASS and register spills at KERNELS.md's M256xN128xK64 tiles.) Each K step loads tiles of x (masked
 3x3 halo), W and delta, forms W*(1+delta)*s in fp32 registers (never written to memory), adds its square to the
 per-(b,o) demodulation sum and runs the tensor-core dot (operands in T, fp32 accumulator). The epilogue applies
 scale*rsqrt(scale^2*sum + 1e-8) (or scale without demodulation), + noise[Ho,Wo] + bias[Cout], lrelu*sqrt(2).
@@ -30,11 +33,11 @@ SQRT2 = tl.constexpr(1.4142135623730951)
 
 
 @triton.jit
-def _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, TAP, DELTA_MODE: tl.constexpr):
-    """W'[k, n] = W[n, k, TAP] * (1 + delta) * s[k] in fp32; tiles [BLOCK_K, BLOCK_N]."""
-    wt = tl.load(w_ptr + w_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
+def _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, TAP, Cin, DELTA_MODE: tl.constexpr):
+    """W'[k, n] = W[n, TAP, k] * (1 + delta) * s[k] in fp32 (OHWI: Cin contiguous); tiles [BLOCK_K, BLOCK_N]."""
+    wt = tl.load(w_ptr + TAP * Cin + w_off, mask=wk_mask, other=0.0).to(tl.float32)
     if DELTA_MODE == 1:
-        dt = tl.load(d_base + w_off + TAP, mask=wk_mask, other=0.0).to(tl.float32)
+        dt = tl.load(d_base + TAP * Cin + w_off, mask=wk_mask, other=0.0).to(tl.float32)
         wm = wt * (1.0 + dt) * s[:, None]
     elif DELTA_MODE == 2:
         wm = wt * sm  # sm = (1 + delta[b, n, k]) * s[k], hoisted out of the tap loop
@@ -72,7 +75,7 @@ def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, D
     k_ok = offs_k < Cin
     s = tl.load(style_base + offs_k, mask=k_ok, other=0.0).to(tl.float32)
     wk_mask = k_ok[:, None] & n_ok[None, :]
-    w_off = offs_n[None, :] * (Cin * 9) + offs_k[:, None] * 9  # W[n, k, tap] of [Cout, Cin, 3, 3]; delta[b] alike
+    w_off = offs_n[None, :] * (9 * Cin) + offs_k[:, None]  # W[n, 0, k] of OHWI [Cout, 3, 3, Cin]; delta[b] alike
     if DELTA_MODE == 2:  # delta[b] is [Cout, Cin]
         d2 = tl.load(d_base + offs_n[None, :] * Cin + offs_k[:, None], mask=wk_mask, other=0.0).to(tl.float32)
         sm = (1.0 + d2) * s[:, None]
@@ -117,7 +120,7 @@ def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W
         offs_k, k_ok, s, wk_mask, w_off, sm = _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K, DELTA_MODE)
         for t in range(9):
             xt = _load_x(x_base, ph, pw, t // 3 - 1, t % 3 - 1, H, W, Cin, offs_k, k_ok, m_ok)
-            wm = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, t, DELTA_MODE)
+            wm = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, t, Cin, DELTA_MODE)
             if DEMOD:
                 sig += tl.sum(wm * wm, axis=0)
             acc = tl.dot(xt, wm.to(xt.dtype), acc, input_precision=PREC)
@@ -199,15 +202,15 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
         x20 = _load_x(x_base, qh, qw, 1, -1, H, W, Cin, offs_k, k_ok, m_ok)
         x21 = _load_x(x_base, qh, qw, 1, 0, H, W, Cin, offs_k, k_ok, m_ok)
         x22 = _load_x(x_base, qh, qw, 1, 1, H, W, Cin, offs_k, k_ok, m_ok)
-        w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, DELTA_MODE)  # W' tap (kh, kw), unblurred
-        w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, DELTA_MODE)
-        w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, DELTA_MODE)
-        w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, DELTA_MODE)
-        w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, DELTA_MODE)
-        w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, DELTA_MODE)
-        w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, DELTA_MODE)
-        w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, DELTA_MODE)
-        w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, DELTA_MODE)
+        w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, Cin, DELTA_MODE)  # W' tap (kh, kw), unblurred
+        w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, Cin, DELTA_MODE)
+        w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, Cin, DELTA_MODE)
+        w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, Cin, DELTA_MODE)
+        w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, Cin, DELTA_MODE)
+        w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, Cin, DELTA_MODE)
+        w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, Cin, DELTA_MODE)
+        w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, Cin, DELTA_MODE)
+        w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, Cin, DELTA_MODE)
         if DEMOD:
             sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
             sig += tl.sum(sq + w22 * w22, axis=0)

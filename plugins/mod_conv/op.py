@@ -42,11 +42,11 @@ def _mod_conv_fake(x, style, weight, delta, noise, bias, upsample, delta_mode, d
 
 
 def infer_delta_mode(delta: torch.Tensor | None) -> int:
-    """0 without delta, 1 for [B,Cout,Cin,3,3], 2 for [B,Cout,Cin]."""
+    """0 without delta, 1 for OHWI [B,Cout,3,3,Cin], 2 for [B,Cout,Cin]."""
     if delta is None:
         return 0
     if delta.ndim not in (3, 5):
-        raise HsError(f"mod_conv: delta must be [B,Cout,Cin,3,3] or [B,Cout,Cin], got {tuple(delta.shape)}")
+        raise HsError(f"mod_conv: delta must be OHWI [B,Cout,3,3,Cin] or [B,Cout,Cin], got {tuple(delta.shape)}")
     return 1 if delta.ndim == 5 else 2
 
 
@@ -55,7 +55,8 @@ def mod_conv(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta: 
              demodulate: int = 1, impl: str = "ref") -> torch.Tensor:
     """StyledConv on NHWC: lrelu(modconv(x) + noise + bias, 0.2)*sqrt(2) -> y [B,Ho,Wo,Cout] in x.dtype.
 
-    x [B,H,W,Cin]; style [B,Cin]; weight [Cout,Cin,3,3] raw; delta [B,Cout,Cin,3,3] / [B,Cout,Cin] / None
+    x [B,H,W,Cin]; style [B,Cin]; weight OHWI [Cout,3,3,Cin] raw (reference.to_ohwi of the official weight);
+    delta OHWI [B,Cout,3,3,Cin] / [B,Cout,Cin] / None
     (delta_mode inferred when None); noise [Ho,Wo] pre-multiplied; bias [Cout]. impl="ref": the PyTorch reference
     (any device); impl="cuda": the fused Triton kernel through torch.ops.hyperstyle.mod_conv; raises HsError when
     triton or CUDA is missing (no silent fallback).
@@ -84,9 +85,9 @@ def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: in
     from plugins.mod_conv.kernel import mod_conv_triton
 
     f = 2 if upsample else 1
-    dshape = {1: (B, Cout, Cin, 3, 3), 2: (B, Cout, Cin)}.get(int(delta_mode))
+    dshape = {1: (B, Cout, 3, 3, Cin), 2: (B, Cout, Cin)}.get(int(delta_mode))
     t = dict(x=tensor_from_ptr(x, (B, H, W, Cin), dt), style=tensor_from_ptr(style, (B, Cin), dt),
-             weight=tensor_from_ptr(weight, (Cout, Cin, 3, 3), dt),
+             weight=tensor_from_ptr(weight, (Cout, 3, 3, Cin), dt),
              delta=tensor_from_ptr(delta, dshape, dt) if dshape else None,
              noise=tensor_from_ptr(noise, (f * H, f * W), dt), bias=tensor_from_ptr(bias, (Cout,), dt))
     out = tensor_from_ptr(y, (B, f * H, f * W, Cout), dt)

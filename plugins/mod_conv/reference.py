@@ -1,4 +1,5 @@
-"""Pure-PyTorch reference of `HsModConv` on the op's own I/O contract (plugins/README.md): NHWC in and out.
+"""Pure-PyTorch reference of `HsModConv` on the op's own I/O contract (plugins/README.md): NHWC in and out, weight and
+full delta OHWI ([Cout,3,3,Cin], Cin contiguous: the kernels' W/delta tiles are then contiguous vector loads).
 
 It is built from models.ops (the numerical source of truth), so it equals `models.stylegan2.StyledConv` to float
 rounding: conv (official grouped / transposed-grouped conv + blur) -> + noise -> lrelu(. + bias, 0.2) * sqrt(2).
@@ -15,12 +16,24 @@ from models.ops import fused_leaky_relu, make_kernel, modulated_conv2d
 DELTA_MODES = (0, 1, 2)
 
 
+def to_ohwi(t: torch.Tensor) -> torch.Tensor:
+    """Official [..., Cout, Cin, k, k] (OIHW) -> the op's [..., Cout, k, k, Cin] (OHWI, Cin contiguous), contiguous.
+    Works for the weight [O,I,3,3] and for full delta [B,O,I,3,3]."""
+    return t.movedim(-3, -1).contiguous()
+
+
+def from_ohwi(t: torch.Tensor) -> torch.Tensor:
+    """The op's [..., Cout, k, k, Cin] (OHWI) -> official [..., Cout, Cin, k, k] (OIHW), a view."""
+    return t.movedim(-1, -3)
+
+
 def expand_delta(delta: torch.Tensor | None, delta_mode: int) -> torch.Tensor | None:
-    """Contract delta -> models' [B,Cout,Cin,3,3] (per-channel [B,Cout,Cin] is broadcast over the 3x3 taps)."""
+    """Contract delta -> models' [B,Cout,Cin,3,3] (full: OHWI [B,Cout,3,3,Cin] back to OIHW; per-channel
+    [B,Cout,Cin] broadcast over the 3x3 taps)."""
     if delta_mode == 0:
         return None
     if delta_mode == 1:
-        return delta
+        return from_ohwi(delta)
     return delta[..., None, None].expand(*delta.shape, 3, 3)  # [B,O,I] -> [B,O,I,3,3]
 
 
@@ -30,8 +43,8 @@ def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
     if x.ndim != 4:
         raise HsError(f"mod_conv: x must be NHWC [B,H,W,Cin], got {tuple(x.shape)}")
     b, h, w, cin = x.shape
-    if weight.ndim != 4 or weight.shape[1:] != (cin, 3, 3):
-        raise HsError(f"mod_conv: weight must be [Cout,{cin},3,3], got {tuple(weight.shape)}")
+    if weight.ndim != 4 or weight.shape[1:] != (3, 3, cin):
+        raise HsError(f"mod_conv: weight must be OHWI [Cout,3,3,{cin}], got {tuple(weight.shape)}")
     cout = weight.shape[0]
     f = 2 if upsample else 1
     want = {"style": (style, (b, cin)), "noise": (noise, (f * h, f * w)), "bias": (bias, (cout,))}
@@ -42,7 +55,7 @@ def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
     if delta_mode:
         if delta is None:
             raise HsError(f"mod_conv: delta_mode={delta_mode} needs a delta tensor")
-        want["delta"] = (delta, (b, cout, cin, 3, 3) if delta_mode == 1 else (b, cout, cin))
+        want["delta"] = (delta, (b, cout, 3, 3, cin) if delta_mode == 1 else (b, cout, cin))
     for name, (t, shape) in want.items():
         if tuple(t.shape) != shape:
             raise HsError(f"mod_conv: {name} must be {list(shape)}, got {list(t.shape)}")
@@ -53,14 +66,15 @@ def mod_conv_ref(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
                  demodulate: int = 1) -> torch.Tensor:
     """y = lrelu(modconv(x) + noise + bias, 0.2) * sqrt(2), NHWC.
 
-    x: [B,H,W,Cin]; style: [B,Cin] (modulation output s); weight: [Cout,Cin,3,3] raw (scale 1/sqrt(9 Cin) applied
-    here); delta: [B,Cout,Cin,3,3] (delta_mode=1), [B,Cout,Cin] (delta_mode=2) or None (0); noise: [Ho,Wo] already
+    x: [B,H,W,Cin]; style: [B,Cin] (modulation output s); weight: OHWI [Cout,3,3,Cin] raw (scale 1/sqrt(9 Cin)
+    applied here; `to_ohwi` of the official [Cout,Cin,3,3]); delta: OHWI [B,Cout,3,3,Cin] (delta_mode=1),
+    [B,Cout,Cin] (delta_mode=2) or None (0); noise: [Ho,Wo] already
     multiplied by the noise strength; bias: [Cout]. Returns [B,Ho,Wo,Cout] in x.dtype, Ho = 2H if upsample else H.
     """
     check_inputs(x, style, weight, delta, noise, bias, upsample, delta_mode)
     blur = (make_kernel() * 4).to(device=x.device, dtype=x.dtype) if upsample else None  # [4,4], gain 4
     xn = x.permute(0, 3, 1, 2)  # NHWC -> NCHW [B,I,H,W]
-    out = modulated_conv2d(xn, weight[None], style, expand_delta(delta, delta_mode), bool(demodulate), bool(upsample),
+    out = modulated_conv2d(xn, from_ohwi(weight)[None], style, expand_delta(delta, delta_mode), bool(demodulate), bool(upsample),
                            blur)  # [B,O,Ho,Wo]
     out = out + noise[None, None]  # [Ho,Wo] broadcast over B and C
     out = fused_leaky_relu(out, bias)

@@ -33,8 +33,8 @@ def _conv_inputs(spec, b, delta_mode, dtype, seed=0):
     up = spec.kind == "up"
     h = spec.res // 2 if up else spec.res
     r = lambda *s: torch.randn(*s, device="cuda", generator=g)  # noqa: E731
-    t = dict(x=r(b, h, h, spec.in_ch), style=1 + 0.3 * r(b, spec.in_ch), weight=r(spec.out_ch, spec.in_ch, 3, 3),
-             delta={0: None, 1: 0.3 * r(b, spec.out_ch, spec.in_ch, 3, 3), 2: 0.3 * r(b, spec.out_ch, spec.in_ch)}[
+    t = dict(x=r(b, h, h, spec.in_ch), style=1 + 0.3 * r(b, spec.in_ch), weight=r(spec.out_ch, 3, 3, spec.in_ch),
+             delta={0: None, 1: 0.3 * r(b, spec.out_ch, 3, 3, spec.in_ch), 2: 0.3 * r(b, spec.out_ch, spec.in_ch)}[
                  delta_mode],
              noise=0.2 * r(spec.res, spec.res), bias=0.2 * r(spec.out_ch))
     return {k: None if v is None else v.to(dtype) for k, v in t.items()}, dict(upsample=int(up), delta_mode=delta_mode)

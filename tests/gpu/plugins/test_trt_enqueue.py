@@ -37,8 +37,8 @@ def _inputs(key, attrs, dtype, b=3, h=8, cin=32, cout=48):
     r = lambda *s: torch.randn(*s, device="cuda", generator=g)  # noqa: E731
     if key == "mod_conv":
         f = 2 if attrs["upsample"] else 1
-        d = {0: None, 1: 0.3 * r(b, cout, cin, 3, 3), 2: 0.3 * r(b, cout, cin)}[attrs["delta_mode"]]
-        t = dict(x=r(b, h, h, cin), style=1 + 0.3 * r(b, cin), weight=r(cout, cin, 3, 3), delta=d,
+        d = {0: None, 1: 0.3 * r(b, cout, 3, 3, cin), 2: 0.3 * r(b, cout, cin)}[attrs["delta_mode"]]
+        t = dict(x=r(b, h, h, cin), style=1 + 0.3 * r(b, cin), weight=r(cout, 3, 3, cin), delta=d,
                  noise=0.2 * r(f * h, f * h), bias=0.2 * r(cout))
     else:
         t = dict(x=r(b, h, h, cin), style=1 + 0.3 * r(b, cin), weight=r(3, cin),

@@ -17,8 +17,8 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refus
 
 def _mc_args(upsample, delta_mode, b=2, h=4, w=4, cin=8, cout=8):
     f = 2 if upsample else 1
-    delta = {0: None, 1: 0.5 * torch.randn(b, cout, cin, 3, 3), 2: 0.5 * torch.randn(b, cout, cin)}[delta_mode]
-    return (torch.randn(b, h, w, cin), torch.randn(b, cin), torch.randn(cout, cin, 3, 3), delta,
+    delta = {0: None, 1: 0.5 * torch.randn(b, cout, 3, 3, cin), 2: 0.5 * torch.randn(b, cout, cin)}[delta_mode]
+    return (torch.randn(b, h, w, cin), torch.randn(b, cin), torch.randn(cout, 3, 3, cin), delta,
             torch.randn(f * h, f * w), torch.randn(cout), upsample, delta_mode, 1)
 
 

@@ -6,7 +6,7 @@ import torch
 
 from models.errors import HsError
 from models.stylegan2 import StyledConv, ToRGB
-from plugins.mod_conv.reference import mod_conv_flops, mod_conv_ref
+from plugins.mod_conv.reference import from_ohwi, mod_conv_flops, mod_conv_ref, to_ohwi
 from plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
 
 ATOL = 1e-5
@@ -38,18 +38,20 @@ def test_mod_conv_ref_equals_styled_conv(upsample, delta_mode):
     x = torch.randn(b, h, w, cin)
     lat = torch.randn(b, 16)
     noise = torch.randn(1, 1, f * h, f * w)
-    delta = {0: None, 1: 0.5 * torch.randn(b, cout, cin, 3, 3), 2: 0.5 * torch.randn(b, cout, cin)}[delta_mode]
-    d_models = delta[..., None, None].expand(b, cout, cin, 3, 3) if delta_mode == 2 else delta
+    d_models = {0: None, 1: 0.5 * torch.randn(b, cout, cin, 3, 3), 2: 0.5 * torch.randn(b, cout, cin)}[delta_mode]
+    delta = to_ohwi(d_models) if delta_mode == 1 else d_models  # the op's full delta is OHWI [B,Cout,3,3,Cin]
+    if delta_mode == 2:
+        d_models = d_models[..., None, None].expand(b, cout, cin, 3, 3)
     with torch.no_grad():
         want = _nhwc(m(_nchw(x), lat, noise, d_models))
         s = m.conv.modulation(lat)
-        got = mod_conv_ref(x, s, m.conv.weight[0], delta, m.noise.weight * noise[0, 0], m.activate.bias,
+        got = mod_conv_ref(x, s, to_ohwi(m.conv.weight[0]), delta, m.noise.weight * noise[0, 0], m.activate.bias,
                            upsample, delta_mode)
     assert got.shape == (b, f * h, f * w, cout)
     torch.testing.assert_close(got, want, atol=ATOL, rtol=ATOL)
     if delta_mode:  # the per-sample delta matters: applying sample 0's delta to both changes the output
         with torch.no_grad():
-            mixed = mod_conv_ref(x, s, m.conv.weight[0], delta[[0, 0]], m.noise.weight * noise[0, 0],
+            mixed = mod_conv_ref(x, s, to_ohwi(m.conv.weight[0]), delta[[0, 0]], m.noise.weight * noise[0, 0],
                                  m.activate.bias, upsample, delta_mode)
         assert (mixed[1] - got[1]).abs().max() > 1e-3
 
@@ -77,11 +79,15 @@ def test_to_rgb_ref_equals_to_rgb(skip, delta_mode):
 
 def test_references_reject_contract_violations():
     x, s = torch.randn(1, 4, 4, 8), torch.randn(1, 8)
-    w, n, bias = torch.randn(6, 8, 3, 3), torch.randn(4, 4), torch.randn(6)
+    w, n, bias = torch.randn(6, 3, 3, 8), torch.randn(4, 4), torch.randn(6)
     with pytest.raises(HsError, match="noise"):
         mod_conv_ref(x, s, w, None, n, bias, upsample=1)  # noise must be [8,8] when upsampling
     with pytest.raises(HsError, match="delta"):
-        mod_conv_ref(x, s, w, torch.randn(1, 6, 8, 3, 3), n, bias, delta_mode=2)
+        mod_conv_ref(x, s, w, torch.randn(1, 6, 3, 3, 8), n, bias, delta_mode=2)
+    with pytest.raises(HsError, match="delta"):  # full delta in the official OIHW order
+        mod_conv_ref(x, s, w, torch.randn(1, 6, 8, 3, 3), n, bias, delta_mode=1)
+    with pytest.raises(HsError, match="OHWI"):  # the official OIHW weight
+        mod_conv_ref(x, s, torch.randn(6, 8, 3, 3), None, n, bias)
     with pytest.raises(HsError, match="needs a delta"):
         mod_conv_ref(x, s, w, None, n, bias, delta_mode=1)
     with pytest.raises(HsError, match="skip"):
@@ -92,3 +98,11 @@ def test_flop_counts():
     assert mod_conv_flops(1, 4, 4, 512, 512, 0) == 2 * 16 * 512 * 512 * 9
     assert mod_conv_flops(2, 4, 4, 8, 8, 1) == 2 * 2 * 16 * 8 * 8 * 9  # transposed conv: at the input resolution
     assert to_rgb_flops(1, 1024, 1024, 32) == 2 * 1024 * 1024 * 3 * 32
+
+
+def test_ohwi_conversions_are_inverse_and_put_cin_last():
+    w = torch.randn(2, 6, 8, 3, 3)  # [B,O,I,kh,kw]
+    o = to_ohwi(w)
+    assert o.shape == (2, 6, 3, 3, 8) and o.is_contiguous()
+    assert torch.equal(o[1, 4, 2, 0, 5], w[1, 4, 5, 2, 0])
+    assert torch.equal(from_ohwi(o), w)

@@ -29,8 +29,8 @@ def _mod_conv_case(b, h, w, cin, cout, upsample, delta_mode, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
     f = 2 if upsample else 1
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    t = dict(x=r(b, h, w, cin), style=r(b, cin), weight=r(cout, cin, 3, 3),
-             delta={0: None, 1: 0.5 * r(b, cout, cin, 3, 3), 2: 0.5 * r(b, cout, cin)}[delta_mode],
+    t = dict(x=r(b, h, w, cin), style=r(b, cin), weight=r(cout, 3, 3, cin),  # OHWI
+             delta={0: None, 1: 0.5 * r(b, cout, 3, 3, cin), 2: 0.5 * r(b, cout, cin)}[delta_mode],
              noise=0.3 * r(f * h, f * w), bias=0.2 * r(cout))
     return {k: None if v is None else v.to(dtype) for k, v in t.items()}
 

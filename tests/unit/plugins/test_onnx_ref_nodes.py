@@ -11,7 +11,7 @@ def test_make_node_writes_domain_version_and_every_attribute():
     n = make_node("HsModConv", ["x", "s", "w", "d", "n", "b"], ["y"], "c0", {"delta_mode": 2})
     assert (n.op_type, n.domain, n.name) == ("HsModConv", "hyperstyle", "c0")
     a = {x.name: oh.get_attribute_value(x) for x in n.attribute}
-    assert a == {"upsample": 0, "delta_mode": 2, "demodulate": 1, "plugin_version": b"1"}
+    assert a == {"upsample": 0, "delta_mode": 2, "demodulate": 1, "plugin_version": b"2"}
 
 
 def test_make_node_checks_the_input_list():

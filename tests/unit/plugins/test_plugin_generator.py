@@ -14,6 +14,7 @@ from models.errors import HsError
 from models.fill import fill_module_
 from models.stylegan2 import Generator
 from plugins.generator import PluginGenerator
+from plugins.mod_conv.reference import to_ohwi
 from _trt_util import build, parse, plugin_layers
 
 MODES = {"conv1": 1, "convs.0": 1, "convs.3": 1, "convs.8": 2, "convs.9": 2, "to_rgbs.0": 1}
@@ -35,8 +36,8 @@ def setup():
             d = 0.2 * torch.randn(b, 3, s.in_ch, generator=g)
             full[name] = d[..., None, None]  # [B,3,Cin,1,1]
         elif mode == 1:
-            d = 0.2 * torch.randn(b, s.out_ch, s.in_ch, 3, 3, generator=g)
-            full[name] = d
+            full[name] = 0.2 * torch.randn(b, s.out_ch, s.in_ch, 3, 3, generator=g)
+            d = to_ohwi(full[name])  # the plugin op takes full delta OHWI [B,Cout,3,3,Cin]
         else:
             d = 0.2 * torch.randn(b, s.out_ch, s.in_ch, generator=g)
             full[name] = d[..., None, None].expand(-1, -1, -1, 3, 3)  # the official 3x3 repeat

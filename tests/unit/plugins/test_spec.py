@@ -14,7 +14,7 @@ def test_both_specs_load_with_contract_names():
     assert specs["mod_conv"].name == "HsModConv" and specs["to_rgb"].name == "HsToRGB"
     for s in specs.values():
         assert s.namespace == DOMAIN == "hyperstyle"
-        assert s.version == "1" and s.layout == "NHWC"
+        assert s.version == {"mod_conv": "2", "to_rgb": "1"}[s.key] and s.layout == "NHWC"
         assert s.dtypes("T") == ("float16", "float32")
         assert s.torch_op == f"hyperstyle::{s.key}"
 
@@ -94,7 +94,8 @@ def test_spec_objects_are_frozen():
 
 # (op, version) -> semantic fingerprint. A spec change that fails here needs a version bump (and a changelog line in
 # plugins/<op>/README.md), then a new row; engines built against the old version must not silently load the new op.
-FINGERPRINTS = {("mod_conv", "1"): "e9b67aa8b2ea9255", ("to_rgb", "1"): "8386c6d89c856648"}
+FINGERPRINTS = {("mod_conv", "1"): "e9b67aa8b2ea9255", ("mod_conv", "2"): "5a036d4e3998a9d4",  # v2: OHWI W/delta
+                ("to_rgb", "1"): "8386c6d89c856648"}
 
 
 def test_semantic_changes_bump_the_version():

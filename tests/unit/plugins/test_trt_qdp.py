@@ -109,7 +109,7 @@ def test_qdp_definitions_have_the_schema_tensorrt_validates():
     ret = asig.return_annotation
     assert typing.get_origin(ret) is tuple and len(typing.get_args(ret)) == 4
     assert typing.get_args(ret)[2] is trtp.KernelLaunchParams
-    out = reg(_desc(trtp, (2, 8, 8, 16)), _desc(trtp, (2, 16)), _desc(trtp, (24, 16, 3, 3)),
+    out = reg(_desc(trtp, (2, 8, 8, 16)), _desc(trtp, (2, 16)), _desc(trtp, (24, 3, 3, 16)),
               _desc(trtp, (2, 24, 16)), _desc(trtp, (16, 16)), _desc(trtp, (24,)), 1, 2, 1)
     assert out == ((2, 16, 16, 24), "half")
     tune = trtp.defs[("hyperstyle::HsToRGB_skip", "autotune")]
@@ -120,7 +120,7 @@ def test_qdp_definitions_have_the_schema_tensorrt_validates():
 
 @pytest.mark.parametrize("op, name, attrs, shapes", [
     ("mod_conv", "HsModConv_delta", (0, 1, 1),
-     [(2, 8, 8, 16), (2, 16), (16, 16, 3, 3), (2, 16, 16, 3, 3), (8, 8), (16,)]),
+     [(2, 8, 8, 16), (2, 16), (16, 3, 3, 16), (2, 16, 3, 3, 16), (8, 8), (16,)]),
     ("to_rgb", "HsToRGB_skip", (1, 0), [(2, 8, 8, 16), (2, 16), (3, 16), (3,), (2, 4, 4, 3)]),
 ])
 def test_aot_impl_compiles_ptx_with_the_declared_arguments(op, name, attrs, shapes):
