@@ -1,6 +1,7 @@
 """`hs-bench`: benchmark entry point. Sub-commands register here and only compose library functions.
 
     hs-bench kernels [--batch 1 --batch 8] [--layers ...]   fused modconv kernels vs the PyTorch/cuDNN route (GPU)
+    hs-bench codegen [--arch 90] [--dtype fp16]             what the kernels compile to: registers, spills, loads (CPU)
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ def kernels(ctx: click.Context) -> None:
     from benchmarks.kernels import main as kernels_main
 
     rc = kernels_main(list(ctx.args))
+    if rc:
+        ctx.exit(rc)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def codegen(ctx: click.Context) -> None:
+    """Compile every FFHQ-1024 kernel variant for a GPU arch without one; report registers, spills, loads."""
+    from benchmarks.codegen import main as codegen_main
+
+    rc = codegen_main(list(ctx.args))
     if rc:
         ctx.exit(rc)
 

@@ -22,6 +22,7 @@ import torch
 
 from models.config import LayerSpec, get_config
 from models.errors import HsError
+from plugins._triton import TileConfig
 from plugins.mod_conv.reference import mod_conv_flops, mod_conv_ref
 from plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
 
@@ -103,8 +104,19 @@ def fp32_reference(c: KernelCase, t32: dict) -> torch.Tensor:
         torch.backends.cudnn.allow_tf32 = prev
 
 
-def fused_kernel(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
-    """The fused Triton kernel on t (fp16), writing into one preallocated output."""
+def parse_tiles(text: str) -> TileConfig:
+    """"128x64x32/w8/s3" -> TileConfig(128, 64, 32, 8, 3) (BLOCK_M x BLOCK_N x BLOCK_K / warps / stages)."""
+    import re
+
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)/w(\d+)/s(\d+)", text.strip())
+    if not m:
+        raise HsError(f"--tiles must look like 128x64x32/w8/s3 (BLOCK_MxBLOCK_NxBLOCK_K/warps/stages), got {text!r}")
+    return TileConfig(*map(int, m.groups()))
+
+
+def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None) -> Callable[[], torch.Tensor]:
+    """The fused Triton kernel on t (fp16), writing into one preallocated output. cfg overrides the production
+    tile choice (StyledConvs only; for tile sweeps)."""
     if c.layer.kind == "rgb":
         from plugins.to_rgb.kernel import to_rgb_triton
 
@@ -116,7 +128,7 @@ def fused_kernel(c: KernelCase, t: dict) -> Callable[[], torch.Tensor]:
     up = int(c.layer.kind == "up")
     out = t["x"].new_empty((c.batch, c.layer.res, c.layer.res, c.layer.out_ch))
     return lambda: mod_conv_triton(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up,
-                                   c.delta_mode, 1, out=out)
+                                   c.delta_mode, 1, out=out, cfg=cfg)
 
 
 def time_us(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
@@ -155,7 +167,7 @@ def _require_gpu() -> None:
 
 
 def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
-                     iters: int = 50, delta_mode: int = 1) -> list[dict]:
+                     iters: int = 50, delta_mode: int = 1, tiles: TileConfig | None = None) -> list[dict]:
     """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for the fused kernel and the
     PyTorch route (both fp16), plus their ratio. Raises HsError without a CUDA GPU or triton."""
     _require_gpu()
@@ -164,7 +176,7 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
         t32 = _inputs(c, "cuda")
         t16 = {k: None if v is None else v.half() for k, v in t32.items()}
         ref = fp32_reference(c, t32)
-        fused, route = fused_kernel(c, t16), torch_route(c, t16)
+        fused, route = fused_kernel(c, t16, tiles), torch_route(c, t16)
         err_f = (fused().float() - ref).abs().max().item()
         err_r = (route().float() - ref).abs().max().item()
         us_f, how_f = time_us(fused, warmup, iters)
@@ -196,6 +208,30 @@ def print_table(rows: list[dict]) -> None:
     Console().print(tab)
 
 
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's speed goals, judged on `rows` (report only; never asserted): fused >= route on every layer, >= 2x
+    at <= 32^2 (output resolution), and the summed StyledConv time at B=8 >= 3x lower than the route's."""
+    lines = []
+    slow = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in rows if r["speedup"] < 1.0]
+    lines.append(("MET  " if not slow else "MISS ") + "fused >= route on every layer" +
+                 (f": slower on {', '.join(slow)}" if slow else f" ({len(rows)} rows)"))
+    small = [r for r in rows if r["res"] <= 32]
+    miss = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in small if r["speedup"] < 2.0]
+    if small:
+        lines.append(("MET  " if not miss else "MISS ") + ">= 2x at <= 32^2" +
+                     (f": {', '.join(miss)}" if miss else f" ({len(small)} rows)"))
+    for b in sorted({r["batch"] for r in rows}):
+        conv = [r for r in rows if r["batch"] == b and r["kind"] != "rgb"]
+        if conv:
+            f, t = sum(r["fused_us"] for r in conv), sum(r["route_us"] for r in conv)
+            allr = [r for r in rows if r["batch"] == b]
+            fa, ta = sum(r["fused_us"] for r in allr), sum(r["route_us"] for r in allr)
+            tag = ("MET  " if t / f >= 3.0 else "MISS ") if b == 8 else "     "
+            lines.append(f"{tag}B={b}: StyledConvs summed {f:.0f} µs fused vs {t:.0f} µs route = {t / f:.2f}x"
+                         f"{' (goal >= 3x)' if b == 8 else ''}; with toRGBs {fa:.0f} vs {ta:.0f} µs = {ta / fa:.2f}x")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: hs-bench kernels [--batch N ...] [--layers NAME ...] [--warmup N] [--iters N] [--delta-mode M]
     [--json PATH]. Returns 0; user errors (no GPU, unknown layer) raise HsError for the caller to print as one line
@@ -206,15 +242,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
+    p.add_argument("--tiles", help="override the StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
     p.add_argument("--json", help="also write the rows as JSON here")
     a = p.parse_args(argv)
-    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode)
+    tiles = parse_tiles(a.tiles) if a.tiles else None
+    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles)
     print_table(rows)
+    for line in goals(rows):
+        print(line)
     if a.json:
         import json
 
         with open(a.json, "w") as f:
-            json.dump({"rows": rows, "torch": torch.__version__}, f, indent=1)
+            json.dump({"rows": rows, "goals": goals(rows), "torch": torch.__version__, "tiles": a.tiles}, f, indent=1)
     return 0
 
 

@@ -97,7 +97,7 @@ def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype
         from plugins.mod_conv import kernel as km
 
         cout = _as_int(dims["Cout"], "Cout")
-        cfg = km.select_config(h, w, cin, cout, a["upsample"])
+        cfg = km.select_config(h, w, cin, cout, a["upsample"], dtype)
         grid, cfg = km.launch_params(dims["B"], dims["H"], dims["W"], cin, cout, a["upsample"], cfg, cdiv_fn)
         kern = km.aot_compile(a["upsample"], a["delta_mode"], a["demodulate"], dtype, cfg, arch) if compile else None
     else:

@@ -236,25 +236,33 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
     _epilogue(acc11, coef, bias, noise_ptr, y_base, 2 * qh + 1, 2 * qw + 1, Wo, Cout, offs_n, m_ok, n_ok)
 
 
-def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int) -> TileConfig:
-    """Deterministic tiles from the layer shape (input H, W), independent of the batch (TensorRT's B is dynamic).
+def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> TileConfig:
+    """Deterministic tiles from the layer shape (input H, W) and dtype, independent of the batch (TensorRT's B is
+    dynamic). Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output pixels (4 phases).
 
-    Chosen so that ptxas (sm_90, fp16, every delta_mode, no alignment hints) reports no register spills; with 16-byte
-    alignment hints (what a JIT launch on torch tensors gets) the upsampling tiles spill <= 40 bytes. The contract's
-    W/delta layout ([Cout,Cin,3,3], taps innermost) makes the W and delta tiles strided gathers, one 64-bit address
-    per element, so KERNELS.md's M256xN128xK64 tiles (measured with a tap-major layout) spill here. Not yet timed.
-    Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output pixels (4 phases).
+    fp16 (the production path), from KERNELS.md's tiles measured on an H100 for this kernel design (OHWI W/delta,
+    weight formed in fp32 registers), one step smaller where theirs spills here: `hs-bench codegen` (sm_90, Triton
+    3.9, aligned like a JIT launch) reports no register spills for any FFHQ-1024 layer and delta mode with these.
+    <= 32^2 keeps the smaller tiles so B=1 still fills the GPU (KERNELS.md: few-tile problems are what limit there).
+    KERNELS.md's M256xN128xK64 spills 32-360 bytes here; M128xN128xK64 does not. Not yet timed by us.
+    fp32 (tests, fp32 engines; no tensor-core fp16 operands): the small tiles, so shared memory stays < 100 KB.
     """
     hw = H * W
     if upsample:
         if hw <= 16:
             return TileConfig(16, 64, 16, 8, 2)
-        return TileConfig(32, 64, 16, 8, 2) if Cout >= 64 else TileConfig(64, 32, 16, 8, 2)
+        return TileConfig(64, 32, 16, 8, 2)  # (32, 64, 16) spills 8 bytes without delta; this tile none
     if hw <= 16:
         return TileConfig(16, 64, 64, 8, 3)
     if hw <= 256:
         return TileConfig(64, 64, 64, 8, 3)
-    return TileConfig(128, 64, 32, 8, 3) if Cout >= 64 else TileConfig(256, 32, 32, 8, 3)
+    if hw <= 1024 or dtype != "fp16":
+        return TileConfig(128, 64, 32, 8, 3) if Cout >= 64 else TileConfig(256, 32, 32, 8, 3)
+    if Cout >= 128:
+        return TileConfig(128, 128, 64, 8, 3)
+    if Cout >= 64:
+        return TileConfig(256, 64, 32, 8, 3)
+    return TileConfig(256, 32, 32, 4, 4)
 
 
 def launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig | None = None, cdiv_fn=cdiv):
@@ -285,6 +293,7 @@ def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, del
         out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
     ts = [x, style, weight, delta, noise, bias, out]
     assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_triton needs contiguous tensors"
+    cfg = cfg or select_config(h, w, cin, cout, upsample, triton_dtype(dt))
     grid, cfg = launch_params(b, h, w, cin, cout, upsample, cfg)
     kern = mod_conv_up_kernel if upsample else mod_conv_kernel
     kern[grid](x, style, weight, delta if delta_mode else None, noise, bias, b, h, w, cin, cout, out,

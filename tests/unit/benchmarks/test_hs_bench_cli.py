@@ -20,3 +20,8 @@ def test_kernels_refuses_without_cuda(capsys):
 
 def test_unknown_command(capsys):
     assert main(["nope"]) != 0
+
+
+def test_help_lists_codegen(capsys):
+    assert main(["--help"]) == 0
+    assert "codegen" in capsys.readouterr().out

@@ -48,3 +48,24 @@ def test_refuses_cleanly_without_cuda():
                        timeout=120, cwd=Path(__file__).resolve().parents[3])
     assert r.returncode == 2 and r.stderr.startswith("error: hs-bench kernels needs a CUDA GPU")
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _row(layer, kind, res, batch, fused, route):
+    return dict(layer=layer, kind=kind, res=res, batch=batch, fused_us=fused, route_us=route, speedup=route / fused)
+
+
+def test_goals_report_met_and_missed_with_the_figures():
+    rows = [_row("conv1", "conv", 4, 8, 10.0, 50.0), _row("convs.5", "conv", 32, 8, 10.0, 15.0),
+            _row("convs.15", "conv", 1024, 8, 100.0, 90.0), _row("to_rgbs.7", "rgb", 1024, 8, 5.0, 20.0)]
+    g = kb.goals(rows)
+    assert g[0].startswith("MISS") and "convs.15@B8 0.90x" in g[0]
+    assert g[1].startswith("MISS") and "convs.5@B8 1.50x" in g[1] and "conv1" not in g[1]
+    assert g[2].startswith("MISS") and "120 µs fused vs 155 µs route = 1.29x" in g[2] and "125 vs 175" in g[2]
+    fast = [_row("conv1", "conv", 4, 8, 10.0, 50.0), _row("convs.9", "conv", 128, 8, 10.0, 25.0)]
+    assert all(line.startswith("MET") for line in kb.goals(fast))
+
+
+def test_tiles_option_parses_or_refuses_in_one_line():
+    assert kb.parse_tiles("128x64x32/w8/s3") == kb.TileConfig(128, 64, 32, 8, 3)
+    with pytest.raises(HsError, match="--tiles must look like"):
+        kb.parse_tiles("128x64")

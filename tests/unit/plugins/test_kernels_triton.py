@@ -66,6 +66,30 @@ def test_mod_conv_kernel_with_the_deterministic_tile_choice(triton_interp, upsam
     _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float16)
 
 
+def _production_tiles():
+    """Every distinct (upsample, TileConfig) that select_config gives an FFHQ-1024 layer, fp16 and fp32."""
+    from models.config import get_config
+    from plugins.mod_conv.kernel import select_config
+
+    out = set()
+    for s in get_config("ffhq1024").layers:
+        if s.kind != "rgb":
+            up = int(s.kind == "up")
+            h = s.res // 2 if up else s.res
+            out |= {(up, select_config(h, h, s.in_ch, s.out_ch, up, dt)) for dt in ("fp16", "fp32")}
+    return sorted(out, key=str)
+
+
+@pytest.mark.parametrize("upsample, cfg", _production_tiles(), ids=str)
+def test_mod_conv_kernel_with_every_production_tile(triton_interp, upsample, cfg):
+    """The large tiles of the high-resolution layers (which the 4x4 case above never selects) run in the
+    interpreter on a small ragged problem: one partial tile along M, N and K."""
+    t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float16, seed=17)
+    a = dict(upsample=upsample, delta_mode=1, demodulate=1)
+    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=cfg)
+    _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float16)
+
+
 def test_mod_conv_kernel_writes_into_preallocated_output(triton_interp):
     t = _mod_conv_case(2, 4, 4, 16, 16, 0, 2, torch.float32, seed=7)
     out = torch.full((2, 4, 4, 16), float("nan"))

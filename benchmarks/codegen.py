@@ -1,0 +1,187 @@
+"""`hs-bench codegen`: what the fused kernels compile to for a GPU, without one (CPU-only machines, CI).
+
+Every FFHQ-1024 modulated conv and toRGB shape class is compiled with its deterministic tile choice for `sm_<arch>`
+(Triton's own ptxas; no GPU, no driver), then read back: registers per thread, spill bytes and static shared memory
+from `ptxas -v`, and the global-load instructions of the SASS (`cuobjdump -sass`) by kind. These are static facts,
+not timings: a spill or a scalar `LDG.E.U16` in the K loop is a reason to distrust a kernel before it runs, and the
+figure to re-check after a layout or tile change. `aligned=True` compiles as a JIT launch on torch tensors would
+(16-byte aligned pointers, Cin/Cout multiples of 16).
+
+    hs-bench codegen [--arch 90] [--dtype fp16] [--delta-mode 0 1 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+
+from models.config import get_config
+from models.errors import HsError
+
+
+@dataclass(frozen=True)
+class Codegen:
+    """Static facts of one compiled kernel variant."""
+
+    kernel: str
+    tiles: str  # "M x N x K / warps w / stages s"
+    registers: int
+    spill_bytes: int  # spill stores + spill loads
+    shared_bytes: int
+    ldg_scalar: int  # LDG.E(.U16|.U8|.S16...) of 2 bytes or less: gathers
+    ldg_vector: int  # LDG.E.64/.128 and cp.async (LDGSTS) of 8 or 16 bytes
+    ldgsts: int  # cp.async instructions (global -> shared, pipelined)
+    mma: int  # tensor-core instructions (HMMA / HGMMA)
+    instructions: int
+
+
+def _tool(name: str) -> str:
+    import triton
+
+    path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+    if not os.path.exists(path):
+        raise HsError(f"hs-bench codegen: {name} not found in the triton wheel ({path})")
+    return path
+
+
+def _ptxas_info(ptx: str, arch: int) -> tuple[int, int]:
+    """(registers, spill bytes) from `ptxas -v`. Tries triton's ptxas, then ptxas-blackwell (newer PTX versions)."""
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "k.ptx")
+        with open(src, "w") as f:
+            f.write(ptx)
+        err = ""
+        for name in ("ptxas", "ptxas-blackwell"):
+            try:
+                tool = _tool(name)
+            except HsError as e:
+                err = str(e)
+                continue
+            r = subprocess.run([tool, "-v", f"-arch=sm_{arch}a" if arch >= 90 else f"-arch=sm_{arch}", src,
+                                "-o", os.path.join(d, "k.cubin")], capture_output=True, text=True)
+            if r.returncode == 0:
+                regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
+                st, ld = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr).groups()
+                return regs, int(st) + int(ld)
+            err = r.stderr.strip().splitlines()[0] if r.stderr.strip() else f"{name} exit {r.returncode}"
+        raise HsError(f"hs-bench codegen: ptxas failed: {err}")
+
+
+_OP = re.compile(r"/\*[0-9a-f]{4}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)")
+
+
+def sass_ops(cubin: bytes) -> collections.Counter:
+    """Opcode (with modifiers) -> static count, from cuobjdump -sass."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "k.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        r = subprocess.run([_tool("cuobjdump"), "-sass", path], capture_output=True, text=True)
+    if r.returncode:
+        raise HsError(f"hs-bench codegen: cuobjdump failed: {r.stderr.strip()[:200]}")
+    return collections.Counter(m.group(1) for line in r.stdout.splitlines() if (m := _OP.search(line)))
+
+
+def analyze(kernel, arch: int = 90) -> Codegen:
+    """Codegen facts of an `AotKernel` (plugins._triton.compile_aot)."""
+    regs, spill = _ptxas_info(kernel.ptx, arch)
+    ops = sass_ops(kernel.cubin)
+    ldg = {o: c for o, c in ops.items() if o.startswith("LDG") and not o.startswith("LDGDEPBAR")}
+    vector = sum(c for o, c in ldg.items() if o.endswith((".64", ".128")))
+    return Codegen(kernel.name, "", regs, spill, kernel.shared_mem, sum(ldg.values()) - vector, vector,
+                   sum(c for o, c in ldg.items() if o.startswith("LDGSTS")),
+                   sum(c for o, c in ops.items() if o.startswith(("HMMA", "HGMMA"))), sum(ops.values()))
+
+
+def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2)) -> list[dict]:
+    """One entry per distinct (kernel, shape class, delta mode) of the generator: what the tile choice sees."""
+    cfg = get_config(config)
+    seen, out = set(), []
+    for s in cfg.layers:
+        h = s.res // 2 if s.kind == "up" else s.res
+        if s.kind == "rgb":
+            keys = [("to_rgb", h, s.in_ch, 3, 0, int(s.idx > 1), m) for m in sorted({0, 1} & set(delta_modes))]
+        else:
+            keys = [("mod_conv", h, s.in_ch, s.out_ch, int(s.kind == "up"), 0, m) for m in delta_modes]
+        for k in keys:
+            if k not in seen:
+                seen.add(k)
+                out.append(dict(op=k[0], h=k[1], cin=k[2], cout=k[3], upsample=k[4], has_skip=k[5], delta_mode=k[6],
+                                layer=s.name))
+    return out
+
+
+def compile_variant(v: dict, dtype: str = "fp16", arch: int = 90, cfg=None):
+    """(AotKernel, TileConfig) of one `variants()` entry, compiled as a JIT launch on torch tensors would be."""
+    if v["op"] == "to_rgb":
+        from plugins.to_rgb import kernel as kr
+
+        cfg = cfg or kr.select_config(v["h"], v["h"], v["cin"])
+        return kr.aot_compile(v["has_skip"], v["delta_mode"], dtype, cfg, arch, aligned=True), cfg
+    from plugins.mod_conv import kernel as km
+
+    cfg = cfg or km.select_config(v["h"], v["h"], v["cin"], v["cout"], v["upsample"], dtype)
+    return km.aot_compile(v["upsample"], v["delta_mode"], 1, dtype, cfg, arch, aligned=True), cfg
+
+
+def run_codegen(dtype: str = "fp16", arch: int = 90, delta_modes=(0, 1, 2), config: str = "ffhq1024") -> list[dict]:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise HsError("hs-bench codegen needs triton (pip install 'hyperstyle-trt[kernels]')") from None
+    rows = []
+    for v in variants(config, delta_modes):
+        k, cfg = compile_variant(v, dtype, arch)
+        c = analyze(k, arch)
+        tiles = f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}/w{cfg.num_warps}/s{cfg.num_stages}"
+        rows.append({**v, **asdict(c), "tiles": tiles, "dtype": dtype, "arch": arch})
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    arch = rows[0]["arch"] if rows else "?"
+    tab = Table(title=f"fused kernels compiled for sm_{arch} (static; no GPU involved)")
+    for col in ("layer", "op", "shape", "Δ", "tiles", "regs", "spill B", "smem KB", "LDG scalar", "LDG vector",
+                "cp.async", "MMA"):
+        tab.add_column(col, justify="left" if col in ("layer", "op", "shape", "tiles") else "right")
+    for r in rows:
+        shape = f"{r['cin']}->{r['cout']} @{r['h']}²" + (" up" if r["upsample"] else "") + \
+            (" skip" if r["has_skip"] else "")
+        tab.add_row(r["layer"], r["op"], shape, str(r["delta_mode"]), r["tiles"], str(r["registers"]),
+                    str(r["spill_bytes"]), f"{r['shared_bytes'] / 1024:.0f}", str(r["ldg_scalar"]),
+                    str(r["ldg_vector"]), str(r["ldgsts"]), str(r["mma"]))
+    Console(width=max(Console().width, 160)).print(tab)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hs-bench codegen", description=__doc__.splitlines()[0])
+    p.add_argument("--arch", type=int, default=90, help="SM version (default 90: H100)")
+    p.add_argument("--dtype", default="fp16", choices=("fp16", "fp32"))
+    p.add_argument("--delta-mode", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
+    p.add_argument("--json", help="also write the rows as JSON here")
+    a = p.parse_args(argv)
+    rows = run_codegen(a.dtype, a.arch, tuple(a.delta_mode))
+    print_table(rows)
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump({"rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except HsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
