@@ -1,9 +1,10 @@
 # `make test` and `make demo` set everything up from a fresh clone (CPU-only is fine).
+SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-triton-compat demo golden clean
+.PHONY: setup test test-fast test-triton-compat gpu-check demo golden clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +34,15 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 		tests/unit/plugins/test_kernels_triton.py tests/unit/plugins/test_kernels_abi.py \
 		tests/unit/plugins/test_kernels_op.py tests/unit/plugins/test_kernels_reference.py \
 		tests/unit/benchmarks/test_codegen.py
+
+# On a CUDA machine whose python3 has torch + triton (the lent H100: torch 2.11, Triton 3.6), from the source tree:
+# the GPU tests, then the kernel benchmark (table + goals), logs and JSON under $(OUT).
+OUT ?= gpu_out
+GPU_PY ?= python3
+gpu-check:
+	mkdir -p $(OUT)
+	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 $(GPU_PY) -m pytest tests/gpu -q -p no:cacheprovider -rs 2>&1 | tee $(OUT)/gpu_tests.log
+	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 $(GPU_PY) -m benchmarks.cli kernels --json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
 
 golden: setup
 	$(PY) -m models.golden verify ../shared/reference/golden
