@@ -5,10 +5,11 @@ per precision (the fp16 pass mutates the fp32 graph after the fp32 file is writt
 built into TensorRT engines with the content-hash cache. Files (in `cfg.out`):
 
     w_encoder_<prec>.onnx              shared by both variants (standard ops, dynamic batch)
-    hypernet_plain_<prec>.onnx         full Δ [B,O,I,3,3] everywhere, dynamic batch
-    hypernet_plugin_<prec>.onnx        per-channel Δ [B,O,I] for the non-shared layers, dynamic batch
-    generator_plain_<prec>.onnx        standard ops, batch fixed to cfg.plain_batch (grouped conv)
-    generator_plugin_<prec>.onnx       HsModConv/HsToRGB plugin nodes, NHWC, dynamic batch
+    hypernet_plain_<prec>.onnx         full Δ [B,O,I,3,3] (official OIHW) everywhere, dynamic batch
+    hypernet_plugin_<prec>.onnx        full Δ OHWI [B,O,3,3,I] for the shared (and Separable) layers, per-channel
+                                       Δ [B,O,I] for the non-shared ones, dynamic batch
+    generator_plain_<prec>.onnx        standard ops, OIHW Δ, batch fixed to cfg.plain_batch (grouped conv)
+    generator_plugin_<prec>.onnx       HsModConv/HsToRGB plugin nodes, NHWC, OHWI Δ, dynamic batch
     <graph>.engine                     TensorRT engines of the plugin set (or of the plain set with --plain only)
     *.json                             a sidecar per artifact; export_summary.json for the whole run
 """
@@ -95,13 +96,15 @@ def plugin_generator(model, modes: dict[str, int]):
     return G.PluginGeneratorGraph(model, PluginGenerator, modes), custom_translation_table()
 
 
-def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool]]:
-    """(graph, variant, Δ modes, dynamic batch) in export order; the W encoder once for both variants."""
-    jobs = [("w_encoder", "shared", G.delta_modes(model.cfg, False), True)]
+def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool, bool]]:
+    """(graph, variant, Δ modes, dynamic batch, OHWI Δ) in export order; the W encoder once for both variants.
+    The plugin variant takes full 3x3 Δ in OHWI [B,O,3,3,I] (HsModConv v2), the plain one in the official OIHW."""
+    jobs = [("w_encoder", "shared", G.delta_modes(model.cfg, False), True, False)]
     for v in cfg.variants:
-        modes = G.delta_modes(model.cfg, per_channel=(v == "plugin"))
-        jobs.append(("hypernet", v, modes, True))
-        jobs.append(("generator", v, modes, v == "plugin"))
+        plugin = v == "plugin"
+        modes = G.delta_modes(model.cfg, per_channel=plugin)
+        jobs.append(("hypernet", v, modes, True, plugin))
+        jobs.append(("generator", v, modes, plugin, plugin))
     return jobs
 
 
@@ -109,11 +112,11 @@ def artifact_name(graph: str, variant: str, precision: str) -> str:
     return f"{graph}_{precision}" if variant == "shared" else f"{graph}_{variant}_{precision}"
 
 
-def _module(model, graph: str, variant: str, modes: dict):
+def _module(model, graph: str, variant: str, modes: dict, ohwi: bool):
     if graph == "w_encoder":
         return G.WEncoderGraph(model), None
     if graph == "hypernet":
-        return G.HypernetGraph(model, modes), None
+        return G.HypernetGraph(model, modes, ohwi), None
     if variant == "plain":
         return G.GeneratorGraph(model), None
     return plugin_generator(model, modes)
@@ -137,17 +140,17 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
     """Export, write and verify every selected graph; returns {(graph, variant, precision): onnx path}."""
     mcfg, written = model.cfg, {}
     precisions = [p for p in ("fp32", "fp16") if p in cfg.precisions]
-    for graph, variant, modes, dynamic in _graph_jobs(cfg, model):
+    for graph, variant, modes, dynamic, ohwi in _graph_jobs(cfg, model):
         label = f"{graph} ({variant})"
         try:
-            module, table = _module(model, graph, variant, modes)
+            module, table = _module(model, graph, variant, modes, ohwi)
         except HsError as e:  # e.g. the plugin ops are not importable: say so, never fall back silently
             for prec in precisions:
                 path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
                 report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"SKIPPED: {e}"))
             continue
         batch = "B" if dynamic else cfg.plain_batch
-        io = G.graph_io(mcfg, graph, modes, batch)
+        io = G.graph_io(mcfg, graph, modes, batch, ohwi)
         ex_batch = cfg.verify_batch if dynamic else cfg.plain_batch
         feeds = G.example_inputs(io, ex_batch, seed=cfg.seed)
         t0 = time.perf_counter()
@@ -176,7 +179,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
             if cfg.verify:
                 with step(f"verify {path.name} ({'onnx.reference' if plugin else 'onnxruntime'})"):
                     try:
-                        errs = verify_graph(path, model, graph, modes, feeds, prec, plugin)
+                        errs = verify_graph(path, model, graph, modes, feeds, prec, plugin, ohwi)
                     except HsError as e:
                         errs, art.status = [], f"FAIL verify: {e}"
                 w = worst(errs)
@@ -192,6 +195,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 "inputs": {t.name: list(t.shape) for t in io.inputs},
                 "outputs": {t.name: list(t.shape) for t in io.outputs},
                 "delta_modes": {k: ("per_channel" if v == G.PER_CHANNEL else "full") for k, v in modes.items()},
+                "delta_layout": G.delta_layout(ohwi),
                 "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
                 "fp16": fp16_stats if prec == "fp16" else None,
                 "verification": art.errors, "export_s": round(art.seconds, 3)})
@@ -222,7 +226,7 @@ def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport,
             continue
         modes = G.delta_modes(model.cfg, per_channel=(var == "plugin"))
         dynamic = not (graph == "generator" and var == "plain")
-        io = G.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch)
+        io = G.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch, ohwi=(var == "plugin"))
         opts = BuildOptions(profile=batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch),
                             compute_capabilities=cfg.compute_capabilities)
         eng = path.with_suffix(".engine")

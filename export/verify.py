@@ -43,12 +43,22 @@ class OutputError:
         return bool(self.rel <= self.tol)
 
 
-def reference_fn(model: HyperStyle, graph: str, modes: Mapping[str, int]) -> Callable[[dict], dict]:
-    """feeds {input name: fp32 tensor} -> {output name: fp32 tensor} computed with the official modules."""
+def reference_fn(model: HyperStyle, graph: str, modes: Mapping[str, int], ohwi: bool = False) -> Callable[[dict], dict]:
+    """feeds {input name: fp32 tensor} -> {output name: fp32 tensor} computed with the official modules. `ohwi`: the
+    graph's full 3x3 Δ are [B,O,3,3,I] (plugin variant), converted to/from the official [B,O,I,3,3] here."""
+    from plugins.mod_conv.reference import from_ohwi, to_ohwi
+
     tuned = model.cfg.tuned
 
-    def full(spec, d):
-        return d[..., None, None].expand(*d.shape, 3, 3) if modes[spec.name] == PER_CHANNEL else d
+    def full(spec, d):  # graph Δ -> official [B,O,I,k,k]
+        if modes[spec.name] == PER_CHANNEL:
+            return d[..., None, None].expand(*d.shape, 3, 3)
+        return from_ohwi(d) if ohwi and spec.kernel == 3 else d
+
+    def graph_form(spec, d):  # official [B,O,I,k,k] -> graph Δ
+        if modes[spec.name] == PER_CHANNEL:
+            return d[..., 0, 0]
+        return to_ohwi(d) if ohwi and spec.kernel == 3 else d
 
     @torch.no_grad()
     def run(feeds: dict) -> dict:
@@ -58,9 +68,7 @@ def reference_fn(model: HyperStyle, graph: str, modes: Mapping[str, int]) -> Cal
             step = model.hypernet(torch.cat([feeds["image"], feeds["recon_pooled"]], dim=1))
             out = {}
             for s in tuned:
-                d = step[s.name]
-                d = d[..., 0, 0] if modes[s.name] == PER_CHANNEL else d
-                out[acc_name(s)] = feeds[s.input_name] + d
+                out[acc_name(s)] = feeds[s.input_name] + graph_form(s, step[s.name])
             return out
         if graph == "generator":
             img = model.decoder(feeds["codes"], {s.name: full(s, feeds[s.input_name]) for s in tuned})
@@ -112,13 +120,14 @@ def compare(outs: Mapping[str, np.ndarray], refs: Mapping[str, torch.Tensor], pr
 
 
 def verify_graph(path: Path, model: HyperStyle, graph: str, modes: Mapping[str, int], feeds: dict,
-                 precision: str, plugin: bool) -> list[OutputError]:
-    """Run `path` on `feeds` (fp32 tensors; cast to fp16 for fp16 graphs) and compare with the reference."""
+                 precision: str, plugin: bool, ohwi: bool = False) -> list[OutputError]:
+    """Run `path` on `feeds` (fp32 tensors; cast to fp16 for fp16 graphs) and compare with the reference. `plugin`:
+    the graph has plugin nodes (run in onnx.reference); `ohwi`: its full 3x3 Δ are OHWI (plugin variant graphs)."""
     dt = np.float16 if precision == "fp16" else np.float32
     outs = run_onnx(path, {k: v.numpy().astype(dt) for k, v in feeds.items()}, plugin)
     # The reference sees the same (possibly fp16-rounded) inputs, so only the graph's own error is measured.
     ref_feeds = {k: torch.from_numpy(v.numpy().astype(dt).astype(np.float32)) for k, v in feeds.items()}
-    return compare(outs, reference_fn(model, graph, modes)(ref_feeds), precision)
+    return compare(outs, reference_fn(model, graph, modes, ohwi)(ref_feeds), precision)
 
 
 def worst(errors: list[OutputError]) -> OutputError | None:

@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from export.verify import TOLERANCES
+from plugins.registry import all_specs
 
 
 def _arts(report, kind="onnx"):
@@ -47,9 +48,20 @@ def test_fixed_named_io(tiny_export, tiny_model):
     assert [i.name for i in h.graph.input] == ["image", "recon_pooled"] + [t.input_name for t in tuned]
     assert [o.name for o in h.graph.output] == ["acc_" + t.name.replace(".", "_") for t in tuned]
     assert h.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "B"
-    # per-channel Δ for the non-shared layers in the plugin variant: [B,Cout,Cin]
-    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in h.graph.input}
-    assert ranks["delta_convs_8"] == 3 and ranks["delta_conv1"] == 5
+    # plugin variant: per-channel Δ [B,Cout,Cin] for the non-shared layers, full OHWI [B,Cout,3,3,Cin] for the shared
+    # ones (HsModConv v2), toRGB [B,3,Cin,1,1]; the generator takes what the hypernet gives
+    def dims(vi):
+        return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+    conv1 = next(t for t in tuned if t.name == "conv1")
+    c8 = next(t for t in tuned if t.name == "convs.8")
+    gp = onnx.load(str(cfg.out / "generator_plugin_fp16.onnx"))
+    for vis in (h.graph.input, h.graph.output, gp.graph.input):
+        d = {v.name.replace("acc_", "delta_"): dims(v) for v in vis}
+        assert d["delta_conv1"] == ["B", conv1.out_ch, 3, 3, conv1.in_ch]
+        assert d["delta_convs_8"] == ["B", c8.out_ch, c8.in_ch]
+    d = {v.name: dims(v) for v in g.graph.input}  # plain: official OIHW
+    assert d["delta_conv1"] == [cfg.plain_batch, conv1.out_ch, conv1.in_ch, 3, 3]
     for o in h.graph.output:
         assert o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
 
@@ -71,23 +83,29 @@ def test_dynamic_batch_graphs_run_at_other_batches(tiny_export, tiny_model):
     from export.verify import verify_graph
 
     cfg, _ = tiny_export
-    for name, graph, per_channel in (("w_encoder_fp32.onnx", "w_encoder", False),
-                                     ("hypernet_plain_fp32.onnx", "hypernet", False)):
-        modes = G.delta_modes(tiny_model.cfg, per_channel)
-        io = G.graph_io(tiny_model.cfg, graph, modes)
+    for name, graph, plugin in (("w_encoder_fp32.onnx", "w_encoder", False),
+                                ("hypernet_plain_fp32.onnx", "hypernet", False),
+                                ("hypernet_plugin_fp32.onnx", "hypernet", True)):
+        modes = G.delta_modes(tiny_model.cfg, per_channel=plugin)
+        io = G.graph_io(tiny_model.cfg, graph, modes, ohwi=plugin)
         for b in (1, 3):
             errs = verify_graph(cfg.out / name, tiny_model, graph, modes, G.example_inputs(io, b, seed=b), "fp32",
-                                plugin=False)
+                                plugin=False, ohwi=plugin)
             assert all(e.ok for e in errs), (name, b, errs)
 
 
-def test_sidecar_contents(tiny_export):
+def test_sidecar_contents(tiny_export, tiny_model):
     cfg, _ = tiny_export
     side = json.loads((cfg.out / "hypernet_plain_fp32.onnx.json").read_text())
     assert side["graph"] == "hypernet" and side["precision"] == "fp32" and side["model_config"] == "tiny"
     assert len(side["sha256"]) == 64 and side["versions"]["torch"]
     assert side["inputs"]["image"][0] == "B"
     assert side["export_config"]["config"] == "tiny"
+    assert side["delta_layout"] == "OIHW" and side["delta_modes"]["convs.8"] == "full"
+    side = json.loads((cfg.out / "hypernet_plugin_fp32.onnx.json").read_text())
+    assert side["delta_layout"] == "OHWI" and side["delta_modes"]["convs.8"] == "per_channel"
+    conv1 = tiny_model.cfg.tuned[0]
+    assert side["outputs"]["acc_conv1"] == ["B", conv1.out_ch, 3, 3, conv1.in_ch]
 
 
 @pytest.mark.parametrize("prec", ["fp32", "fp16"])
@@ -99,6 +117,7 @@ def test_plugin_generator_parity(tiny_export, prec):
         pytest.fail(f"plugin generator not exported: {report.notes}")
     assert arts[name].status == "ok" and arts[name].max_rel_err <= TOLERANCES[prec]
     side = json.loads((tiny_export[0].out / (name + ".json")).read_text())
-    assert side["plugins"] == {"HsModConv": "1", "HsToRGB": "1"} and side["inputs"]["codes"][0] == "B"
-    assert side["delta_modes"]["convs.8"] == "per_channel"
+    assert side["plugins"] == {s.name: s.version for s in all_specs()} and side["inputs"]["codes"][0] == "B"
+    assert side["plugins"]["HsModConv"] == "2"  # v2: weight and full Δ OHWI
+    assert side["delta_modes"]["convs.8"] == "per_channel" and side["delta_layout"] == "OHWI"
     assert "Conv" not in side["ops"] and side["ops"]["hyperstyle::HsModConv"] == 11
