@@ -28,8 +28,10 @@ def test_batchnorm_to_affine_matches():
     graph = passes.batchnorm_to_affine(gs.import_onnx(m))
     assert [n.op for n in graph.nodes] == ["Mul", "Add"]
     x = np.random.default_rng(1).standard_normal((2, 4, 5, 5)).astype(np.float32)
-    run = lambda mm: ort.InferenceSession(mm.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"x": x})[0]
+
+    def run(mm):
+        return ort.InferenceSession(mm.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
     np.testing.assert_allclose(run(gs.export_onnx(graph)), run(m), atol=1e-5)
 
 
