@@ -18,26 +18,24 @@ def cli() -> None:
     """hyperstyle-trt benchmarks (latency with max error beside it)."""
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def kernels(ctx: click.Context) -> None:
-    """Fused modulated-conv kernels vs the PyTorch reference route, every FFHQ-1024 layer (needs a CUDA GPU)."""
-    from benchmarks.kernels import main as kernels_main
+def _forward(name: str, module: str, doc: str) -> None:
+    """Register `hs-bench <name>`: its arguments go unparsed to `<module>.main(argv)` (argparse there)."""
 
-    rc = kernels_main(list(ctx.args))
-    if rc:
-        ctx.exit(rc)
+    @cli.command(name=name, help=doc, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                                         "help_option_names": []})
+    @click.pass_context
+    def command(ctx: click.Context) -> None:
+        import importlib
+
+        rc = importlib.import_module(module).main(list(ctx.args))
+        if rc:
+            ctx.exit(rc)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def codegen(ctx: click.Context) -> None:
-    """Compile every FFHQ-1024 kernel variant for a GPU arch without one; report registers, spills, loads."""
-    from benchmarks.codegen import main as codegen_main
-
-    rc = codegen_main(list(ctx.args))
-    if rc:
-        ctx.exit(rc)
+_forward("kernels", "benchmarks.kernels",
+         "Fused modulated-conv kernels vs the PyTorch reference route, every FFHQ-1024 layer (needs a CUDA GPU).")
+_forward("codegen", "benchmarks.codegen",
+         "Compile every FFHQ-1024 kernel variant for a GPU arch without one; report registers, spills, loads.")
 
 
 def main(argv=None) -> int:
