@@ -8,7 +8,10 @@ RTX), one optimization profile over the batch, a timing cache, and the content-h
 
 Building needs no GPU on TensorRT-RTX (portable engine, or `compute_capabilities` such as ("SM86",)); running the
 engine does. Python plugin creators are registered (plugins.trt_common.register_plugins) before any plugin graph
-is parsed.
+is parsed; the engine then calls back into Python at enqueue. With `aot_plugins` (full TensorRT >= 10.9 only) the
+plugin nodes take the QDP route instead (plugins/qdp.py): the Triton kernels are compiled for the building GPU and
+embedded, and the engine runs without Python (C++ runtime, trtexec); the kernel sources, Triton version and SM then
+join the cache key.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ class BuildOptions:
     """profile: ((input name, min shape, opt shape, max shape), ...), empty for a static graph;
     compute_capabilities: TensorRT-RTX targets ("SM86", ...), empty = portable (ignored by full TensorRT, which
     builds for the GPU it runs on); optimization_level: builder level 0..5 (None = default);
-    workspace_bytes: workspace pool limit (None = default)."""
+    workspace_bytes: workspace pool limit (None = default); aot_plugins: plugin nodes as AOT QDPs (full TensorRT
+    >= 10.9; the engine embeds the kernels and needs no Python at run time)."""
 
     profile: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
     compute_capabilities: tuple[str, ...] = ()
     optimization_level: int | None = None
     workspace_bytes: int | None = None
+    aot_plugins: bool = False
     strongly_typed: bool = field(default=True, init=False)
 
     def to_dict(self) -> dict:
@@ -74,6 +79,26 @@ def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> 
     return t
 
 
+def check_aot(flavor: Flavor) -> int:
+    """The SM the AOT plugin kernels are compiled for: the GPU full TensorRT builds on. HsError (one line) on
+    TensorRT-RTX, on TensorRT without `tensorrt.plugin.aot_impl` (< 10.9) or without a CUDA GPU."""
+    if flavor.is_rtx:
+        raise HsError("AOT plugins need full TensorRT >= 10.9 (tensorrt.plugin); TensorRT-RTX accepts only IPluginV3 "
+                      "creators, whose engines call back into Python (TENSORRT.md §6.4)")
+    try:
+        import tensorrt.plugin as trtp
+    except ImportError as e:
+        raise HsError(f"AOT plugins need tensorrt.plugin (TensorRT >= 10.9): {e}") from None
+    if not hasattr(trtp, "aot_impl"):
+        raise HsError(f"TensorRT {flavor.version} has no tensorrt.plugin.aot_impl; AOT plugins need TensorRT >= 10.9")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise HsError("AOT plugins are compiled for the GPU TensorRT builds on, and no CUDA GPU is visible")
+    major, minor = torch.cuda.get_device_capability(torch.cuda.current_device())
+    return major * 10 + minor
+
+
 def _make_logger(trt):
     """A trt.ILogger that keeps warnings and errors (for one-line error reports) instead of printing them."""
 
@@ -101,7 +126,12 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
     TensorRT-RTX has none (its timing-cache calls are deprecated no-ops; kernels are compiled at run time)."""
     fl = flavor or get_flavor()
     trt = fl.module
-    if plugin_versions(onnx_path):
+    aot = bool(options.aot_plugins and plugin_versions(onnx_path))
+    if aot:
+        from plugins.qdp import qdp_model_bytes, register_qdp
+
+        register_qdp(check_aot(fl))
+    elif plugin_versions(onnx_path):
         from plugins.trt_common import register_plugins
 
         register_plugins(fl.name)
@@ -109,7 +139,11 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
     builder = trt.Builder(log)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, log)
-    if not parser.parse_from_file(str(onnx_path)):
+    if aot:  # the QDP route parses a rewritten model; its path argument still locates the external weights
+        parsed = parser.parse(qdp_model_bytes(onnx_path), str(onnx_path))
+    else:
+        parsed = parser.parse_from_file(str(onnx_path))
+    if not parsed:
         errs = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
         raise HsError(f"TensorRT ({fl.name}) could not parse {onnx_path.name}: "
                       f"{(errs[0] if errs else _errors(log)).splitlines()[0][:300]}")
@@ -183,7 +217,12 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
     fl = flavor or get_flavor()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     target = build_target(fl, options.compute_capabilities)
-    key, comp = cache_key(onnx_path, target, options.to_dict())
+    build = options.to_dict()
+    if options.aot_plugins and plugin_versions(onnx_path):
+        from plugins.qdp import kernel_digest
+
+        build["kernel_digest"] = kernel_digest(check_aot(fl))  # the engine embeds the compiled kernels
+    key, comp = cache_key(onnx_path, target, build)
     notes = []
     why = verify_engine(engine_path, key)
     if why is None:

@@ -80,10 +80,12 @@ class _Steps:
 @click.option("--engines/--no-engines", default=True, show_default=True, help="Build TensorRT engines.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Compare graphs with PyTorch on CPU.")
 @click.option("--compute-capability", "ccs", multiple=True, help="TensorRT-RTX target (e.g. SM86); default portable.")
+@click.option("--aot-plugins", "aot_plugins", is_flag=True,
+              help="Full TensorRT >= 10.9: embed the plugin kernels (AOT QDPs); the engine runs without Python.")
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
 def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_batch, plain_batch, out, plain, plugin,
-        engines, verify, ccs, cache_dir, dry_run):
+        engines, verify, ccs, aot_plugins, cache_dir, dry_run):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
     from export.config import ExportConfig
 
@@ -92,13 +94,18 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
     cfg = ExportConfig(config=config, checkpoint=checkpoint, w_encoder=w_encoder, precisions=precisions,
                        variants=variants, max_batch=max_batch, opt_batch=opt_batch, plain_batch=plain_batch,
                        out=Path(out), build_engines=engines, verify=verify, compute_capabilities=tuple(ccs),
-                       cache_dir=Path(cache_dir) if cache_dir else None)
+                       cache_dir=Path(cache_dir) if cache_dir else None, aot_plugins=aot_plugins)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return 0
     for p, what in ((checkpoint, "checkpoint"), (w_encoder, "W-encoder checkpoint")):
         if p is not None and not Path(p).is_file():
             raise HsError(f"{what} not found: {p}")
+    if aot_plugins:  # fail before minutes of export, not at the engine step
+        from engines.builder import check_aot
+        from engines.flavor import get_flavor
+
+        check_aot(get_flavor())
     from rich.console import Console
 
     from export.pipeline import run_export

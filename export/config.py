@@ -31,7 +31,8 @@ class ExportConfig:
     plain_batch: the fixed batch of the plain generator (grouped conv with groups = B).
     out: output directory; cache_dir: engine cache (None = `<out>/.engine_cache`).
     build_engines: build TensorRT engines when a flavor is importable; compute_capabilities: TensorRT-RTX targets
-    such as ("SM86",) (empty = portable).
+    such as ("SM86",) (empty = portable); aot_plugins: the plugin generator's engine embeds the kernels as AOT
+    QDPs (full TensorRT >= 10.9 on a GPU; runs without Python) instead of calling the Python plugins.
     verify: compare every graph with the PyTorch reference on `verify_batch` samples (ORT for plain graphs,
     onnx.reference for plugin graphs); seed: example-input seed.
     external_data_threshold: graphs whose initializers exceed this many bytes store them in `<name>.onnx.data`.
@@ -54,6 +55,7 @@ class ExportConfig:
     cache_dir: Path | None = None
     compute_capabilities: tuple[str, ...] = ()
     opt_batch: int | None = None
+    aot_plugins: bool = False
 
     def __post_init__(self) -> None:
         if self.config is not None and self.config not in PRESETS:
@@ -72,6 +74,11 @@ class ExportConfig:
         bad_cc = [c for c in self.compute_capabilities if not re.fullmatch(r"SM\d{2,3}", str(c))]
         if bad_cc:
             raise HsError(f"--compute-capability {bad_cc} malformed; expected TensorRT-RTX names such as SM86, SM89")
+        if self.aot_plugins and not (self.build_engines and "plugin" in self.variants):
+            raise HsError("--aot-plugins applies to the plugin variant's engines: drop --no-engines / --plain")
+        if self.aot_plugins and self.compute_capabilities:
+            raise HsError("--aot-plugins builds with full TensorRT for the GPU at hand; --compute-capability is for "
+                          "TensorRT-RTX")
         if self.opset < 18:
             raise HsError(f"opset must be >= 18 (the dynamo exporter's floor), got {self.opset}")
         if self.config is None and self.checkpoint is None:

@@ -228,7 +228,8 @@ def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport,
         dynamic = not (graph == "generator" and var == "plain")
         io = G.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch, ohwi=(var == "plugin"))
         opts = BuildOptions(profile=batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch),
-                            compute_capabilities=cfg.compute_capabilities)
+                            compute_capabilities=cfg.compute_capabilities,
+                            aot_plugins=cfg.aot_plugins and var == "plugin" and graph == "generator")
         eng = path.with_suffix(".engine")
         t0 = time.perf_counter()
         with step(f"engine {eng.name} ({fl.name} {fl.version})"):

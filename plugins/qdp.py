@@ -137,6 +137,36 @@ def to_qdp_model(model):
     return out
 
 
+def qdp_model_bytes(onnx_path) -> bytes:
+    """The serialized QDP-route model of a plugin graph file (`to_qdp_model`), with its external data left where it
+    is: hand it to `OnnxParser.parse(blob, str(onnx_path))`, whose path argument locates the external weights."""
+    import onnx
+
+    return to_qdp_model(onnx.load(str(onnx_path), load_external_data=False)).SerializeToString()
+
+
+KERNEL_SOURCES = ("plugins/_triton.py", "plugins/mod_conv/kernel.py", "plugins/to_rgb/kernel.py", "plugins/qdp.py")
+
+
+def kernel_digest(arch: int) -> str:
+    """What an AOT engine embeds besides the graph: the kernel sources, the Triton version that compiles them and
+    the target SM. Part of the engine cache key for AOT builds (a kernel change must not reuse an old engine)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"sm_{arch}".encode())
+    try:
+        import triton
+
+        h.update(f"triton {triton.__version__}".encode())
+    except ImportError:
+        h.update(b"no triton")
+    for rel in KERNEL_SOURCES:
+        h.update(rel.encode() + (root / rel).read_bytes())
+    return h.hexdigest()
+
+
 def _signature(trtp, inputs, attr_names, extra: list[inspect.Parameter], ret) -> inspect.Signature:
     p = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=trtp.TensorDesc) for n in inputs]
     p += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int) for n in attr_names]

@@ -1,0 +1,107 @@
+"""AOT plugin engines (full TensorRT >= 10.9 only; never built here): what runs on this machine. The refusals on
+TensorRT-RTX / without TensorRT, the QDP-route model a parser would get (external data left in place), the cache
+key (kernel sources, Triton, SM) and the config / CLI checks that fail before minutes of export."""
+
+import types
+
+import onnx
+import pytest
+
+from engines import builder as B
+from models.errors import HsError
+from plugins import qdp
+from plugins.onnx_export import single_node_model
+
+
+def test_check_aot_refuses_tensorrt_rtx_in_one_line():
+    rtx = B.Flavor("tensorrt_rtx", types.SimpleNamespace(), "1.7")
+    with pytest.raises(HsError, match="TensorRT-RTX accepts only IPluginV3") as e:
+        B.check_aot(rtx)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.trt
+def test_aot_build_of_a_plugin_graph_is_refused_on_rtx(tmp_path):
+    from engines.flavor import get_flavor
+
+    fl = get_flavor()
+    if not fl.is_rtx:
+        pytest.skip("checks the TensorRT-RTX refusal; full TensorRT is installed")
+    path = tmp_path / "conv.onnx"
+    onnx.save(single_node_model("mod_conv", {"delta_mode": 1}), str(path))
+    with pytest.raises(HsError, match="TensorRT-RTX accepts only IPluginV3"):
+        B.build_serialized(path, B.BuildOptions(aot_plugins=True), fl)
+    with pytest.raises(HsError, match="TensorRT-RTX accepts only IPluginV3"):
+        B.get_or_build(path, tmp_path / "conv.engine", B.BuildOptions(aot_plugins=True), tmp_path / "cache", flavor=fl)
+    assert not (tmp_path / "conv.engine").exists()
+
+
+def test_qdp_model_bytes_renames_nodes_and_keeps_external_data_in_place(tmp_path):
+    path = tmp_path / "g.onnx"
+    onnx.save_model(single_node_model("mod_conv", {"delta_mode": 1, "upsample": 1}), str(path),
+                    save_as_external_data=True, location="g.onnx.data", size_threshold=0)
+    m = onnx.load_from_string(qdp.qdp_model_bytes(path))
+    (node,) = m.graph.node
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert node.op_type == "HsModConv_delta" and attrs["aot"] == 1 and attrs["plugin_namespace"] == b"hyperstyle"
+    ext = [t for t in m.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert ext and all({e.key: e.value for e in t.external_data}["location"] == "g.onnx.data" for t in ext)
+    assert not any(t.raw_data for t in ext)  # weights stay in the .data file the parser's path points at
+
+
+def test_kernel_digest_follows_the_target_and_the_sources():
+    assert qdp.kernel_digest(90) == qdp.kernel_digest(90) != qdp.kernel_digest(89)
+    from pathlib import Path
+
+    root = Path(qdp.__file__).resolve().parents[1]
+    assert all((root / rel).is_file() for rel in qdp.KERNEL_SOURCES)
+    assert "plugins/mod_conv/kernel.py" in qdp.KERNEL_SOURCES and "plugins/to_rgb/kernel.py" in qdp.KERNEL_SOURCES
+
+
+def test_export_config_rejects_aot_without_plugin_engines():
+    from export.config import ExportConfig
+
+    for kw in (dict(build_engines=False), dict(variants=("plain",)), dict(compute_capabilities=("SM86",))):
+        with pytest.raises(HsError, match="--aot-plugins"):
+            ExportConfig(config="tiny", aot_plugins=True, **kw)
+    assert ExportConfig(config="tiny", aot_plugins=True).aot_plugins
+
+
+def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
+    from engines.flavor import get_flavor
+    from export.cli import main
+
+    try:
+        full = not get_flavor().is_rtx
+    except HsError:
+        full = False
+    if full:
+        pytest.skip("checks the refusal; full TensorRT is installed here")
+    assert main(["--aot-plugins", "--config", "tiny", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "TensorRT" in err and "\n" not in err
+    assert not (tmp_path / "x").exists()  # refused before any export work
+
+
+@pytest.mark.trt
+def test_parse_from_bytes_finds_external_weights_through_the_path(tmp_path, make_onnx):
+    """The mechanism the AOT route relies on (a rewritten model in memory, weights still in the .data file beside
+    the original), checked with the importable flavor on a plain graph."""
+    from engines.flavor import get_flavor
+
+    trt = get_flavor().module
+    path = make_onnx(tmp_path / "ext.onnx", external=True)
+    blob = onnx.load(str(path), load_external_data=False).SerializeToString()
+    log = B._make_logger(trt)
+    keep = []  # builders, networks and parsers must outlive their use (a freed builder segfaults the network)
+
+    def parse(at):
+        builder = trt.Builder(log)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        parser = trt.OnnxParser(network, log)
+        keep.extend((builder, network, parser))
+        return parser.parse(blob, str(at)), network
+
+    ok, network = parse(path)
+    assert ok and network.num_layers >= 2
+    assert not parse(tmp_path / "elsewhere" / "ext.onnx")[0]  # the path is what locates the weights
