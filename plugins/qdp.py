@@ -25,6 +25,12 @@ from plugins.registry import DOMAIN, get_spec
 
 EXTRAS = {"mod_conv": ("B", "H", "W", "Cin", "Cout"), "to_rgb": ("B", "H", "W", "Cin")}  # int32 scalars, in order
 
+# ALIGNMENT: an AOT kernel cannot check its pointers at launch the way a Triton JIT launch specializes on them, so
+# when Cin (and Cout) are multiples of 16 the kernels are compiled assuming 16-byte aligned tensor addresses (vector
+# loads of x, W and delta). TensorRT allocates its tensors with 256-byte alignment and requires it of the I/O
+# addresses bound with setTensorAddress; a misaligned address would fault loudly (misaligned address), not
+# compute wrong values. Other channel counts compile without the assumption.
+
 
 def cdiv(a, b):
     """Ceil division on ints or symbolic expressions with + - //."""
@@ -99,13 +105,16 @@ def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype
         cout = _as_int(dims["Cout"], "Cout")
         cfg = km.select_config(h, w, cin, cout, a["upsample"], dtype)
         grid, cfg = km.launch_params(dims["B"], dims["H"], dims["W"], cin, cout, a["upsample"], cfg, cdiv_fn)
-        kern = km.aot_compile(a["upsample"], a["delta_mode"], a["demodulate"], dtype, cfg, arch) if compile else None
+        aligned = cin % 16 == 0 and cout % 16 == 0  # with 16-byte aligned tensors (see ALIGNMENT): vector loads
+        kern = km.aot_compile(a["upsample"], a["delta_mode"], a["demodulate"], dtype, cfg, arch,
+                              aligned=aligned) if compile else None
     else:
         from plugins.to_rgb import kernel as kr
 
         cfg = kr.select_config(h, w, cin)
         grid, cfg = kr.launch_params(dims["B"], dims["H"], dims["W"], cin, a["has_skip"], cfg, cdiv_fn)
-        kern = kr.aot_compile(a["has_skip"], a["delta_mode"], dtype, cfg, arch) if compile else None
+        kern = kr.aot_compile(a["has_skip"], a["delta_mode"], dtype, cfg, arch,
+                              aligned=cin % 16 == 0) if compile else None
     block = kern.block if kern is not None else (32 * cfg.num_warps, 1, 1)
     return AotLaunch(tuple(grid), block, kern.shared_mem if kern is not None else 0, extras, kern)
 

@@ -105,3 +105,17 @@ def test_parse_from_bytes_finds_external_weights_through_the_path(tmp_path, make
     ok, network = parse(path)
     assert ok and network.num_layers >= 2
     assert not parse(tmp_path / "elsewhere" / "ext.onnx")[0]  # the path is what locates the weights
+
+
+@pytest.mark.slow
+def test_aot_kernels_of_ffhq_layers_load_weights_as_vectors():
+    """AOT kernels are compiled with the 16-byte alignment TensorRT gives its tensors when the channel counts allow
+    (plugins/qdp.py ALIGNMENT): the W/delta tiles go through cp.async like in a JIT launch, not scalar gathers."""
+    pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
+    from benchmarks.codegen import analyze
+
+    la = qdp.aot_launch("mod_conv", {"delta_mode": 1}, {"B": 2, "H": 64, "W": 64, "Cin": 512, "Cout": 512}, "fp16")
+    c = analyze(la.kernel)
+    assert c.spill_bytes == 0 and c.ldgsts >= 6 and c.ldg_scalar <= 20, c
+    odd = qdp.aot_launch("mod_conv", {"delta_mode": 1}, {"B": 2, "H": 8, "W": 8, "Cin": 24, "Cout": 40}, "fp16")
+    assert analyze(odd.kernel).ldg_scalar > c.ldg_scalar  # no alignment promise for channel counts % 16 != 0
