@@ -34,8 +34,8 @@ class Codegen:
     registers: int
     spill_bytes: int  # spill stores + spill loads
     shared_bytes: int
-    ldg_scalar: int  # LDG.E(.U16|.U8|.S16...) of 2 bytes or less: gathers
-    ldg_vector: int  # LDG.E.64/.128 and cp.async (LDGSTS) of 8 or 16 bytes
+    ldg_scalar: int  # global loads (LDG, cp.async LDGSTS) of 4 bytes or less: scalar / gathered elements
+    ldg_vector: int  # global loads of 8 or 16 bytes (.64 / .128): vectors
     ldgsts: int  # cp.async instructions (global -> shared, pipelined)
     mma: int  # tensor-core instructions (HMMA / HGMMA)
     instructions: int
@@ -93,7 +93,7 @@ def analyze(kernel, arch: int = 90) -> Codegen:
     regs, spill = _ptxas_info(kernel.ptx, arch)
     ops = sass_ops(kernel.cubin)
     ldg = {o: c for o, c in ops.items() if o.startswith("LDG") and not o.startswith("LDGDEPBAR")}
-    vector = sum(c for o, c in ldg.items() if o.endswith((".64", ".128")))
+    vector = sum(c for o, c in ldg.items() if {"64", "128"} & set(o.split(".")))  # width token anywhere
     return Codegen(kernel.name, "", regs, spill, kernel.shared_mem, sum(ldg.values()) - vector, vector,
                    sum(c for o, c in ldg.items() if o.startswith("LDGSTS")),
                    sum(c for o, c in ops.items() if o.startswith(("HMMA", "HGMMA"))), sum(ops.values()))
@@ -126,7 +126,7 @@ def compile_variant(v: dict, dtype: str = "fp16", arch: int = 90, cfg=None):
         return kr.aot_compile(v["has_skip"], v["delta_mode"], dtype, cfg, arch, aligned=True), cfg
     from plugins.mod_conv import kernel as km
 
-    cfg = cfg or km.select_config(v["h"], v["h"], v["cin"], v["cout"], v["upsample"], dtype)
+    cfg = cfg or km.select_config(v["h"], v["h"], v["cin"], v["cout"], v["upsample"], dtype, arch)
     return km.aot_compile(v["upsample"], v["delta_mode"], 1, dtype, cfg, arch, aligned=True), cfg
 
 
@@ -150,7 +150,7 @@ def print_table(rows: list[dict]) -> None:
 
     arch = rows[0]["arch"] if rows else "?"
     tab = Table(title=f"fused kernels compiled for sm_{arch} (static; no GPU involved)")
-    for col in ("layer", "op", "shape", "Δ", "tiles", "regs", "spill B", "smem KB", "LDG scalar", "LDG vector",
+    for col in ("layer", "op", "shape", "Δ", "tiles", "regs", "spill B", "smem KB", "LDG <=4B", "LDG 8/16B",
                 "cp.async", "MMA"):
         tab.add_column(col, justify="left" if col in ("layer", "op", "shape", "tiles") else "right")
     for r in rows:

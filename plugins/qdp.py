@@ -103,7 +103,7 @@ def aot_launch(op: str, attrs: Mapping[str, int], dims: Mapping[str, Any], dtype
         from plugins.mod_conv import kernel as km
 
         cout = _as_int(dims["Cout"], "Cout")
-        cfg = km.select_config(h, w, cin, cout, a["upsample"], dtype)
+        cfg = km.select_config(h, w, cin, cout, a["upsample"], dtype, arch)
         grid, cfg = km.launch_params(dims["B"], dims["H"], dims["W"], cin, cout, a["upsample"], cfg, cdiv_fn)
         aligned = cin % 16 == 0 and cout % 16 == 0  # with 16-byte aligned tensors (see ALIGNMENT): vector loads
         kern = km.aot_compile(a["upsample"], a["delta_mode"], a["demodulate"], dtype, cfg, arch,
@@ -138,6 +138,11 @@ def to_qdp_model(model):
             continue
         spec = get_spec(node.op_type)
         attrs = {a.name: oh.get_attribute_value(a) for a in node.attribute}
+        v = attrs.get("plugin_version", b"")
+        version = v.decode() if isinstance(v, bytes) else str(v)
+        if version != spec.version:  # e.g. a v1 (OIHW) graph: the QDP kernels are v2 (OHWI) and would read it wrong
+            raise HsError(f"node {node.name or node.op_type}: {spec.name} plugin_version {version or 'missing'!r}, "
+                          f"but this build implements version {spec.version}; re-export the graph")
         resolved = spec.resolve_attrs({k: v for k, v in attrs.items() if k in spec.attr_names})
         node.op_type = variant_name(spec.key, resolved)
         keep = [a for a in node.attribute if a.name not in ("plugin_version", "plugin_namespace", "aot")]
@@ -157,13 +162,14 @@ def qdp_model_bytes(onnx_path) -> bytes:
 KERNEL_SOURCES = ("plugins/_triton.py", "plugins/mod_conv/kernel.py", "plugins/to_rgb/kernel.py", "plugins/qdp.py")
 
 
-def kernel_digest(arch: int) -> str:
-    """What an AOT engine embeds besides the graph: the kernel sources, the Triton version that compiles them and
-    the target SM. Part of the engine cache key for AOT builds (a kernel change must not reuse an old engine)."""
+def kernel_digest(arch: int, root=None) -> str:
+    """What an AOT engine embeds besides the graph: the kernel sources (KERNEL_SOURCES under `root`, default the
+    repository), the Triton version that compiles them and the target SM. Part of the engine cache key for AOT
+    builds (a kernel change must not reuse an old engine)."""
     import hashlib
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     h = hashlib.sha256(f"sm_{arch}".encode())
     try:
         import triton

@@ -236,28 +236,41 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
     _epilogue(acc11, coef, bias, noise_ptr, y_base, 2 * qh + 1, 2 * qw + 1, Wo, Cout, offs_n, m_ok, n_ok)
 
 
-def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> TileConfig:
-    """Deterministic tiles from the layer shape (input H, W) and dtype, independent of the batch (TensorRT's B is
-    dynamic). Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output pixels (4 phases).
+# SMs with >= 160 KB of shared memory per block (A100: 163 KB; H100 / B200: 227 KB); the consumer parts that
+# TensorRT-RTX targets (sm_86 / 89 / 120) have 99-101 KB.
+LARGE_SMEM_ARCHS = frozenset({80, 90, 100, 103})
+
+
+def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16",
+                  arch: int = 90) -> TileConfig:
+    """Deterministic tiles from the layer shape (input H, W), dtype and target SM, independent of the batch
+    (TensorRT's B is dynamic). Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output
+    pixels (4 phases).
 
     fp16 (the production path), from KERNELS.md's tiles measured on an H100 for this kernel design (OHWI W/delta,
     weight formed in fp32 registers), one step smaller where theirs spills here: `hs-bench codegen` (sm_90, Triton
     3.9, aligned like a JIT launch) reports no register spills for any FFHQ-1024 layer and delta mode with these.
     <= 32^2 keeps the smaller tiles so B=1 still fills the GPU (KERNELS.md: few-tile problems are what limit there).
     KERNELS.md's M256xN128xK64 spills 32-360 bytes here; M128xN128xK64 does not. Not yet timed by us.
-    fp32 (tests, fp32 engines; no tensor-core fp16 operands): the small tiles, so shared memory stays < 100 KB.
+    M128xN128xK64 stages 96-128 KB of shared memory: only on LARGE_SMEM_ARCHS; elsewhere every fp16 tile stays
+    under 80 KB (`hs-bench codegen --arch 89`).
+    fp32 (tests, fp32 engines): the smaller tiles (up to 144 KB of shared memory and 1.2-30 KB of register spills
+    at 512 channels: a correctness path, not a fast one).
     """
     hw = H * W
     if upsample:
         if hw <= 16:
             return TileConfig(16, 64, 16, 8, 2)
-        return TileConfig(64, 32, 16, 8, 2)  # (32, 64, 16) spills 8 bytes without delta; this tile none
+        # sm_90 (wgmma): (32, 64, 16) spills 8-12 bytes, this tile none; sm_8x (mma.sync): this tile spills 1-3 KB
+        return TileConfig(64, 32, 16, 8, 2) if arch >= 90 else TileConfig(32, 64, 16, 8, 2)
     if hw <= 16:
         return TileConfig(16, 64, 64, 8, 3)
     if hw <= 256:
         return TileConfig(64, 64, 64, 8, 3)
     if hw <= 1024 or dtype != "fp16":
         return TileConfig(128, 64, 32, 8, 3) if Cout >= 64 else TileConfig(256, 32, 32, 8, 3)
+    if Cout >= 128 and arch not in LARGE_SMEM_ARCHS:
+        return TileConfig(128, 64, 32, 8, 3)
     if Cout >= 128:
         return TileConfig(128, 128, 64, 8, 3)
     if Cout >= 64:
@@ -265,13 +278,14 @@ def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str
     return TileConfig(256, 32, 32, 4, 4)
 
 
-def launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig | None = None, cdiv_fn=cdiv):
+def launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig | None = None, cdiv_fn=cdiv,
+                  dtype: str = "fp16", arch: int = 90):
     """(grid, cfg) for one launch; block = (32*cfg.num_warps, 1, 1).
 
     B / H / W may be symbolic (anything with + - // or a custom cdiv_fn, e.g. trtp.cdiv on ShapeExprs); the tile
     choice needs concrete H, W, Cin, Cout (fixed per generator layer) unless cfg is given.
     """
-    cfg = cfg or select_config(H, W, Cin, Cout, upsample)
+    cfg = cfg or select_config(H, W, Cin, Cout, upsample, dtype, arch)
     return (cdiv_fn(H * W, cfg.block_m), cdiv_fn(Cout, cfg.block_n), B), cfg
 
 
@@ -293,7 +307,9 @@ def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, del
         out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
     ts = [x, style, weight, delta, noise, bias, out]
     assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_triton needs contiguous tensors"
-    cfg = cfg or select_config(h, w, cin, cout, upsample, triton_dtype(dt))
+    if cfg is None:
+        major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
+        cfg = select_config(h, w, cin, cout, upsample, triton_dtype(dt), 10 * major + minor)
     grid, cfg = launch_params(b, h, w, cin, cout, upsample, cfg)
     kern = mod_conv_up_kernel if upsample else mod_conv_kernel
     kern[grid](x, style, weight, delta if delta_mode else None, noise, bias, b, h, w, cin, cout, out,

@@ -49,13 +49,29 @@ def test_qdp_model_bytes_renames_nodes_and_keeps_external_data_in_place(tmp_path
     assert not any(t.raw_data for t in ext)  # weights stay in the .data file the parser's path points at
 
 
-def test_kernel_digest_follows_the_target_and_the_sources():
-    assert qdp.kernel_digest(90) == qdp.kernel_digest(90) != qdp.kernel_digest(89)
+def test_kernel_digest_follows_the_target_and_the_sources(tmp_path):
+    import shutil
     from pathlib import Path
 
+    assert qdp.kernel_digest(90) == qdp.kernel_digest(90) != qdp.kernel_digest(89)
     root = Path(qdp.__file__).resolve().parents[1]
-    assert all((root / rel).is_file() for rel in qdp.KERNEL_SOURCES)
     assert "plugins/mod_conv/kernel.py" in qdp.KERNEL_SOURCES and "plugins/to_rgb/kernel.py" in qdp.KERNEL_SOURCES
+    for rel in qdp.KERNEL_SOURCES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / rel, tmp_path / rel)
+    assert qdp.kernel_digest(90, tmp_path) == qdp.kernel_digest(90)
+    k = tmp_path / "plugins/mod_conv/kernel.py"
+    k.write_text(k.read_text() + "\n# a one-line change\n")
+    assert qdp.kernel_digest(90, tmp_path) != qdp.kernel_digest(90)
+
+
+def test_qdp_route_refuses_a_graph_of_another_plugin_version():
+    m = single_node_model("mod_conv", {"delta_mode": 1})
+    for a in m.graph.node[0].attribute:
+        if a.name == "plugin_version":
+            a.s = b"1"  # a v1 graph: OIHW weight/delta, which the v2 kernels would misread
+    with pytest.raises(HsError, match="plugin_version '1', but this build implements version 2"):
+        qdp.to_qdp_model(m)
 
 
 def test_export_config_rejects_aot_without_plugin_engines():

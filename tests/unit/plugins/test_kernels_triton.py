@@ -67,7 +67,8 @@ def test_mod_conv_kernel_with_the_deterministic_tile_choice(triton_interp, upsam
 
 
 def _production_tiles():
-    """Every distinct (upsample, TileConfig) that select_config gives an FFHQ-1024 layer, fp16 and fp32."""
+    """Every distinct (upsample, TileConfig) that select_config gives an FFHQ-1024 layer: fp16 and fp32, for an
+    H100 (sm_90) and a consumer GPU (sm_89)."""
     from models.config import get_config
     from plugins.mod_conv.kernel import select_config
 
@@ -76,7 +77,8 @@ def _production_tiles():
         if s.kind != "rgb":
             up = int(s.kind == "up")
             h = s.res // 2 if up else s.res
-            out |= {(up, select_config(h, h, s.in_ch, s.out_ch, up, dt)) for dt in ("fp16", "fp32")}
+            out |= {(up, select_config(h, h, s.in_ch, s.out_ch, up, dt, arch))
+                    for dt in ("fp16", "fp32") for arch in (90, 89)}
     return sorted(out, key=str)
 
 
