@@ -166,14 +166,33 @@ def _require_gpu() -> None:
         raise HsError("hs-bench kernels needs triton (pip install 'hyperstyle-trt[kernels]')") from None
 
 
+def time_us_cpu(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
+    """Median µs per call with perf_counter: the harness dry run on CPU (Triton interpreter); not a kernel timing."""
+    import time
+
+    for _ in range(max(1, warmup)):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(times), "cpu"
+
+
 def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
-                     iters: int = 50, delta_mode: int = 1, tiles: TileConfig | None = None) -> list[dict]:
+                     iters: int = 50, delta_mode: int = 1, tiles: TileConfig | None = None,
+                     config: str = "ffhq1024", device: str = "cuda") -> list[dict]:
     """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for the fused kernel and the
-    PyTorch route (both fp16), plus their ratio. Raises HsError without a CUDA GPU or triton."""
-    _require_gpu()
+    PyTorch route (both fp16), plus their ratio. Raises HsError without a CUDA GPU or triton.
+    device="cpu" is the harness's own dry run (in a TRITON_INTERPRET=1 process, tiny config): same inputs, route,
+    reference and error columns, perf_counter "timings" that mean nothing about kernels."""
+    if device == "cuda":
+        _require_gpu()
+    timer = time_us if device == "cuda" else time_us_cpu
     rows = []
-    for c in bench_cases(batch_sizes, layers, delta_mode):
-        t32 = _inputs(c, "cuda")
+    for c in bench_cases(batch_sizes, layers, delta_mode, config):
+        t32 = _inputs(c, device)
         t16 = {k: None if v is None else v.half() for k, v in t32.items()}
         ref = fp32_reference(c, t32)
         fused, route = fused_kernel(c, t16, tiles), torch_route(c, t16)
@@ -185,14 +204,15 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
             raise HsError(f"--tiles {tiles} does not run on {c.layer.name}: {str(e).strip().splitlines()[0]}") \
                 from None
         err_r = (route().float() - ref).abs().max().item()
-        us_f, how_f = time_us(fused, warmup, iters)
-        us_r, how_r = time_us(route, warmup, iters)
+        us_f, how_f = timer(fused, warmup, iters)
+        us_r, how_r = timer(route, warmup, iters)
         s = c.layer
         rows.append(dict(layer=s.name, idx=s.idx, kind=s.kind, res=s.res, cin=s.in_ch, cout=s.out_ch, batch=c.batch,
                          delta_mode=c.delta_mode, fused_us=us_f, route_us=us_r, speedup=us_r / us_f,
                          fused_tflops=c.flops / us_f / 1e6, route_tflops=c.flops / us_r / 1e6,
                          fused_err=err_f, route_err=err_r, ref_max=ref.abs().max().item(),
-                         timing=how_f if how_f == how_r else f"{how_f}/{how_r}", gpu=torch.cuda.get_device_name()))
+                         timing=how_f if how_f == how_r else f"{how_f}/{how_r}",
+                         gpu=torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter dry run)"))
         del t32, t16, ref, fused, route
     return rows
 

@@ -69,3 +69,20 @@ def test_tiles_option_parses_or_refuses_in_one_line():
     assert kb.parse_tiles("128x64x32/w8/s3") == kb.TileConfig(128, 64, 32, 8, 3)
     with pytest.raises(HsError, match="--tiles must look like"):
         kb.parse_tiles("128x64")
+
+
+def test_harness_dry_run_on_cpu_in_the_interpreter(triton_interp):
+    """Everything `hs-bench kernels` does except CUDA timing, run in the Triton interpreter on the tiny config: the
+    inputs in the op contract (OHWI), the fused kernel, the PyTorch route, the fp32 reference, the error columns and
+    the goal lines. So the GPU run cannot fail on the harness itself."""
+    layers = ["conv1", "convs.0", "to_rgbs.0", "convs.3"]  # plain, upsampling, toRGB with skip; small resolutions
+    rows = triton_interp.call("benchmarks.kernels:run_kernel_bench", batch_sizes=(1, 2), layers=layers, warmup=1,
+                              iters=1, config="tiny", device="cpu")
+    cases = kb.bench_cases((1, 2), layers, config="tiny")
+    assert [(r["layer"], r["batch"]) for r in rows] == [(c.layer.name, c.batch) for c in cases]
+    assert {r["kind"] for r in rows} == {"conv", "up", "rgb"}
+    for r in rows:  # fp16 kernels and route vs the fp32 reference: fp16 rounding, not wrong math
+        assert r["ref_max"] > 0.1 and r["fused_err"] <= 3e-3 * r["ref_max"] and r["route_err"] <= 1e-2 * r["ref_max"], r
+        assert r["timing"] == "cpu" and r["fused_us"] > 0 and r["speedup"] > 0
+    assert len(kb.goals(rows)) == 4  # every-layer, <= 32^2, B=1 and B=2 sums
+    kb.print_table(rows)
