@@ -85,6 +85,18 @@ def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, D
 
 
 @triton.jit
+def _program_tile(x_ptr, style_ptr, H, W, Cin, Cout, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's sample (int64), pixel and channel offsets with their masks, pixel row/column and the
+    per-sample base pointers of x and style (tile offsets from them stay int32). Grid (M tiles, N tiles, B)."""
+    b64 = tl.program_id(2).to(tl.int64)
+    HW = H * W
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    return (b64, HW, offs_m, offs_n, offs_m < HW, offs_n < Cout, offs_m // W, offs_m % W,
+            x_ptr + b64 * HW * Cin, style_ptr + b64 * Cin)
+
+
+@triton.jit
 def _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE: tl.constexpr):
     """Pointer to delta[b]. Only called when DELTA_MODE != 0: with no delta input d_ptr is a constexpr None, and
     Triton < 3.7 cannot return None from a jit function ("cannot convert None ... to tensor")."""
@@ -99,18 +111,8 @@ def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W
                     DELTA_MODE: tl.constexpr, DEMOD: tl.constexpr, PREC: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """3x3 modulated conv, stride 1, pad 1. Grid (cdiv(H*W, BLOCK_M), cdiv(Cout, BLOCK_N), B)."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    b64 = tl.program_id(2).to(tl.int64)
-    HW = H * W
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixel = h*W + w
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channel
-    m_ok = offs_m < HW
-    n_ok = offs_n < Cout
-    ph = offs_m // W
-    pw = offs_m % W
-    x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
-    style_base = style_ptr + b64 * Cin
+    b64, HW, offs_m, offs_n, m_ok, n_ok, ph, pw, x_base, style_base = _program_tile(
+        x_ptr, style_ptr, H, W, Cin, Cout, BLOCK_M, BLOCK_N)  # offs_m: output pixel h*W + w
     d_base = d_ptr  # constexpr None without a delta input
     if DELTA_MODE != 0:
         d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
@@ -171,18 +173,8 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """Upsampling modulated conv (transposed conv stride 2 + blur folded), x [B,H,W,Cin] -> y [B,2H,2W,Cout].
     Grid (cdiv(H*W, BLOCK_M), cdiv(Cout, BLOCK_N), B); a program writes 4*BLOCK_M output pixels."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    b64 = tl.program_id(2).to(tl.int64)
-    HW = H * W
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # low-res position q = qh*W + qw
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    m_ok = offs_m < HW
-    n_ok = offs_n < Cout
-    qh = offs_m // W
-    qw = offs_m % W
-    x_base = x_ptr + b64 * HW * Cin  # per-sample base pointers; tile offsets below stay int32
-    style_base = style_ptr + b64 * Cin
+    b64, HW, offs_m, offs_n, m_ok, n_ok, qh, qw, x_base, style_base = _program_tile(
+        x_ptr, style_ptr, H, W, Cin, Cout, BLOCK_M, BLOCK_N)  # offs_m: low-res position q = qh*W + qw
     d_base = d_ptr  # constexpr None without a delta input
     if DELTA_MODE != 0:
         d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
