@@ -30,7 +30,6 @@ class Codegen:
     """Static facts of one compiled kernel variant."""
 
     kernel: str
-    tiles: str  # "M x N x K / warps w / stages s"
     registers: int
     spill_bytes: int  # spill stores + spill loads
     shared_bytes: int
@@ -94,7 +93,7 @@ def analyze(kernel, arch: int = 90) -> Codegen:
     ops = sass_ops(kernel.cubin)
     ldg = {o: c for o, c in ops.items() if o.startswith("LDG") and not o.startswith("LDGDEPBAR")}
     vector = sum(c for o, c in ldg.items() if {"64", "128"} & set(o.split(".")))  # width token anywhere
-    return Codegen(kernel.name, "", regs, spill, kernel.shared_mem, sum(ldg.values()) - vector, vector,
+    return Codegen(kernel.name, regs, spill, kernel.shared_mem, sum(ldg.values()) - vector, vector,
                    sum(c for o, c in ldg.items() if o.startswith("LDGSTS")),
                    sum(c for o, c in ops.items() if o.startswith(("HMMA", "HGMMA"))), sum(ops.values()))
 
