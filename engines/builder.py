@@ -126,12 +126,13 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
     TensorRT-RTX has none (its timing-cache calls are deprecated no-ops; kernels are compiled at run time)."""
     fl = flavor or get_flavor()
     trt = fl.module
-    aot = bool(options.aot_plugins and plugin_versions(onnx_path))
+    uses_plugins = bool(plugin_versions(onnx_path))
+    aot = options.aot_plugins and uses_plugins
     if aot:
         from plugins.qdp import qdp_model_bytes, register_qdp
 
         register_qdp(check_aot(fl))
-    elif plugin_versions(onnx_path):
+    elif uses_plugins:
         from plugins.trt_common import register_plugins
 
         register_plugins(fl.name)
