@@ -85,6 +85,18 @@ def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, D
 
 
 @triton.jit
+def _coef_bias(sig, Cin, bias_ptr, offs_n, n_ok, DEMOD: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per-output-channel epilogue operands: coef = scale*rsqrt(scale^2*sig + 1e-8) (scale = 1/sqrt(9 Cin); just
+    scale without demodulation) and the bias, both fp32 [BLOCK_N]."""
+    scale = 1.0 / tl.sqrt(Cin * 9.0)
+    if DEMOD:
+        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
+    else:
+        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
+    return coef, tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _program_tile(x_ptr, style_ptr, H, W, Cin, Cout, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """This program's sample (int64), pixel and channel offsets with their masks, pixel row/column and the
     per-sample base pointers of x and style (tile offsets from them stay int32). Grid (M tiles, N tiles, B)."""
@@ -126,12 +138,7 @@ def mod_conv_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H, W
             if DEMOD:
                 sig += tl.sum(wm * wm, axis=0)
             acc = tl.dot(xt, wm.to(xt.dtype), acc, input_precision=PREC)
-    scale = 1.0 / tl.sqrt(Cin * 9.0)
-    if DEMOD:
-        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
-    else:
-        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
-    bias = tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    coef, bias = _coef_bias(sig, Cin, bias_ptr, offs_n, n_ok, DEMOD, BLOCK_N)
     _epilogue(acc, coef, bias, noise_ptr, y_ptr + b64 * HW * Cout, ph, pw, W, Cout, offs_n, m_ok, n_ok)
 
 
@@ -214,12 +221,7 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
                        w00, w01, w02, w10, w11, w12, w20, w21, w22, 1, 0, PREC)
         acc11 = _phase(acc11, x00, x01, x02, x10, x11, x12, x20, x21, x22,
                        w00, w01, w02, w10, w11, w12, w20, w21, w22, 1, 1, PREC)
-    scale = 1.0 / tl.sqrt(Cin * 9.0)
-    if DEMOD:
-        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
-    else:
-        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
-    bias = tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    coef, bias = _coef_bias(sig, Cin, bias_ptr, offs_n, n_ok, DEMOD, BLOCK_N)
     Wo = 2 * W
     y_base = y_ptr + b64 * 4 * HW * Cout
     _epilogue(acc00, coef, bias, noise_ptr, y_base, 2 * qh, 2 * qw, Wo, Cout, offs_n, m_ok, n_ok)
