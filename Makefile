@@ -31,7 +31,8 @@ $(COMPAT_VENV)/.installed:
 
 test-triton-compat: $(COMPAT_VENV)/.installed
 	PYTHONPATH=. $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) \
-		tests/unit/plugins/test_kernels_triton.py tests/unit/plugins/test_kernels_abi.py \
+		tests/unit/plugins/test_kernels_triton.py tests/unit/plugins/test_kernels_staged.py \
+		tests/unit/plugins/test_kernels_abi.py \
 		tests/unit/plugins/test_kernels_op.py tests/unit/plugins/test_kernels_reference.py \
 		tests/unit/benchmarks/test_codegen.py
 

@@ -1,0 +1,240 @@
+"""The staged ("hybrid") path of `HsModConv` for the high-resolution layers: two launches instead of one.
+
+KERNELS.md measured the one-launch fused kernel 0.58-0.97x of the PyTorch route at >= 128^2 (conv only), and the
+same Triton GEMM fed *ready* weights 1.23-1.39x faster than the fused one at B=8: at high resolution each weight
+tile serves many pixels, so forming it once and letting the tensor cores read it straight from shared memory beats
+re-forming it in registers in every program. Hence:
+
+1. `mod_weight_kernel` forms the per-sample weight once, in fp32 exactly as the fused kernel does
+   (W*(1+delta)*s, plugins.mod_conv.kernel._mod_w), and writes it in T to a workspace in the GEMM's operand layout
+   wq [B, Cout, P, 9, Cin] (Cin contiguous), with coef [B, Cout] fp32 = scale*rsqrt(scale^2*sum W'^2 + 1e-8)
+   (demodulation on the unblurred W', as in the official code; just scale without demodulation).
+   P = 1 for the 3x3 conv; P = 4 for the upsampling conv, whose weights are stored already blur-composed per output
+   phase: Q_{ry,rx} = A_ry @ W' @ A_rx^T (plugins/mod_conv/kernel.py docstring), formed in fp32 then cast, as the
+   fused kernel does. The workspace is B*Cout*P*9*Cin elements: 37.7 MB for B=8 at 512 channels (P=1), 75 MB for the
+   B=8 512->256 upsampling layer; per sample (the grid's slowest axis) at most 9.4 MB, which stays in an H100's L2.
+2. `mod_conv_ready_kernel`: implicit-GEMM 3x3 conv (M = pixels, N = Cout, K = 9*Cin) of x with wq, the epilogue
+   (coef, noise, bias, lrelu*sqrt(2)) fused as in the fused kernel. For upsampling a program computes one phase
+   (grid z = 4*B): output pixels (2qh+ry, 2qw+rx) from the 3x3 low-resolution neighbourhood of q, so the blur is
+   folded into the weights and never runs as a pass.
+
+Numerics equal the fused kernel's: the same fp32 W' (and Q) rounded once to T, fp32 accumulation, the same epilogue.
+Not for TensorRT's AOT path (one kernel per op, no workspace): there the fused kernel runs on every layer.
+Which layers take this path: plugins.mod_conv.strategy.select_strategy.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from plugins._triton import TileConfig, cdiv, check_dtype, triton_dtype
+from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _blur3, _delta_base, _epilogue, _k_setup, _load_x, _mod_w,
+                                     _precision, select_config)
+from plugins.mod_conv.strategy import workspace_layout
+
+# mod_weight_kernel (memory-bound: reads W and delta once, writes the per-sample weight once): BLOCK_N output
+# channels x BLOCK_K input channels per step; narrow in N so that even B=1 spreads over many SMs (grid: Cout/BLOCK_N
+# x B; e.g. 32 programs per sample for the 512->256 upsampling layer, whose 9.4 MB per sample dominate).
+WEIGHT_TILES = TileConfig(1, 16, 64, 4, 1)
+WEIGHT_TILES_UP = TileConfig(1, 8, 32, 2, 1)  # 9 fp32 tap tiles + their blur compositions live at once
+
+
+@triton.jit
+def _store_phase(wq_base, off, mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin,
+                 RY: tl.constexpr, RX: tl.constexpr):
+    """Store Q_{RY,RX}[ty,tx] = (A_RY @ W' @ A_RX^T)[ty,tx] at tap 3*ty+tx of phase 2*RY+RX (same fp32 arithmetic
+    as kernel._phase), cast to the workspace type. off: [BLOCK_K, BLOCK_N] offsets of (n, phase 0, tap 0, k)."""
+    r00, r01, r02 = _blur3(w00, w01, w02, RX)
+    r10, r11, r12 = _blur3(w10, w11, w12, RX)
+    r20, r21, r22 = _blur3(w20, w21, w22, RX)
+    q00, q10, q20 = _blur3(r00, r10, r20, RY)
+    q01, q11, q21 = _blur3(r01, r11, r21, RY)
+    q02, q12, q22 = _blur3(r02, r12, r22, RY)
+    dt = wq_base.dtype.element_ty
+    base = wq_base + off + (2 * RY + RX) * 9 * Cin
+    tl.store(base + 0 * Cin, q00.to(dt), mask=mask)
+    tl.store(base + 1 * Cin, q01.to(dt), mask=mask)
+    tl.store(base + 2 * Cin, q02.to(dt), mask=mask)
+    tl.store(base + 3 * Cin, q10.to(dt), mask=mask)
+    tl.store(base + 4 * Cin, q11.to(dt), mask=mask)
+    tl.store(base + 5 * Cin, q12.to(dt), mask=mask)
+    tl.store(base + 6 * Cin, q20.to(dt), mask=mask)
+    tl.store(base + 7 * Cin, q21.to(dt), mask=mask)
+    tl.store(base + 8 * Cin, q22.to(dt), mask=mask)
+
+
+@triton.jit(do_not_specialize=["B"])
+def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
+                      DELTA_MODE: tl.constexpr, DEMOD: tl.constexpr, UP: tl.constexpr,
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """wq[b, n, p, t, k] (T) and coef[b, n] (fp32); see the module docstring. Grid (cdiv(Cout, BLOCK_N), B)."""
+    b64 = tl.program_id(1).to(tl.int64)
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < Cout
+    style_base = style_ptr + b64 * Cin
+    d_base = d_ptr  # constexpr None without a delta input
+    if DELTA_MODE != 0:
+        d_base = _delta_base(d_ptr, b64, Cin, Cout, DELTA_MODE)
+    P: tl.constexpr = 4 if UP else 1
+    wq_base = wq_ptr + b64 * Cout * P * 9 * Cin
+    sig = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, Cin, BLOCK_K):
+        offs_k, k_ok, s, wk_mask, w_off, sm = _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K, DELTA_MODE)
+        off = offs_n[None, :] * (P * 9 * Cin) + offs_k[:, None]  # wq[b, n, 0, 0, k] as [BLOCK_K, BLOCK_N]
+        if UP:
+            w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, Cin, DELTA_MODE)
+            w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, Cin, DELTA_MODE)
+            w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, Cin, DELTA_MODE)
+            w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, Cin, DELTA_MODE)
+            w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, Cin, DELTA_MODE)
+            w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, Cin, DELTA_MODE)
+            w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, Cin, DELTA_MODE)
+            w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, Cin, DELTA_MODE)
+            w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, Cin, DELTA_MODE)
+            if DEMOD:
+                sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
+                sig += tl.sum(sq + w22 * w22, axis=0)
+            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 0)
+            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 1)
+            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 0)
+            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 1)
+        else:
+            for t in tl.static_range(9):
+                wm = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, t, Cin, DELTA_MODE)
+                if DEMOD:
+                    sig += tl.sum(wm * wm, axis=0)
+                tl.store(wq_base + off + t * Cin, wm.to(wq_ptr.dtype.element_ty), mask=wk_mask)
+    scale = 1.0 / tl.sqrt(Cin * 9.0)
+    if DEMOD:
+        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
+    else:
+        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
+    tl.store(coef_ptr + b64 * Cout + offs_n, coef, mask=n_ok)
+
+
+@triton.jit(do_not_specialize=["B"])
+def mod_conv_ready_kernel(x_ptr, wq_ptr, coef_ptr, noise_ptr, bias_ptr, B, H, W, Cin, Cout, y_ptr,
+                          UP: tl.constexpr, PREC: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """y = lrelu(coef * conv3x3(x, wq[b, :, p]) + noise + bias, 0.2)*sqrt(2); x [B,H,W,Cin] -> y [B,Ho,Wo,Cout].
+    Grid (cdiv(H*W, BLOCK_M), cdiv(Cout, BLOCK_N), P*B), z = P*b + p (sample-major: its weights stay hot in L2)."""
+    P: tl.constexpr = 4 if UP else 1
+    pz = tl.program_id(2)
+    b64 = (pz // P).to(tl.int64)
+    p = pz % P  # phase 2*ry + rx
+    HW = H * W
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (low-resolution) position qh*W + qw
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_ok = offs_m < HW
+    n_ok = offs_n < Cout
+    qh = offs_m // W
+    qw = offs_m % W
+    x_base = x_ptr + b64 * HW * Cin
+    w_base = wq_ptr + b64 * Cout * P * 9 * Cin + p * 9 * Cin
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, Cin, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < Cin
+        wk_mask = k_ok[:, None] & n_ok[None, :]
+        w_off = offs_n[None, :] * (P * 9 * Cin) + offs_k[:, None]
+        for t in range(9):
+            xt = _load_x(x_base, qh, qw, t // 3 - 1, t % 3 - 1, H, W, Cin, offs_k, k_ok, m_ok)
+            wt = tl.load(w_base + w_off + t * Cin, mask=wk_mask, other=0.0)
+            acc = tl.dot(xt, wt, acc, input_precision=PREC)
+    coef = tl.load(coef_ptr + b64 * Cout + offs_n, mask=n_ok, other=0.0)
+    bias = tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    F: tl.constexpr = 2 if UP else 1
+    y_base = y_ptr + b64 * (F * F) * HW * Cout
+    _epilogue(acc, coef, bias, noise_ptr, y_base, F * qh + p // 2, F * qw + p % 2, F * W, Cout, offs_n, m_ok, n_ok)
+
+
+def ready_config(H: int, W: int, Cin: int, Cout: int, dtype: str = "fp16", arch: int = 90) -> TileConfig:
+    """Tiles of mod_conv_ready_kernel for the H x W positions of one phase: KERNELS.md's measured winner
+    M256xN128xK64/w8/s3 at >= 128 output channels beyond 32^2 on LARGE_SMEM_ARCHS (144 KB of shared memory; no
+    register spills for the ready kernel on sm_90, where the fused one spills), else the fused kernel's 3x3 tiles
+    (with 8 warps instead of 4 for the 32-channel layers on sm_8x; `hs-bench codegen --arch 89`)."""
+    if dtype == "fp16" and arch in LARGE_SMEM_ARCHS and H * W > 1024 and Cout >= 128:
+        return TileConfig(256, 128, 64, 8, 3)
+    cfg = select_config(H, W, Cin, Cout, 0, dtype, arch)
+    if arch < 90 and cfg == TileConfig(256, 32, 32, 4, 4):  # sm_8x, Triton 3.6: 4 warps spill 120 B, 8 warps none
+        return TileConfig(256, 32, 32, 8, 4)
+    return cfg
+
+
+def staged_launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig):
+    """((weight grid), (conv grid)) for the two launches; blocks (32*num_warps, 1, 1)."""
+    wt = WEIGHT_TILES_UP if upsample else WEIGHT_TILES
+    return (cdiv(Cout, wt.block_n), B), (cdiv(H * W, cfg.block_m), cdiv(Cout, cfg.block_n), (4 if upsample else 1) * B)
+
+
+def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,
+                    demodulate: int = 1, out=None, cfg: TileConfig | None = None, workspace=None):
+    """Launch both stages on torch tensors (CUDA, or CPU under the Triton interpreter); same contract and result as
+    kernel.mod_conv_triton. workspace: optional 1-D uint8 tensor of at least workspace_layout(...)[1] bytes
+    (allocated here when None). Returns y."""
+    import torch
+
+    dt = check_dtype("mod_conv", x, style, weight, delta, noise, bias)
+    tname = triton_dtype(dt)
+    b, h, w, cin = x.shape
+    cout = weight.shape[0]
+    f = 2 if upsample else 1
+    if out is None:
+        out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
+    ts = [x, style, weight, delta, noise, bias, out]
+    assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_staged needs contiguous tensors"
+    off, total = workspace_layout(b, cin, cout, upsample, tname)
+    if workspace is None:
+        workspace = torch.empty(total, device=x.device, dtype=torch.uint8)
+    assert workspace.dtype == torch.uint8 and workspace.numel() >= total, f"workspace needs {total} bytes"
+    wq = workspace[:b * cout * f * f * 9 * cin * dt.itemsize].view(dt)
+    coef = workspace[off:total].view(torch.float32)
+    if cfg is None:
+        major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
+        cfg = ready_config(h, w, cin, cout, tname, 10 * major + minor)
+    g1, g2 = staged_launch_params(b, h, w, cin, cout, upsample, cfg)
+    wt = WEIGHT_TILES_UP if upsample else WEIGHT_TILES
+    mod_weight_kernel[g1](style, weight, delta if delta_mode else None, b, cin, cout, wq, coef,
+                          DELTA_MODE=int(delta_mode), DEMOD=int(demodulate), UP=int(bool(upsample)),
+                          BLOCK_N=wt.block_n, BLOCK_K=wt.block_k, num_warps=wt.num_warps,
+                          num_stages=wt.num_stages, enable_fp_fusion=True)
+    mod_conv_ready_kernel[g2](x, wq, coef, noise, bias, b, h, w, cin, cout, out, UP=int(bool(upsample)),
+                              PREC=_precision(tname), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                              enable_fp_fusion=True, **cfg.constexprs())
+    return out
+
+
+def _divisible(sig: dict[str, str], aligned: bool) -> tuple[str, ...]:
+    return tuple(k for k, v in sig.items() if v.startswith("*")) + ("Cin", "Cout") if aligned else ()
+
+
+def aot_compile_weight(upsample: int, delta_mode: int, demodulate: int, dtype: str, arch: int = 90,
+                       aligned: bool = False):
+    """mod_weight_kernel compiled for `sm_{arch}` without a GPU (static analysis: hs-bench codegen; not a TensorRT
+    AOT path, which allows one kernel per op and no workspace). aligned: as kernel.aot_compile."""
+    from plugins._triton import compile_aot
+
+    p = "*" + dtype
+    up = int(bool(upsample))
+    wt = WEIGHT_TILES_UP if up else WEIGHT_TILES
+    sig = {"style_ptr": p, "w_ptr": p, "d_ptr": p if delta_mode else "constexpr", "B": "i32", "Cin": "i32",
+           "Cout": "i32", "wq_ptr": p, "coef_ptr": "*fp32", "DELTA_MODE": "constexpr", "DEMOD": "constexpr",
+           "UP": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    const = {"DELTA_MODE": int(delta_mode), "DEMOD": int(demodulate), "UP": up, "BLOCK_N": wt.block_n,
+             "BLOCK_K": wt.block_k}
+    if not delta_mode:
+        const["d_ptr"] = None
+    return compile_aot(mod_weight_kernel, sig, const, wt, arch, _divisible(sig, aligned))
+
+
+def aot_compile_ready(upsample: int, dtype: str, cfg: TileConfig, arch: int = 90, aligned: bool = False):
+    """mod_conv_ready_kernel compiled for `sm_{arch}` without a GPU (static analysis, as aot_compile_weight)."""
+    from plugins._triton import compile_aot
+
+    p = "*" + dtype
+    sig = {"x_ptr": p, "wq_ptr": p, "coef_ptr": "*fp32", "noise_ptr": p, "bias_ptr": p, "B": "i32", "H": "i32",
+           "W": "i32", "Cin": "i32", "Cout": "i32", "y_ptr": p, "UP": "constexpr", "PREC": "constexpr",
+           "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    const = {"UP": int(bool(upsample)), "PREC": _precision(dtype), **cfg.constexprs()}
+    return compile_aot(mod_conv_ready_kernel, sig, const, cfg, arch, _divisible(sig, aligned))

@@ -1,0 +1,116 @@
+"""The staged HsModConv path (plugins/mod_conv/staged.py: per-sample weight kernel + ready-weight conv) in Triton's
+CPU interpreter, and the per-layer strategy that sends the high-resolution layers there (plugins/mod_conv/strategy.py).
+
+Tolerances as in test_kernels_triton.py (max abs error relative to max |fp32 reference|): fp32 1e-5, fp16 3e-3.
+Against the fused kernel with the same tiles the staged one must agree to fp16 output rounding (2^-10 relative): it
+forms the same fp32 weight, rounds it once to T and accumulates in the same order.
+"""
+
+import pytest
+import torch
+
+from models.config import get_config
+from models.errors import HsError
+from plugins._triton import TileConfig
+from plugins.mod_conv.reference import mod_conv_ref
+from plugins.mod_conv.strategy import STAGED_MIN_OUT_PIXELS, select_strategy, workspace_bytes, workspace_layout
+from test_kernels_triton import SMALL, _assert_close, _mod_conv_case, _ref32
+
+STAGED = "plugins.mod_conv.staged:mod_conv_staged"
+FUSED = "plugins.mod_conv.kernel:mod_conv_triton"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
+@pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
+def test_staged_matches_reference_and_fused(triton_interp, upsample, delta_mode, dtype):
+    """B=2 with distinct per-sample delta; ragged M, N and K tiles (5x6 input, 24 -> 20 channels, 16-wide tiles)."""
+    t = _mod_conv_case(2, 5, 6, 24, 20, upsample, delta_mode, dtype)
+    a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=1)
+    got = triton_interp.call(STAGED, **t, **a, cfg=SMALL)
+    ref = _ref32(mod_conv_ref, t, **a)
+    _assert_close(got, ref, dtype)
+    fused = triton_interp.call(FUSED, **t, **a, cfg=SMALL)
+    assert (got.float() - fused.float()).abs().max().item() <= 2 ** -10 * ref.abs().max().item()
+
+
+@pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
+def test_staged_without_demodulation(triton_interp, upsample):
+    t = _mod_conv_case(2, 4, 4, 16, 16, upsample, 1, torch.float32, seed=3)
+    a = dict(upsample=upsample, delta_mode=1, demodulate=0)
+    _assert_close(triton_interp.call(STAGED, **t, **a, cfg=SMALL), _ref32(mod_conv_ref, t, **a), torch.float32)
+
+
+def test_staged_per_sample_delta_is_not_shared_across_the_batch(triton_interp):
+    """Sample 1's output changes when only sample 0's delta changes? It must not (per-sample weights)."""
+    t = _mod_conv_case(2, 4, 4, 16, 16, 1, 1, torch.float32, seed=9)
+    a = dict(upsample=1, delta_mode=1, demodulate=1)
+    y0 = triton_interp.call(STAGED, **t, **a, cfg=SMALL)
+    t["delta"] = t["delta"].clone()
+    t["delta"][0] += 0.5
+    y1 = triton_interp.call(STAGED, **t, **a, cfg=SMALL)
+    assert torch.equal(y0[1], y1[1]) and (y0[0] - y1[0]).abs().max() > 1e-2
+
+
+def _staged_layers():
+    """(upsample, input size, Cin, Cout) of every FFHQ-1024 StyledConv the strategy stages."""
+    out = []
+    for s in get_config("ffhq1024").layers:
+        if s.kind != "rgb":
+            up = int(s.kind == "up")
+            h = s.res // 2 if up else s.res
+            if select_strategy(h, h, up) == "staged":
+                out.append((up, h, s.in_ch, s.out_ch))
+    return out
+
+
+def test_strategy_stages_exactly_the_layers_at_128_squared_and_above():
+    cfg = get_config("ffhq1024")
+    staged = {s.name for s in cfg.layers if s.kind != "rgb"
+              and select_strategy(s.res // 2 if s.kind == "up" else s.res, s.res // 2 if s.kind == "up" else s.res,
+                                  int(s.kind == "up")) == "staged"}
+    assert staged == {s.name for s in cfg.layers if s.kind != "rgb" and s.res * s.res >= STAGED_MIN_OUT_PIXELS}
+    assert staged == {f"convs.{i}" for i in range(8, 16)}  # 128^2 .. 1024^2
+    assert workspace_bytes(8, 64, 64, 512, 512, 0) == 0  # fused layers need none
+
+
+def test_workspace_layout_sizes_and_alignment():
+    off, total = workspace_layout(8, 512, 256, 1, "fp16")
+    assert off == 8 * 256 * 4 * 9 * 512 * 2 and total == off + 8 * 256 * 4  # 75.5 MB of phase weights + coef
+    off, total = workspace_layout(3, 24, 20, 0, "fp32")
+    assert off % 256 == 0 and off >= 3 * 20 * 9 * 24 * 4 and total == off + 3 * 20 * 4
+    assert workspace_bytes(2, 64, 64, 16, 16, 1, "float16") == workspace_layout(2, 16, 16, 1, "fp16")[1]
+    with pytest.raises(ValueError, match="dtype"):
+        workspace_layout(1, 8, 8, 0, "bf16")
+
+
+@pytest.mark.parametrize("upsample, h, cin, cout", _staged_layers(), ids=str)
+def test_staged_with_every_production_tile(triton_interp, upsample, h, cin, cout):
+    """The ready kernel's tiles for each staged FFHQ layer (ready_config, sm_90) on a small ragged problem with the
+    layer's tile shape: one partial tile along M, N and K."""
+    from plugins.mod_conv.staged import ready_config
+
+    cfg = ready_config(h, h, cin, cout, "fp16", 90)
+    t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float16, seed=17)
+    a = dict(upsample=upsample, delta_mode=1, demodulate=1)
+    _assert_close(triton_interp.call(STAGED, **t, **a, cfg=cfg), _ref32(mod_conv_ref, t, **a), torch.float16)
+
+
+def test_staged_writes_every_output_and_uses_the_given_workspace(triton_interp):
+    t = _mod_conv_case(2, 4, 4, 16, 16, 1, 2, torch.float32, seed=7)
+    off, total = workspace_layout(2, 16, 16, 1, "fp32")
+    ws = torch.full((total + 64,), 255, dtype=torch.uint8)  # larger than needed is fine
+    out = torch.full((2, 8, 8, 16), float("nan"))
+    got = triton_interp.call(STAGED, **t, upsample=1, delta_mode=2, out=out, cfg=SMALL, workspace=ws)
+    _assert_close(got, _ref32(mod_conv_ref, t, upsample=1, delta_mode=2), torch.float32)  # no NaN left
+    with pytest.raises(RuntimeError, match="workspace needs"):
+        triton_interp.call(STAGED, **t, upsample=1, delta_mode=2, cfg=SMALL, workspace=ws[:total - 1])
+
+
+def test_run_cuda_rejects_an_unknown_strategy():
+    from plugins.mod_conv.op import run_cuda
+
+    t = _mod_conv_case(1, 4, 4, 8, 8, 0, 0, torch.float32)
+    with pytest.raises(HsError, match="strategy must be one of"):
+        run_cuda(**t, upsample=0, delta_mode=0, demodulate=1, strategy="cudnn")
+
