@@ -171,7 +171,7 @@ def launch_on_stream(stream: int | None, fn: Callable[[], Any]) -> Any:
 class _CudaArray:
     """Minimal __cuda_array_interface__ (v3) view of a raw device pointer, for torch.as_tensor (zero copy)."""
 
-    _TYPESTR = {torch.float16: "<f2", torch.float32: "<f4"}
+    _TYPESTR = {torch.float16: "<f2", torch.float32: "<f4", torch.uint8: "|u1"}
 
     def __init__(self, ptr: int, shape: tuple[int, ...], dtype: torch.dtype):
         self.__cuda_array_interface__ = {"shape": tuple(int(s) for s in shape), "typestr": self._TYPESTR[dtype],

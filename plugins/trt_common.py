@@ -32,13 +32,17 @@ class OpImpl:
 
     output_exprs(trt, attrs, inputs, expr_builder) -> trt.DimsExprs   (inputs: DimsExprs per present input)
     check_shapes(attrs, shapes) -> None    (shapes: {input name: dims, -1 for runtime dims}; HsError if inconsistent)
-    launch(attrs, ptrs, out_ptr, shapes, dtype, stream) -> None       (device pointers, concrete shapes; GPU only)
+    launch(attrs, ptrs, out_ptr, shapes, dtype, stream, workspace) -> None
+                                           (device pointers, concrete shapes, workspace pointer; GPU only)
+    workspace(attrs, shapes, dtype) -> int  (device bytes enqueue needs for these (maximum) shapes; pure Python:
+                                           TensorRT asks at build time, also on CPU-only machines). None: 0.
     """
 
     spec: OpSpec
     output_exprs: Callable[..., Any]
     check_shapes: Callable[[Mapping[str, int], Mapping[str, tuple[int, ...]]], None]
     launch: Callable[..., None]
+    workspace: Callable[[Mapping[str, int], Mapping[str, tuple[int, ...]], str], int] | None = None
 
 
 def attrs_to_fields(trt, spec: OpSpec, attrs: Mapping[str, int]):
@@ -126,7 +130,10 @@ def _build_classes(trt, impl: OpImpl):
             self._set_shapes([d.desc for d in inp])
 
         def get_workspace_size(self, inp, out):
-            return 0
+            if impl.workspace is None:
+                return 0
+            shapes = {n: _dims(d.max) for n, d in zip(self.input_names, inp)}  # the profile's largest shapes
+            return int(impl.workspace(self.attrs, shapes, DTYPE_NAMES.get(inp[0].desc.type.name, "float32")))
 
         def get_valid_tactics(self):
             return []
@@ -147,7 +154,7 @@ def _build_classes(trt, impl: OpImpl):
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
             assert self.dtype is not None, "on_shape_change precedes enqueue"
             ptrs = dict(zip(self.input_names, (int(p) for p in inputs)))
-            impl.launch(self.attrs, ptrs, int(outputs[0]), self.shapes, self.dtype, int(stream))
+            impl.launch(self.attrs, ptrs, int(outputs[0]), self.shapes, self.dtype, int(stream), int(workspace))
             return 0
 
         def _set_shapes(self, descs: Sequence) -> None:

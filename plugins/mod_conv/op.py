@@ -13,6 +13,7 @@ import torch
 from models.errors import HsError
 from plugins._triton import launch_on_stream, require_cuda_kernels, tensor_from_ptr
 from plugins.mod_conv.reference import check_inputs, mod_conv_ref
+from plugins.mod_conv.strategy import STRATEGIES, select_strategy, workspace_bytes
 
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -28,10 +29,25 @@ def _mod_conv_op(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
 @_mod_conv_op.register_kernel("cuda")
 def _mod_conv_cuda(x, style, weight, delta, noise, bias, upsample, delta_mode, demodulate):
     require_cuda_kernels("mod_conv", x)
+    c = [None if t is None else t.contiguous() for t in (x, style, weight, delta, noise, bias)]
+    return run_cuda(*c, upsample=upsample, delta_mode=delta_mode, demodulate=demodulate)
+
+
+def run_cuda(x, style, weight, delta, noise, bias, upsample: int, delta_mode: int, demodulate: int, out=None,
+             workspace=None, strategy: str | None = None) -> torch.Tensor:
+    """The GPU path on contiguous tensors: the layer's strategy (plugins.mod_conv.strategy.select_strategy unless
+    given) -> the fused kernel or the staged pair (workspace: optional uint8 tensor, allocated when None)."""
+    strategy = strategy or select_strategy(x.shape[1], x.shape[2], upsample)
+    a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=demodulate, out=out)
+    if strategy == "staged":
+        from plugins.mod_conv.staged import mod_conv_staged
+
+        return mod_conv_staged(x, style, weight, delta, noise, bias, **a, workspace=workspace)
+    if strategy != "fused":
+        raise HsError(f"mod_conv: strategy must be one of {STRATEGIES}, got {strategy!r}")
     from plugins.mod_conv.kernel import mod_conv_triton
 
-    c = [None if t is None else t.contiguous() for t in (x, style, weight, delta, noise, bias)]
-    return mod_conv_triton(*c, upsample=upsample, delta_mode=delta_mode, demodulate=demodulate)
+    return mod_conv_triton(x, style, weight, delta, noise, bias, **a)
 
 
 @_mod_conv_op.register_fake
@@ -73,8 +89,11 @@ def mod_conv(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta: 
 
 def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: int, y: int, B: int, H: int, W: int,
                Cin: int, Cout: int, upsample: int, delta_mode: int, demodulate: int, dtype: str,
-               stream: int) -> None:
-    """Enqueue the fused kernel on raw device pointers (TensorRT IPluginV3 enqueue; one launch, no allocation).
+               stream: int, workspace: int = 0) -> None:
+    """Enqueue the layer's kernels on raw device pointers (TensorRT IPluginV3 enqueue): the fused kernel (one
+    launch), or for a staged layer (strategy.select_strategy) the weight kernel + ready-weight conv, using the
+    device buffer at `workspace` (>= strategy.workspace_bytes(...) bytes; 0: allocated from torch's caching
+    allocator on the stream).
 
     Pointers address contiguous NHWC / contract-layout buffers of `dtype` ("float16" | "float32"); delta is ignored
     when delta_mode=0; y is [B,Ho,Wo,Cout]; stream is a cudaStream_t as int (0: the legacy default stream).
@@ -82,7 +101,6 @@ def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: in
     """
     require_cuda_kernels("mod_conv")
     dt = _DTYPES[dtype]
-    from plugins.mod_conv.kernel import mod_conv_triton
 
     f = 2 if upsample else 1
     dshape = {1: (B, Cout, 3, 3, Cin), 2: (B, Cout, Cin)}.get(int(delta_mode))
@@ -91,5 +109,7 @@ def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: in
              delta=tensor_from_ptr(delta, dshape, dt) if dshape else None,
              noise=tensor_from_ptr(noise, (f * H, f * W), dt), bias=tensor_from_ptr(bias, (Cout,), dt))
     out = tensor_from_ptr(y, (B, f * H, f * W, Cout), dt)
-    launch_on_stream(stream, lambda: mod_conv_triton(**t, upsample=upsample, delta_mode=delta_mode,
-                                                     demodulate=demodulate, out=out))
+    need = workspace_bytes(B, H, W, Cin, Cout, upsample, dtype)
+    ws = tensor_from_ptr(workspace, (need,), torch.uint8) if need and workspace else None
+    launch_on_stream(stream, lambda: run_cuda(**t, upsample=upsample, delta_mode=delta_mode, demodulate=demodulate,
+                                              out=out, workspace=ws))

@@ -48,19 +48,30 @@ def output_exprs(trt, attrs: Mapping[str, int], inputs, eb):
 
 
 def launch(attrs: Mapping[str, int], ptrs: Mapping[str, int], out_ptr: int, shapes: Mapping[str, tuple[int, ...]],
-           dtype: str, stream: int) -> None:
-    """Enqueue: call the Triton launcher `plugins.mod_conv.op.launch_raw` (contract in plugins/mod_conv/README.md).
-    Runs only on a GPU inside TensorRT; never on the CPU test machine."""
+           dtype: str, stream: int, workspace: int = 0) -> None:
+    """Enqueue: call the Triton launcher `plugins.mod_conv.op.launch_raw` (contract in plugins/mod_conv/README.md)
+    with TensorRT's workspace (sized by `workspace_size`). Runs only on a GPU inside TensorRT; never on the CPU test
+    machine."""
     from plugins.mod_conv import op
 
     b, h, w, cin = shapes["x"]
     op.launch_raw(x=ptrs["x"], style=ptrs["style"], weight=ptrs["weight"], delta=ptrs.get("delta", 0),
                   noise=ptrs["noise"], bias=ptrs["bias"], y=out_ptr, B=b, H=h, W=w, Cin=cin,
                   Cout=shapes["weight"][0], upsample=attrs["upsample"], delta_mode=attrs["delta_mode"],
-                  demodulate=attrs["demodulate"], dtype=dtype, stream=stream)
+                  demodulate=attrs["demodulate"], dtype=dtype, stream=stream, workspace=workspace)
 
 
-IMPL = OpImpl(spec=SPEC, output_exprs=output_exprs, check_shapes=check_shapes, launch=launch)
+def workspace_size(attrs: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], dtype: str) -> int:
+    """Workspace bytes for the largest shapes of the profile: the staged layers' per-sample weights (0 for fused
+    layers; plugins.mod_conv.strategy). Pure Python: runs in TensorRT's build phase, also without a GPU."""
+    from plugins.mod_conv.strategy import workspace_bytes
+
+    b, h, w, cin = shapes["x"]
+    return workspace_bytes(b, h, w, cin, shapes["weight"][0], attrs["upsample"], dtype)
+
+
+IMPL = OpImpl(spec=SPEC, output_exprs=output_exprs, check_shapes=check_shapes, launch=launch,
+              workspace=workspace_size)
 
 
 def plugin_classes(flavor: str | None = None):

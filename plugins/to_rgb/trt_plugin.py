@@ -39,9 +39,9 @@ def output_exprs(trt, attrs: Mapping[str, int], inputs, eb):
 
 
 def launch(attrs: Mapping[str, int], ptrs: Mapping[str, int], out_ptr: int, shapes: Mapping[str, tuple[int, ...]],
-           dtype: str, stream: int) -> None:
+           dtype: str, stream: int, workspace: int = 0) -> None:
     """Enqueue: call the Triton launcher `plugins.to_rgb.op.launch_raw` (contract in plugins/to_rgb/README.md).
-    Runs only on a GPU inside TensorRT; never on the CPU test machine."""
+    Needs no workspace. Runs only on a GPU inside TensorRT; never on the CPU test machine."""
     from plugins.to_rgb import op
 
     b, h, w, cin = shapes["x"]

@@ -98,7 +98,7 @@ ENQUEUE_CASES = [
     ("mod_conv", {"upsample": 1, "delta_mode": 2},
      [(2, 8, 8, 16), (2, 16), (32, 3, 3, 16), (2, 32, 16), (16, 16), (32,)],
      dict(x=101, style=102, weight=103, delta=104, noise=105, bias=106, y=201, B=2, H=8, W=8, Cin=16, Cout=32,
-          upsample=1, delta_mode=2, demodulate=1, dtype="float16", stream=77)),
+          upsample=1, delta_mode=2, demodulate=1, dtype="float16", stream=77, workspace=999)),
     ("to_rgb", {"has_skip": 1}, [(2, 8, 8, 16), (2, 16), (3, 16), (3,), (2, 4, 4, 3)],
      dict(x=101, style=102, weight=103, delta=0, bias=104, skip=105, y=201, B=2, H=8, W=8, Cin=16, has_skip=1,
           delta_mode=0, dtype="float16", stream=77)),
@@ -118,8 +118,32 @@ def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch, key, a
     p = Plugin(attrs)
     H = trt.DataType.HALF
     p.on_shape_change([_desc(trt, s, H) for s in shapes], [])
-    assert p.enqueue([], [], [101 + i for i in range(len(shapes))], [201], 0, 77) == 0
+    assert p.enqueue([], [], [101 + i for i in range(len(shapes))], [201], 999, 77) == 0  # workspace 999
     assert calls == [want]
+
+
+@pytest.mark.parametrize("h, up, staged", [(8, 1, False), (64, 0, False), (64, 1, True), (128, 0, True)],
+                         ids=["8up", "64", "64up", "128"])
+def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up, staged):
+    """get_workspace_size reads the profile's max dims: a staged layer (output >= 128^2) gets its per-sample
+    weights for the largest batch, a fused one nothing; to_rgb never needs any."""
+    from plugins.mod_conv.strategy import workspace_layout
+
+    H = trt.DataType.HALF
+    cin, cout, bmax = 16, 24, 8
+    shapes = [(bmax, h, h, cin), (bmax, cin), (cout, 3, 3, cin), ((1 + up) * h, (1 + up) * h), (cout,)]
+    inp = []
+    for s in shapes:
+        d = _dyn(trt, _desc(trt, s, H))
+        d.max = trt.Dims(list(s))  # what the method reads
+        inp.append(d)
+    Plugin, _ = _classes("mod_conv")
+    got = Plugin({"upsample": up}).get_workspace_size(inp, [])
+    assert got == (workspace_layout(bmax, cin, cout, up, "float16")[1] if staged else 0)
+    if staged:
+        assert got >= bmax * cout * (4 if up else 1) * 9 * cin * 2 + bmax * cout * 4
+    rgb, _ = _classes("to_rgb")
+    assert rgb({}).get_workspace_size(inp[:2] + [inp[2]], []) == 0
 
 
 def test_on_shape_change_rejects_inconsistent_shapes(trt):
@@ -144,6 +168,22 @@ def test_one_node_graph_parses_and_builds_fp16(trt, key, attrs, dynamic):
     assert out.dtype == trt.DataType.HALF
     engine = build(trt, builder, net, dynamic)
     assert engine is not None and engine.nbytes > 0
+
+
+def test_staged_layer_graph_builds_with_a_workspace_for_batch_8(trt, monkeypatch):
+    """A 64^2 -> 128^2 upsampling node (a staged layer): TensorRT-RTX asks the plugin for its workspace with the
+    profile's max batch while building, and the engine builds."""
+    from plugins.mod_conv import strategy
+
+    asked = []
+    real = strategy.workspace_bytes
+    monkeypatch.setattr(strategy, "workspace_bytes", lambda *a: asked.append(a) or real(*a))
+    model = single_node_model("mod_conv", {"upsample": 1, "delta_mode": 1},
+                              dims={"B": 2, "H": 64, "W": 64, "Cin": 16, "Cout": 16}, dynamic_batch=True)
+    builder, net = parse(trt, model)
+    assert build(trt, builder, net, True) is not None
+    assert asked and all(a[:6] == (8, 64, 64, 16, 16, 1) for a in asked), asked
+    assert real(*asked[0]) > 8 * 16 * 36 * 16 * 2
 
 
 def test_one_node_graph_builds_fp32(trt):
