@@ -99,15 +99,25 @@ def analyze(kernel, arch: int = 90) -> Codegen:
 
 
 def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2)) -> list[dict]:
-    """One entry per distinct (kernel, shape class, delta mode) of the generator: what the tile choice sees."""
+    """One entry per distinct (kernel, shape class, delta mode) of the generator: what the tile choice sees.
+    op "mod_conv": the fused kernel (every StyledConv: TensorRT's AOT path runs it everywhere); for the layers the
+    strategy stages, "mod_ready" (the ready-weight conv; delta_mode None: it never reads delta) and "mod_weight"
+    (the weight kernel: its tiles depend only on upsample and the delta mode, so one row per pair)."""
+    from plugins.mod_conv.strategy import select_strategy
+
     cfg = get_config(config)
     seen, out = set(), []
     for s in cfg.layers:
         h = s.res // 2 if s.kind == "up" else s.res
+        up = int(s.kind == "up")
         if s.kind == "rgb":
             keys = [("to_rgb", h, s.in_ch, 3, 0, int(s.idx > 1), m) for m in sorted({0, 1} & set(delta_modes))]
         else:
-            keys = [("mod_conv", h, s.in_ch, s.out_ch, int(s.kind == "up"), 0, m) for m in delta_modes]
+            keys = [("mod_conv", h, s.in_ch, s.out_ch, up, 0, m) for m in delta_modes]
+            if select_strategy(h, h, up) == "staged":
+                keys.append(("mod_ready", h, s.in_ch, s.out_ch, up, 0, None))
+                keys += [("mod_weight", 0, 0, 0, up, 0, m) for m in delta_modes if ("mod_weight", up, m) not in seen]
+                seen |= {("mod_weight", up, m) for m in delta_modes}
         for k in keys:
             if k not in seen:
                 seen.add(k)
@@ -124,7 +134,14 @@ def compile_variant(v: dict, dtype: str = "fp16", arch: int = 90, cfg=None):
         cfg = cfg or kr.select_config(v["h"], v["h"], v["cin"])
         return kr.aot_compile(v["has_skip"], v["delta_mode"], dtype, cfg, arch, aligned=True), cfg
     from plugins.mod_conv import kernel as km
+    from plugins.mod_conv import staged as ks
 
+    if v["op"] == "mod_weight":
+        return ks.aot_compile_weight(v["upsample"], v["delta_mode"], 1, dtype, arch, aligned=True), \
+            ks.WEIGHT_TILES_UP if v["upsample"] else ks.WEIGHT_TILES
+    if v["op"] == "mod_ready":
+        cfg = cfg or ks.ready_config(v["h"], v["h"], v["cin"], v["cout"], dtype, arch)
+        return ks.aot_compile_ready(v["upsample"], dtype, cfg, arch, aligned=True), cfg
     cfg = cfg or km.select_config(v["h"], v["h"], v["cin"], v["cout"], v["upsample"], dtype, arch)
     return km.aot_compile(v["upsample"], v["delta_mode"], 1, dtype, cfg, arch, aligned=True), cfg
 
@@ -148,14 +165,16 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     arch = rows[0]["arch"] if rows else "?"
-    tab = Table(title=f"fused kernels compiled for sm_{arch} (static; no GPU involved)")
+    tab = Table(title=f"kernels compiled for sm_{arch} (static; no GPU involved)")
     for col in ("layer", "op", "shape", "Δ", "tiles", "regs", "spill B", "smem KB", "LDG <=4B", "LDG 8/16B",
                 "cp.async", "MMA"):
         tab.add_column(col, justify="left" if col in ("layer", "op", "shape", "tiles") else "right")
     for r in rows:
-        shape = f"{r['cin']}->{r['cout']} @{r['h']}²" + (" up" if r["upsample"] else "") + \
+        shape = "any" + (" up" if r["upsample"] else "") if r["op"] == "mod_weight" else \
+            f"{r['cin']}->{r['cout']} @{r['h']}²" + (" up" if r["upsample"] else "") + \
             (" skip" if r["has_skip"] else "")
-        tab.add_row(r["layer"], r["op"], shape, str(r["delta_mode"]), r["tiles"], str(r["registers"]),
+        dm = "-" if r["delta_mode"] is None else str(r["delta_mode"])
+        tab.add_row(r["layer"], r["op"], shape, dm, r["tiles"], str(r["registers"]),
                     str(r["spill_bytes"]), f"{r['shared_bytes'] / 1024:.0f}", str(r["ldg_scalar"]),
                     str(r["ldg_vector"]), str(r["ldgsts"]), str(r["mma"]))
     Console(width=max(Console().width, 160)).print(tab)

@@ -1,6 +1,10 @@
-"""`hs-bench kernels`: fused Triton modulated-conv kernels vs the PyTorch route on every FFHQ-1024 modulated conv
+"""`hs-bench kernels`: our Triton modulated-conv kernels vs the PyTorch route on every FFHQ-1024 modulated conv
 (the 17 tuned StyledConvs and the 9 toRGBs) at B=1 and B=8, fp16, with the max abs error vs the fp32 reference
 beside each time (CONVENTIONS.md §14). Needs a CUDA GPU; elsewhere it stops with a one-line HsError.
+
+Each StyledConv is timed both ways, fused (one launch) and staged (weight kernel + ready-weight conv), and the row's
+`pick` is what the op runs for that layer (plugins.mod_conv.strategy.select_strategy): the goals are judged on the
+pick, and a `strategy` line says where the other path was faster (the figures that would move the threshold).
 
 Timing: one call captured in a CUDA graph, replayed after warm-up, each replay timed with CUDA events (median, µs);
 if capture fails the eager call is timed the same way (column `timing`). The PyTorch route is what a plain port runs:
@@ -114,9 +118,11 @@ def parse_tiles(text: str) -> TileConfig:
     return TileConfig(*map(int, m.groups()))
 
 
-def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None) -> Callable[[], torch.Tensor]:
-    """The fused Triton kernel on t (fp16), writing into one preallocated output. cfg overrides the production
-    tile choice (StyledConvs only; for tile sweeps)."""
+def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None,
+                 strategy: str = "fused") -> Callable[[], torch.Tensor]:
+    """Our kernel(s) on t (fp16), writing into one preallocated output. StyledConvs: strategy "fused" (one launch)
+    or "staged" (weight kernel + ready-weight conv, into a preallocated workspace); cfg overrides the production
+    tiles of the fused kernel or of the staged conv (tile sweeps)."""
     if c.layer.kind == "rgb":
         from plugins.to_rgb.kernel import to_rgb_triton
 
@@ -127,6 +133,14 @@ def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None) -> Calla
 
     up = int(c.layer.kind == "up")
     out = t["x"].new_empty((c.batch, c.layer.res, c.layer.res, c.layer.out_ch))
+    if strategy == "staged":
+        from plugins.mod_conv.staged import mod_conv_staged
+        from plugins.mod_conv.strategy import workspace_layout
+
+        ws = torch.empty(workspace_layout(c.batch, c.layer.in_ch, c.layer.out_ch, up, "fp16")[1],
+                         device=t["x"].device, dtype=torch.uint8)
+        return lambda: mod_conv_staged(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up,
+                                       c.delta_mode, 1, out=out, cfg=cfg, workspace=ws)
     return lambda: mod_conv_triton(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up,
                                    c.delta_mode, 1, out=out, cfg=cfg)
 
@@ -180,40 +194,58 @@ def time_us_cpu(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tupl
     return statistics.median(times), "cpu"
 
 
+def _run_checked(fn: Callable[[], torch.Tensor], ref: torch.Tensor, tiles, name: str, what: str) -> float:
+    """Max abs error of fn() vs ref; a --tiles override that cannot run on a layer becomes a one-line HsError."""
+    try:
+        return (fn().float() - ref).abs().max().item()
+    except Exception as e:  # e.g. triton OutOfResources: the --tiles override does not fit this layer
+        if tiles is None:
+            raise
+        raise HsError(f"--{what} {tiles} does not run on {name}: {str(e).strip().splitlines()[0]}") from None
+
+
 def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
                      iters: int = 50, delta_mode: int = 1, tiles: TileConfig | None = None,
-                     config: str = "ffhq1024", device: str = "cuda") -> list[dict]:
-    """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for the fused kernel and the
-    PyTorch route (both fp16), plus their ratio. Raises HsError without a CUDA GPU or triton.
+                     config: str = "ffhq1024", device: str = "cuda",
+                     staged_tiles: TileConfig | None = None) -> list[dict]:
+    """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for our kernels (fused and,
+    for StyledConvs, staged; `pick`: the one the op runs) and the PyTorch route (all fp16), plus the route / pick
+    ratio. Raises HsError without a CUDA GPU or triton.
     device="cpu" is the harness's own dry run (in a TRITON_INTERPRET=1 process, tiny config): same inputs, route,
     reference and error columns, perf_counter "timings" that mean nothing about kernels."""
     if device == "cuda":
         _require_gpu()
     timer = time_us if device == "cuda" else time_us_cpu
+    from plugins.mod_conv.strategy import select_strategy
+
     rows = []
     for c in bench_cases(batch_sizes, layers, delta_mode, config):
         t32 = _inputs(c, device)
         t16 = {k: None if v is None else v.half() for k, v in t32.items()}
         ref = fp32_reference(c, t32)
+        s = c.layer
+        conv = s.kind != "rgb"
         fused, route = fused_kernel(c, t16, tiles), torch_route(c, t16)
-        try:
-            err_f = (fused().float() - ref).abs().max().item()
-        except Exception as e:  # e.g. triton OutOfResources: the --tiles override does not fit this layer
-            if tiles is None:
-                raise
-            raise HsError(f"--tiles {tiles} does not run on {c.layer.name}: {str(e).strip().splitlines()[0]}") \
-                from None
+        err_f = _run_checked(fused, ref, tiles, s.name, "tiles")
         err_r = (route().float() - ref).abs().max().item()
         us_f, how_f = timer(fused, warmup, iters)
         us_r, how_r = timer(route, warmup, iters)
-        s = c.layer
+        staged = us_s = err_s = None
+        pick = "fused"
+        if conv:
+            staged = fused_kernel(c, t16, staged_tiles, "staged")
+            err_s = _run_checked(staged, ref, staged_tiles, s.name, "staged-tiles")
+            us_s, _ = timer(staged, warmup, iters)
+            pick = select_strategy(c.h, c.h, int(s.kind == "up"))
+        us_k, err_k = (us_s, err_s) if pick == "staged" else (us_f, err_f)
         rows.append(dict(layer=s.name, idx=s.idx, kind=s.kind, res=s.res, cin=s.in_ch, cout=s.out_ch, batch=c.batch,
-                         delta_mode=c.delta_mode, fused_us=us_f, route_us=us_r, speedup=us_r / us_f,
-                         fused_tflops=c.flops / us_f / 1e6, route_tflops=c.flops / us_r / 1e6,
-                         fused_err=err_f, route_err=err_r, ref_max=ref.abs().max().item(),
+                         delta_mode=c.delta_mode, fused_us=us_f, staged_us=us_s, route_us=us_r, pick=pick,
+                         kernel_us=us_k, speedup=us_r / us_k, kernel_tflops=c.flops / us_k / 1e6,
+                         route_tflops=c.flops / us_r / 1e6, fused_err=err_f, staged_err=err_s, kernel_err=err_k,
+                         route_err=err_r, ref_max=ref.abs().max().item(),
                          timing=how_f if how_f == how_r else f"{how_f}/{how_r}",
                          gpu=torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter dry run)"))
-        del t32, t16, ref, fused, route
+        del t32, t16, ref, fused, route, staged
     return rows
 
 
@@ -222,24 +254,26 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     gpu = rows[0]["gpu"] if rows else "?"
-    tab = Table(title=f"fused modulated-conv kernels vs PyTorch route, fp16 ({gpu}; median µs)")
-    for col in ("layer", "B", "shape", "fused µs", "route µs", "route/fused", "fused TFLOPS", "fused err",
-                "route err", "timing"):
-        tab.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+    tab = Table(title=f"modulated-conv kernels vs PyTorch route, fp16 ({gpu}; median µs; pick = what the op runs)")
+    for col in ("layer", "B", "shape", "fused µs", "staged µs", "route µs", "pick", "route/pick", "pick TFLOPS",
+                "pick err", "route err", "timing"):
+        tab.add_column(col, justify="left" if col in ("layer", "shape", "pick") else "right")
+    opt = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     for r in rows:
         shape = f"{r['cin']}->{r['cout']} @{r['res']}²" + (" up" if r["kind"] == "up" else "")
-        tab.add_row(r["layer"], str(r["batch"]), shape, f"{r['fused_us']:.1f}", f"{r['route_us']:.1f}",
-                    f"{r['speedup']:.2f}x", f"{r['fused_tflops']:.1f}", f"{r['fused_err']:.2e}",
-                    f"{r['route_err']:.2e}", r["timing"])
+        tab.add_row(r["layer"], str(r["batch"]), shape, f"{r['fused_us']:.1f}", opt(r["staged_us"], ".1f"),
+                    f"{r['route_us']:.1f}", r["pick"], f"{r['speedup']:.2f}x", f"{r['kernel_tflops']:.1f}",
+                    f"{r['kernel_err']:.2e}", f"{r['route_err']:.2e}", r["timing"])
     Console().print(tab)
 
 
 def goals(rows: list[dict]) -> list[str]:
-    """The issue's speed goals, judged on `rows` (report only; never asserted): fused >= route on every layer, >= 2x
-    at <= 32^2 (output resolution), and the summed StyledConv time at B=8 >= 3x lower than the route's."""
+    """The issue's speed goals, judged on `rows` (report only; never asserted) with our pick per layer (kernel_us):
+    ours >= route on every layer, >= 2x at <= 32^2 (output resolution), and the summed StyledConv time at B=8 >= 3x
+    lower than the route's. Then a `strategy` line: rows whose pick was > 5% slower than the other path."""
     lines = []
     slow = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in rows if r["speedup"] < 1.0]
-    lines.append(("MET  " if not slow else "MISS ") + "fused >= route on every layer" +
+    lines.append(("MET  " if not slow else "MISS ") + "ours >= route on every layer" +
                  (f": slower on {', '.join(slow)}" if slow else f" ({len(rows)} rows)"))
     small = [r for r in rows if r["res"] <= 32]
     miss = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in small if r["speedup"] < 2.0]
@@ -249,12 +283,19 @@ def goals(rows: list[dict]) -> list[str]:
     for b in sorted({r["batch"] for r in rows}):
         conv = [r for r in rows if r["batch"] == b and r["kind"] != "rgb"]
         if conv:
-            f, t = sum(r["fused_us"] for r in conv), sum(r["route_us"] for r in conv)
+            f, t = sum(r["kernel_us"] for r in conv), sum(r["route_us"] for r in conv)
             allr = [r for r in rows if r["batch"] == b]
-            fa, ta = sum(r["fused_us"] for r in allr), sum(r["route_us"] for r in allr)
+            fa, ta = sum(r["kernel_us"] for r in allr), sum(r["route_us"] for r in allr)
             tag = ("MET  " if t / f >= 3.0 else "MISS ") if b == 8 else "     "
-            lines.append(f"{tag}B={b}: StyledConvs summed {f:.0f} µs fused vs {t:.0f} µs route = {t / f:.2f}x"
+            lines.append(f"{tag}B={b}: StyledConvs summed {f:.0f} µs ours vs {t:.0f} µs route = {t / f:.2f}x"
                          f"{' (goal >= 3x)' if b == 8 else ''}; with toRGBs {fa:.0f} vs {ta:.0f} µs = {ta / fa:.2f}x")
+    both = [r for r in rows if r.get("staged_us") is not None]
+    if both:
+        other = lambda r: r["fused_us"] if r["pick"] == "staged" else r["staged_us"]  # noqa: E731
+        wrong = [f"{r['layer']}@B{r['batch']} ({r['pick']} {r['kernel_us']:.1f} vs {other(r):.1f} µs)"
+                 for r in both if r["kernel_us"] > 1.05 * other(r)]
+        lines.append("     strategy: " + (f"the other path was > 5% faster on {', '.join(wrong)}" if wrong else
+                                          f"the pick is within 5% of the faster path on all {len(both)} rows"))
     return lines
 
 
@@ -268,11 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
-    p.add_argument("--tiles", help="override the StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
+    p.add_argument("--tiles", help="override the fused StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
+    p.add_argument("--staged-tiles", help="override the staged path's conv tiles, e.g. 256x128x64/w8/s3")
     p.add_argument("--json", help="also write the rows as JSON here")
     a = p.parse_args(argv)
     tiles = parse_tiles(a.tiles) if a.tiles else None
-    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles)
+    staged_tiles = parse_tiles(a.staged_tiles) if a.staged_tiles else None
+    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles,
+                            staged_tiles=staged_tiles)
     print_table(rows)
     for line in goals(rows):
         print(line)
@@ -280,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         with open(a.json, "w") as f:
-            json.dump({"rows": rows, "goals": goals(rows), "torch": torch.__version__, "tiles": a.tiles}, f, indent=1)
+            json.dump({"rows": rows, "goals": goals(rows), "torch": torch.__version__, "tiles": a.tiles,
+                       "staged_tiles": a.staged_tiles}, f, indent=1)
     return 0
 
 

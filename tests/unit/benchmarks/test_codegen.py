@@ -13,8 +13,13 @@ ADA_SMEM_PER_BLOCK = 99 * 1024  # sm_86 / sm_89: the consumer GPUs TensorRT-RTX 
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return [r for r in codegen.run_codegen("fp16", 90, (0, 1, 2)) if r["op"] == "mod_conv"]
+def all_rows():
+    return codegen.run_codegen("fp16", 90, (0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def rows(all_rows):
+    return [r for r in all_rows if r["op"] == "mod_conv"]
 
 
 @pytest.mark.slow
@@ -42,6 +47,20 @@ def test_weight_and_delta_tiles_are_vector_loads(rows):
     conv = [r for r in rows if not r["upsample"]]
     assert conv and all(r["ldgsts"] >= 6 and r["ldg_scalar"] <= 20 for r in conv), \
         [(r["layer"], r["delta_mode"], r["ldg_scalar"], r["ldgsts"]) for r in conv]
+
+
+@pytest.mark.slow
+def test_staged_kernels_compile_without_spills(all_rows):
+    """The staged path of the 8 layers at >= 128^2: the ready-weight conv with KERNELS.md's M256xN128xK64 tiles
+    (which the fused kernel cannot afford) and the weight kernel for every delta mode, spill-free on sm_90."""
+    ready = [r for r in all_rows if r["op"] == "mod_ready"]
+    weight = [r for r in all_rows if r["op"] == "mod_weight"]
+    assert len(ready) == 8 and len(weight) == 2 * 3  # (upsample or not) x 3 delta modes
+    bad = [(r["op"], r["layer"], r["delta_mode"], r["tiles"], r["spill_bytes"], r["shared_bytes"])
+           for r in ready + weight if r["spill_bytes"] or r["shared_bytes"] > H100_SMEM_PER_BLOCK]
+    assert not bad, bad
+    assert all(r["mma"] > 0 for r in ready) and all(r["mma"] == 0 and r["ldg_scalar"] == 0 for r in weight)
+    assert sum(r["tiles"].startswith("256x128x64") for r in ready) == 4  # the >= 128-channel layers
 
 
 def test_variants_cover_every_layer_shape_once():

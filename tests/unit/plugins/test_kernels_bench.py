@@ -50,19 +50,27 @@ def test_refuses_cleanly_without_cuda():
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
-def _row(layer, kind, res, batch, fused, route):
-    return dict(layer=layer, kind=kind, res=res, batch=batch, fused_us=fused, route_us=route, speedup=route / fused)
+def _row(layer, kind, res, batch, ours, route, pick="fused", other=None):
+    """A bench row whose pick ran in `ours` µs; `other`: the other strategy's time (StyledConvs)."""
+    fused, staged = (ours, other) if pick == "fused" else (other, ours)
+    if kind == "rgb":
+        staged = None
+    return dict(layer=layer, kind=kind, res=res, batch=batch, fused_us=fused, staged_us=staged, pick=pick,
+                kernel_us=ours, route_us=route, speedup=route / ours)
 
 
 def test_goals_report_met_and_missed_with_the_figures():
-    rows = [_row("conv1", "conv", 4, 8, 10.0, 50.0), _row("convs.5", "conv", 32, 8, 10.0, 15.0),
-            _row("convs.15", "conv", 1024, 8, 100.0, 90.0), _row("to_rgbs.7", "rgb", 1024, 8, 5.0, 20.0)]
+    rows = [_row("conv1", "conv", 4, 8, 10.0, 50.0, other=30.0), _row("convs.5", "conv", 32, 8, 10.0, 15.0, other=9.0),
+            _row("convs.15", "conv", 1024, 8, 100.0, 90.0, "staged", 120.0), _row("to_rgbs.7", "rgb", 1024, 8, 5.0, 20.0)]
     g = kb.goals(rows)
     assert g[0].startswith("MISS") and "convs.15@B8 0.90x" in g[0]
     assert g[1].startswith("MISS") and "convs.5@B8 1.50x" in g[1] and "conv1" not in g[1]
-    assert g[2].startswith("MISS") and "120 µs fused vs 155 µs route = 1.29x" in g[2] and "125 vs 175" in g[2]
-    fast = [_row("conv1", "conv", 4, 8, 10.0, 50.0), _row("convs.9", "conv", 128, 8, 10.0, 25.0)]
-    assert all(line.startswith("MET") for line in kb.goals(fast))
+    assert g[2].startswith("MISS") and "120 µs ours vs 155 µs route = 1.29x" in g[2] and "125 vs 175" in g[2]
+    assert "strategy" in g[3] and "convs.5@B8 (fused 10.0 vs 9.0 µs)" in g[3] and "convs.15" not in g[3]
+    fast = [_row("conv1", "conv", 4, 8, 10.0, 50.0, other=12.0), _row("convs.9", "conv", 128, 8, 10.0, 25.0, "staged",
+                                                                      10.4)]
+    g = kb.goals(fast)
+    assert all(line.startswith("MET") for line in g[:-1]) and "within 5% of the faster path on all 2 rows" in g[-1]
 
 
 def test_tiles_option_parses_or_refuses_in_one_line():
@@ -84,5 +92,10 @@ def test_harness_dry_run_on_cpu_in_the_interpreter(triton_interp):
     for r in rows:  # fp16 kernels and route vs the fp32 reference: fp16 rounding, not wrong math
         assert r["ref_max"] > 0.1 and r["fused_err"] <= 3e-3 * r["ref_max"] and r["route_err"] <= 1e-2 * r["ref_max"], r
         assert r["timing"] == "cpu" and r["fused_us"] > 0 and r["speedup"] > 0
-    assert len(kb.goals(rows)) == 4  # every-layer, <= 32^2, B=1 and B=2 sums
+        if r["kind"] == "rgb":
+            assert r["staged_us"] is None and r["pick"] == "fused"
+        else:  # both strategies ran; the tiny layers are below the staging threshold
+            assert r["staged_err"] <= 3e-3 * r["ref_max"] and r["staged_us"] > 0 and r["pick"] == "fused", r
+        assert r["kernel_us"] == (r["staged_us"] if r["pick"] == "staged" else r["fused_us"])
+    assert len(kb.goals(rows)) == 5  # every-layer, <= 32^2, B=1 and B=2 sums, strategy
     kb.print_table(rows)
