@@ -1,6 +1,8 @@
 """Compiled Triton kernels on a CUDA GPU vs the fp32 references (TF32 off) on every FFHQ-1024 layer shape at B=1
-and B=8, delta full / per-channel / absent; the torch custom ops inside a captured CUDA graph and torch.compile; the
-raw-pointer launcher (TensorRT enqueue path) on a side stream.
+and B=8, delta full / per-channel / absent: the fused kernel on every layer (TensorRT's AOT path runs it
+everywhere), the staged pair (weight kernel + ready-weight conv) on the layers the strategy stages plus two small
+ones; the torch custom ops inside a captured CUDA graph (a fused and a staged layer) and torch.compile; the
+raw-pointer launcher (TensorRT enqueue path) on a side stream, with and without a caller-given workspace.
 
 Tolerance: max abs error <= REL * max|reference| (fp16 in/out, fp32 accumulation; inputs rounded to fp16 first, so
 only the kernel's own rounding counts). fp32 kernels use IEEE dots and get a tight bound.
@@ -63,6 +65,29 @@ def test_mod_conv_kernel_every_ffhq_layer(spec, b, delta_mode):
     _check(mod_conv_triton(**t, **a), mod_conv_ref(**_f32(t), **a), torch.float16)
 
 
+STAGED_CASES = [s for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")]
+
+
+@pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
+@pytest.mark.parametrize("b", [1, 8])
+@pytest.mark.parametrize("spec", STAGED_CASES, ids=lambda s: f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}")
+def test_mod_conv_staged_ffhq_layers(spec, b, delta_mode):
+    from plugins.mod_conv.staged import mod_conv_staged
+
+    t, a = _conv_inputs(spec, b, delta_mode, torch.float16)
+    _check(mod_conv_staged(**t, **a), mod_conv_ref(**_f32(t), **a), torch.float16)
+
+
+def test_strategy_on_this_gpu_matches_the_documented_split():
+    """The custom op's dispatch: which layers run staged (plugins.mod_conv.strategy), checked on the real shapes."""
+    from plugins.mod_conv.strategy import select_strategy
+
+    staged = [s.name for s in CONVS if select_strategy(s.res // (2 if s.kind == "up" else 1),
+                                                        s.res // (2 if s.kind == "up" else 1),
+                                                        int(s.kind == "up")) == "staged"]
+    assert staged == [s.name for s in CONVS if s.res >= 128]
+
+
 @pytest.mark.parametrize("delta_mode", [0, 1], ids=["nodelta", "delta"])
 @pytest.mark.parametrize("b", [1, 8])
 @pytest.mark.parametrize("spec", RGBS, ids=lambda s: f"{s.name}-{s.in_ch}@{s.res}")
@@ -79,18 +104,24 @@ def test_fp32_kernels_are_tight(name):
     from plugins.to_rgb.kernel import to_rgb_triton
 
     spec = next(s for s in CONVS if s.name == name)
+    from plugins.mod_conv.staged import mod_conv_staged
+
     t, a = _conv_inputs(spec, 2, 1, torch.float32)
     _check(mod_conv_triton(**t, **a), mod_conv_ref(**t, **a), torch.float32)
+    _check(mod_conv_staged(**t, **a), mod_conv_ref(**t, **a), torch.float32)
     t = _rgb_inputs(RGBS[3], 2, 1, torch.float32)
     _check(to_rgb_triton(**t, delta_mode=1), to_rgb_ref(**t, delta_mode=1), torch.float32)
 
 
-def test_custom_ops_inside_a_captured_cuda_graph():
+@pytest.mark.parametrize("name", ["convs.6", "convs.8"], ids=["fused", "staged"])
+def test_custom_ops_inside_a_captured_cuda_graph(name):
+    """convs.6: 512->512 upsample to 64^2 (fused); convs.8: 512->256 upsample to 128^2 (staged: its workspace is
+    allocated inside the capture, from the graph's private pool)."""
     import plugins.mod_conv.op  # noqa: F401  (registers the ops)
     import plugins.to_rgb.op  # noqa: F401
 
-    spec_c = next(s for s in CONVS if s.name == "convs.6")  # 512->512 upsample to 64^2
-    spec_r = next(s for s in RGBS if s.res == 64)
+    spec_c = next(s for s in CONVS if s.name == name)
+    spec_r = next(s for s in RGBS if s.res == spec_c.res)
     tc, a = _conv_inputs(spec_c, 2, 1, torch.float16, seed=1)
     tr = _rgb_inputs(spec_r, 2, 0, torch.float16, seed=2)
 
@@ -125,6 +156,28 @@ def test_custom_op_under_torch_compile():
     fn = torch.compile(lambda *xs: torch.ops.hyperstyle.mod_conv(*xs, a["upsample"], 2, 1), fullgraph=True)
     got = fn(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"])
     _check(got, mod_conv_ref(**_f32(t), **a), torch.float16)
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["own-workspace", "given-workspace"])
+def test_launch_raw_staged_layer_on_a_side_stream(given):
+    """convs.10 (256->128, upsample to 256^2) through the TensorRT enqueue launcher: the workspace TensorRT would
+    hand over (sized by the plugin's workspace_size), or none (allocated on the stream)."""
+    from plugins.mod_conv.op import launch_raw
+    from plugins.mod_conv.strategy import workspace_bytes
+
+    spec = next(s for s in CONVS if s.name == "convs.10")
+    t, a = _conv_inputs(spec, 3, 1, torch.float16)
+    y = torch.full((3, 256, 256, 128), float("nan"), device="cuda", dtype=torch.float16)
+    need = workspace_bytes(3, 128, 128, 256, 128, 1, "float16")
+    assert need > 0
+    ws = torch.empty(need, device="cuda", dtype=torch.uint8) if given else None
+    s = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    p = {k: v.data_ptr() for k, v in t.items()}
+    launch_raw(**p, y=y.data_ptr(), B=3, H=128, W=128, Cin=256, Cout=128, upsample=1, delta_mode=1, demodulate=1,
+               dtype="float16", stream=s.cuda_stream, workspace=ws.data_ptr() if given else 0)
+    s.synchronize()
+    _check(y, mod_conv_ref(**_f32(t), **a), torch.float16)
 
 
 def test_launch_raw_on_a_side_stream():

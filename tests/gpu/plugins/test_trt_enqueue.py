@@ -75,3 +75,38 @@ def test_plugin_enqueue_matches_reference(key, attrs, dtype):
     stream.synchronize()
     err = (out.float() - want).abs().max().item()
     assert torch.isfinite(out).all() and err <= REL[dtype] * want.abs().max().item(), err
+
+
+def test_plugin_enqueue_staged_layer_with_its_workspace():
+    """A 64^2 -> 128^2 upsampling node runs staged: the plugin sizes its workspace from the profile's max dims
+    (get_workspace_size), enqueue gets a buffer of that size, as TensorRT hands it over."""
+    from engines.flavor import get_flavor
+    from plugins.trt_common import plugin_classes
+
+    trt = get_flavor().module
+    attrs = {"upsample": 1, "delta_mode": 1, "demodulate": 1}
+    Plugin, Creator = plugin_classes("mod_conv")
+    plugin = Creator().create_plugin("n0", Plugin(attrs).get_fields_to_serialize(), trt.TensorRTPhase.RUNTIME)
+    t = _inputs("mod_conv", attrs, torch.float16, b=3, h=64, cin=32, cout=48)
+    ins = [t[n] for n in plugin.input_names]
+    dyn = []
+    for name, x in zip(plugin.input_names, ins):
+        d = trt.DynamicPluginTensorDesc()
+        d.desc = _desc(trt, x)
+        batched = name in ("x", "style", "delta")
+        d.max = trt.Dims([4] + list(x.shape[1:]) if batched else list(x.shape))  # a profile up to B=4
+        dyn.append(d)
+    size = plugin.get_workspace_size(dyn, [])
+    assert size >= 4 * 48 * 36 * 32 * 2  # the 4-phase weights of the largest batch
+    want = mod_conv_ref(**{k: None if v is None else v.float() for k, v in t.items()}, **attrs)
+    out = torch.full(want.shape, float("nan"), device="cuda", dtype=torch.float16)
+    plugin = plugin.attach_to_context(None)
+    plugin.on_shape_change([_desc(trt, x) for x in ins], [_desc(trt, out)])
+    ws = torch.empty(size, device="cuda", dtype=torch.uint8)
+    stream = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    assert plugin.enqueue([], [], [x.data_ptr() for x in ins], [out.data_ptr()], ws.data_ptr(),
+                          stream.cuda_stream) == 0
+    stream.synchronize()
+    err = (out.float() - want).abs().max().item()
+    assert torch.isfinite(out).all() and err <= REL[torch.float16] * want.abs().max().item(), err
