@@ -38,12 +38,18 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 
 # On a CUDA machine whose python3 has torch + triton (the lent H100: torch 2.11, Triton 3.6), from the source tree:
 # the GPU tests, then the kernel benchmark (table + goals; it runs even when a test failed), logs and JSON under $(OUT).
+# Each step has a time limit (SIGINT: pytest still prints its summary; the benchmark's JSON holds every finished row),
+# so one bounded device call always brings back both.
 OUT ?= gpu_out
 GPU_PY ?= python3
+GPU_TEST_S ?= 300
+GPU_BENCH_S ?= 240
 gpu-check:
 	mkdir -p $(OUT)
-	-set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 $(GPU_PY) -m pytest tests/gpu -q -p no:cacheprovider -rs 2>&1 | tee $(OUT)/gpu_tests.log
-	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 $(GPU_PY) -m benchmarks.cli kernels --json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
+	-set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q \
+		-p no:cacheprovider -rs --durations=10 2>&1 | tee $(OUT)/gpu_tests.log
+	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
+		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
 
 golden: setup
 	$(PY) -m models.golden verify ../shared/reference/golden

@@ -207,10 +207,12 @@ def _run_checked(fn: Callable[[], torch.Tensor], ref: torch.Tensor, tiles, name:
 def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
                      iters: int = 50, delta_mode: int = 1, tiles: TileConfig | None = None,
                      config: str = "ffhq1024", device: str = "cuda",
-                     staged_tiles: TileConfig | None = None) -> list[dict]:
+                     staged_tiles: TileConfig | None = None,
+                     on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """One dict per (layer, batch): µs, TFLOPS and max abs error vs the fp32 reference for our kernels (fused and,
     for StyledConvs, staged; `pick`: the one the op runs) and the PyTorch route (all fp16), plus the route / pick
-    ratio. Raises HsError without a CUDA GPU or triton.
+    ratio. Raises HsError without a CUDA GPU or triton. on_row(rows so far) is called after each row (progress,
+    partial JSON).
     device="cpu" is the harness's own dry run (in a TRITON_INTERPRET=1 process, tiny config): same inputs, route,
     reference and error columns, perf_counter "timings" that mean nothing about kernels."""
     if device == "cuda":
@@ -246,6 +248,8 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
                          timing=how_f if how_f == how_r else f"{how_f}/{how_r}",
                          gpu=torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter dry run)"))
         del t32, t16, ref, fused, route, staged
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 
@@ -311,21 +315,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
     p.add_argument("--tiles", help="override the fused StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
     p.add_argument("--staged-tiles", help="override the staged path's conv tiles, e.g. 256x128x64/w8/s3")
-    p.add_argument("--json", help="also write the rows as JSON here")
+    p.add_argument("--json", help="also write the rows as JSON here (rewritten after every row; complete: true at the end)")
+    p.add_argument("--config", default="ffhq1024", help=argparse.SUPPRESS)  # tests: the tiny config
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                   help="cpu: the harness's own dry run (needs TRITON_INTERPRET=1; its timings mean nothing)")
     a = p.parse_args(argv)
     tiles = parse_tiles(a.tiles) if a.tiles else None
     staged_tiles = parse_tiles(a.staged_tiles) if a.staged_tiles else None
-    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles,
-                            staged_tiles=staged_tiles)
+    n = len(bench_cases(tuple(a.batch or (1, 8)), a.layers, config=a.config))
+
+    def write_json(rows: list[dict], done: bool) -> None:
+        if a.json:
+            import json
+            import os
+
+            tmp = f"{a.json}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"rows": rows, "goals": goals(rows), "complete": done, "torch": torch.__version__,
+                           "tiles": a.tiles, "staged_tiles": a.staged_tiles}, f, indent=1)
+            os.replace(tmp, a.json)
+
+    def progress(rows: list[dict]) -> None:
+        r = rows[-1]
+        other = "" if r["staged_us"] is None else f" staged {r['staged_us']:.1f}"
+        print(f"[{len(rows)}/{n}] {r['layer']} B={r['batch']}: fused {r['fused_us']:.1f}{other} route "
+              f"{r['route_us']:.1f} µs", flush=True)
+        write_json(rows, False)  # a time limit that stops the run keeps every finished row
+
+    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles, a.config,
+                            a.device, staged_tiles=staged_tiles, on_row=progress)
     print_table(rows)
     for line in goals(rows):
         print(line)
-    if a.json:
-        import json
-
-        with open(a.json, "w") as f:
-            json.dump({"rows": rows, "goals": goals(rows), "torch": torch.__version__, "tiles": a.tiles,
-                       "staged_tiles": a.staged_tiles}, f, indent=1)
+    write_json(rows, True)
     return 0
 
 

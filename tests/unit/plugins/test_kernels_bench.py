@@ -99,3 +99,17 @@ def test_harness_dry_run_on_cpu_in_the_interpreter(triton_interp):
         assert r["kernel_us"] == (r["staged_us"] if r["pick"] == "staged" else r["fused_us"])
     assert len(kb.goals(rows)) == 5  # every-layer, <= 32^2, B=1 and B=2 sums, strategy
     kb.print_table(rows)
+
+
+def test_cli_dry_run_writes_json_after_every_row(triton_interp, tmp_path):
+    """`hs-bench kernels --device cpu --json F` (interpreter): progress lines, the JSON rewritten atomically after
+    each row (so a time limit keeps the finished rows), complete: true at the end."""
+    import json
+
+    out = tmp_path / "k.json"
+    args = ["--batch", "1", "--layers", "conv1", "to_rgbs.0", "--warmup", "1", "--iters", "1", "--config", "tiny",
+            "--device", "cpu", "--json", str(out)]
+    assert triton_interp.call("benchmarks.kernels:main", args) == 0
+    data = json.loads(out.read_text())
+    assert data["complete"] is True and [r["layer"] for r in data["rows"]] == ["conv1", "to_rgbs.0"]
+    assert data["goals"] and not (tmp_path / "k.json.tmp").exists()
