@@ -11,7 +11,9 @@ buffer times its strength (constant-folded on export). The final 3-channel image
 Δ inputs come in `modes` order, named `LayerSpec.input_name` (`delta_convs_8`). Shapes per mode: conv layers
 1 = full OHWI [B,Cout,3,3,Cin] (HsModConv v2; `plugins.mod_conv.reference.to_ohwi` of the official
 [B,Cout,Cin,3,3]), 2 = per-channel [B,Cout,Cin]; toRGB layers 1 = [B,3,Cin] (or [B,3,Cin,1,1]). The decoder's
-3x3 weights are converted to OHWI in forward (a transpose of a constant: folded away on export).
+3x3 weights are converted to OHWI in forward (a transpose of a constant: folded away on export); in eager inference
+the converted copies are cached per layer and rebuilt when a weight changes (new storage, dtype, device or an
+in-place update), so a GPU forward does not pay 17 weight transposes per pass.
 Untuned layers get no Δ input (delta_mode=0).
 """
 
@@ -45,6 +47,12 @@ def call_op(key: str, tensors: Mapping[str, torch.Tensor | None], attrs: Mapping
     return overload(**{k: v for k, v in {**tensors, **attrs}.items() if k in names})
 
 
+def _tracing() -> bool:
+    """True under torch.compile / torch.export (incl. the dynamo ONNX exporter) / torch.jit tracing."""
+    c = torch.compiler
+    return bool(c.is_compiling() or getattr(c, "is_exporting", lambda: False)() or torch.jit.is_tracing())
+
+
 class PluginGenerator(nn.Module):
     """Generator forward on the plugin ops: (codes [B,n_latent,style_dim], Δ per tuned layer) -> image [B,3,S,S]."""
 
@@ -53,6 +61,7 @@ class PluginGenerator(nn.Module):
         load_torch_ops()
         self.decoder = decoder
         self.specs: tuple[LayerSpec, ...] = decoder.specs
+        self._ohwi_cache: dict[str, tuple[tuple, torch.Tensor]] = {}  # layer -> (weight identity, OHWI copy)
         by_name = {s.name: s for s in self.specs}
         self.modes = dict(modes or {})
         for name, mode in self.modes.items():
@@ -75,12 +84,24 @@ class PluginGenerator(nn.Module):
         coll, i = spec.name.split(".")
         return getattr(g, coll)[int(i)]
 
+    def _ohwi_weight(self, spec: LayerSpec, w: torch.Tensor) -> torch.Tensor:
+        """to_ohwi(w), cached in eager inference; traced (torch.compile / export / jit) or differentiated, always
+        recomputed so graphs keep the transpose of the parameter and gradients flow."""
+        if _tracing() or (torch.is_grad_enabled() and w.requires_grad):
+            return to_ohwi(w)
+        key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
+        hit = self._ohwi_cache.get(spec.name)
+        if hit is None or hit[0] != key:
+            hit = (key, to_ohwi(w).contiguous())
+            self._ohwi_cache[spec.name] = hit
+        return hit[1]
+
     def _styled_conv(self, spec: LayerSpec, x: torch.Tensor, codes: torch.Tensor, delta) -> torch.Tensor:
         m = self._module(spec)
         noise = m.noise.weight * getattr(self.decoder.noises, f"noise_{spec.noise}")[0, 0]  # [Ho,Wo]
         mode = self.modes.get(spec.name, 0)
         tensors = dict(x=x, style=m.conv.modulation(codes[:, spec.latent]),  # s [B,Cin]
-                       weight=to_ohwi(m.conv.weight[0]), delta=delta, noise=noise,
+                       weight=self._ohwi_weight(spec, m.conv.weight[0]), delta=delta, noise=noise,
                        bias=m.activate.bias)  # W OHWI [Cout,3,3,Cin]
         return call_op("mod_conv", tensors, dict(upsample=int(spec.kind == "up"), delta_mode=mode, demodulate=1))
 

@@ -58,6 +58,31 @@ def test_equals_reference_generator_fp32(setup):
     assert (want[0] - want[1]).abs().max() > 1e-2
 
 
+def test_ohwi_weights_are_cached_in_inference_and_rebuilt_when_a_weight_changes():
+    """Eager no-grad forwards reuse one OHWI copy per layer; an in-place weight update (version bump) or a dtype
+    change rebuilds it, so the output follows the weights; with autograd on, the transpose stays in the graph."""
+    cfg = get_config("tiny")
+    gen = fill_module_(Generator(cfg.generator), "decoder.").eval()
+    pg = PluginGenerator(gen, {}).eval()
+    codes = torch.randn(1, cfg.generator.n_latent, cfg.generator.style_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y0 = pg(codes)
+        cached = {k: v[1] for k, v in pg._ohwi_cache.items()}
+        assert len(cached) == sum(s.kind != "rgb" for s in gen.specs)
+        pg(codes)
+        assert all(pg._ohwi_cache[k][1] is v for k, v in cached.items())  # reused, not rebuilt
+        w0 = gen.convs[0].conv.weight
+        w0.add_(0.5 * torch.randn(w0.shape, generator=torch.Generator().manual_seed(2)))  # in place: new version
+        y1 = pg(codes)
+        assert pg._ohwi_cache["convs.0"][1] is not cached["convs.0"]
+        assert pg._ohwi_cache["convs.1"][1] is cached["convs.1"]
+        torch.testing.assert_close(y1, gen(codes), atol=1e-4, rtol=1e-4)
+        assert (y1 - y0).abs().max() > 1e-3
+    spec = next(s for s in gen.specs if s.name == "convs.1")
+    got = pg._ohwi_weight(spec, gen.convs[1].conv.weight[0])  # grad mode: recomputed, still tied to the parameter
+    assert got.grad_fn is not None and got is not pg._ohwi_cache["convs.1"][1]
+
+
 def test_same_parameters_and_names(setup):
     gen, pg, *_ = setup
     assert {k: v.data_ptr() for k, v in pg.decoder.state_dict().items()} == \
