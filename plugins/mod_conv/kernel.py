@@ -152,15 +152,43 @@ def _blur3(a0, a1, a2, R: tl.constexpr):
 
 
 @triton.jit
-def _phase(acc, x00, x01, x02, x10, x11, x12, x20, x21, x22, w00, w01, w02, w10, w11, w12, w20, w21, w22,
-           RY: tl.constexpr, RX: tl.constexpr, PREC: tl.constexpr):
-    """acc += sum_{ty,tx} x_{ty tx} @ Q[ty,tx], Q = A_RY @ W' @ A_RX^T formed in fp32 (w_{kh kw}: W' taps)."""
+def _compose(w00, w01, w02, w10, w11, w12, w20, w21, w22, RY: tl.constexpr, RX: tl.constexpr):
+    """Q = A_RY @ W' @ A_RX^T per tap, fp32 (w_{kh kw}: the W' taps): returns q_{ty tx} in tap order 3*ty + tx."""
     r00, r01, r02 = _blur3(w00, w01, w02, RX)  # r[kh][tx] = sum_kw A_RX[tx, kw] W'[kh, kw]
     r10, r11, r12 = _blur3(w10, w11, w12, RX)
     r20, r21, r22 = _blur3(w20, w21, w22, RX)
     q00, q10, q20 = _blur3(r00, r10, r20, RY)  # q[ty][tx] = sum_kh A_RY[ty, kh] r[kh][tx]
     q01, q11, q21 = _blur3(r01, r11, r21, RY)
     q02, q12, q22 = _blur3(r02, r12, r22, RY)
+    return q00, q01, q02, q10, q11, q12, q20, q21, q22
+
+
+@triton.jit
+def _mod_w9(w_ptr, d_base, w_off, wk_mask, s, sm, Cin, DELTA_MODE: tl.constexpr):
+    """The 9 modulated taps W'(kh, kw) (tap 3*kh + kw, unblurred), fp32 [BLOCK_K, BLOCK_N] each."""
+    return (_mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, Cin, DELTA_MODE),
+            _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, Cin, DELTA_MODE))
+
+
+@triton.jit
+def _sumsq9(w00, w01, w02, w10, w11, w12, w20, w21, w22):
+    """sum over taps and K of W'^2: [BLOCK_N] fp32 (the demodulation sum of one K step)."""
+    sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
+    return tl.sum(sq + w22 * w22, axis=0)
+
+
+@triton.jit
+def _phase(acc, x00, x01, x02, x10, x11, x12, x20, x21, x22, w00, w01, w02, w10, w11, w12, w20, w21, w22,
+           RY: tl.constexpr, RX: tl.constexpr, PREC: tl.constexpr):
+    """acc += sum_{ty,tx} x_{ty tx} @ Q[ty,tx], Q = A_RY @ W' @ A_RX^T formed in fp32 (w_{kh kw}: W' taps)."""
+    q00, q01, q02, q10, q11, q12, q20, q21, q22 = _compose(w00, w01, w02, w10, w11, w12, w20, w21, w22, RY, RX)
     dt = x00.dtype
     acc = tl.dot(x00, q00.to(dt), acc, input_precision=PREC)
     acc = tl.dot(x01, q01.to(dt), acc, input_precision=PREC)
@@ -201,18 +229,9 @@ def mod_conv_up_kernel(x_ptr, style_ptr, w_ptr, d_ptr, noise_ptr, bias_ptr, B, H
         x20 = _load_x(x_base, qh, qw, 1, -1, H, W, Cin, offs_k, k_ok, m_ok)
         x21 = _load_x(x_base, qh, qw, 1, 0, H, W, Cin, offs_k, k_ok, m_ok)
         x22 = _load_x(x_base, qh, qw, 1, 1, H, W, Cin, offs_k, k_ok, m_ok)
-        w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, Cin, DELTA_MODE)  # W' tap (kh, kw), unblurred
-        w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, Cin, DELTA_MODE)
-        w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, Cin, DELTA_MODE)
-        w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, Cin, DELTA_MODE)
-        w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, Cin, DELTA_MODE)
-        w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, Cin, DELTA_MODE)
-        w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, Cin, DELTA_MODE)
-        w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, Cin, DELTA_MODE)
-        w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, Cin, DELTA_MODE)
+        w00, w01, w02, w10, w11, w12, w20, w21, w22 = _mod_w9(w_ptr, d_base, w_off, wk_mask, s, sm, Cin, DELTA_MODE)
         if DEMOD:
-            sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
-            sig += tl.sum(sq + w22 * w22, axis=0)
+            sig += _sumsq9(w00, w01, w02, w10, w11, w12, w20, w21, w22)
         acc00 = _phase(acc00, x00, x01, x02, x10, x11, x12, x20, x21, x22,
                        w00, w01, w02, w10, w11, w12, w20, w21, w22, 0, 0, PREC)
         acc01 = _phase(acc01, x00, x01, x02, x10, x11, x12, x20, x21, x22,
@@ -287,10 +306,9 @@ def _precision(dtype_name: str) -> str:
     return "ieee" if dtype_name == "fp32" else "tf32"  # fp16 operands ignore it
 
 
-def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,
-                    demodulate: int = 1, out=None, cfg: TileConfig | None = None):
-    """Launch on torch tensors (CUDA, or CPU under the Triton interpreter). Shapes as in reference.mod_conv_ref;
-    all contiguous, one dtype T in {fp16, fp32}; out: optional preallocated y [B,Ho,Wo,Cout]. Returns y."""
+def prepare_launch(name: str, x, style, weight, delta, noise, bias, upsample: int, out):
+    """Checks shared by the torch-tensor launchers: one dtype T, contiguous tensors; allocates y when out is None.
+    Returns (T, B, H, W, Cin, Cout, y, arch), arch = 10*major+minor of x's GPU (90 for the CPU interpreter)."""
     import torch
 
     dt = check_dtype("mod_conv", x, style, weight, delta, noise, bias)
@@ -300,10 +318,19 @@ def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, del
     if out is None:
         out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
     ts = [x, style, weight, delta, noise, bias, out]
-    assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_triton needs contiguous tensors"
+    assert all(t is None or t.is_contiguous() for t in ts), f"{name} needs contiguous tensors"
+    major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
+    return dt, b, h, w, cin, cout, out, 10 * major + minor
+
+
+def mod_conv_triton(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,
+                    demodulate: int = 1, out=None, cfg: TileConfig | None = None):
+    """Launch on torch tensors (CUDA, or CPU under the Triton interpreter). Shapes as in reference.mod_conv_ref;
+    all contiguous, one dtype T in {fp16, fp32}; out: optional preallocated y [B,Ho,Wo,Cout]. Returns y."""
+    dt, b, h, w, cin, cout, out, arch = prepare_launch("mod_conv_triton", x, style, weight, delta, noise, bias,
+                                                       upsample, out)
     if cfg is None:
-        major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
-        cfg = select_config(h, w, cin, cout, upsample, triton_dtype(dt), 10 * major + minor)
+        cfg = select_config(h, w, cin, cout, upsample, triton_dtype(dt), arch)
     grid, cfg = launch_params(b, h, w, cin, cout, upsample, cfg)
     kern = mod_conv_up_kernel if upsample else mod_conv_kernel
     kern[grid](x, style, weight, delta if delta_mode else None, noise, bias, b, h, w, cin, cout, out,

@@ -28,9 +28,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from plugins._triton import TileConfig, cdiv, check_dtype, triton_dtype
-from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _blur3, _delta_base, _epilogue, _k_setup, _load_x, _mod_w,
-                                     _precision, select_config)
+from plugins._triton import TileConfig, cdiv, triton_dtype
+from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _compose, _delta_base, _epilogue, _k_setup, _load_x, _mod_w,
+                                     _mod_w9, _precision, _sumsq9, prepare_launch, select_config)
 from plugins.mod_conv.strategy import workspace_layout
 
 # mod_weight_kernel (memory-bound: reads W and delta once, writes the per-sample weight once): BLOCK_N output
@@ -43,14 +43,10 @@ WEIGHT_TILES_UP = TileConfig(1, 8, 32, 2, 1)  # 9 fp32 tap tiles + their blur co
 @triton.jit
 def _store_phase(wq_base, off, mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin,
                  RY: tl.constexpr, RX: tl.constexpr):
-    """Store Q_{RY,RX}[ty,tx] = (A_RY @ W' @ A_RX^T)[ty,tx] at tap 3*ty+tx of phase 2*RY+RX (same fp32 arithmetic
-    as kernel._phase), cast to the workspace type. off: [BLOCK_K, BLOCK_N] offsets of (n, phase 0, tap 0, k)."""
-    r00, r01, r02 = _blur3(w00, w01, w02, RX)
-    r10, r11, r12 = _blur3(w10, w11, w12, RX)
-    r20, r21, r22 = _blur3(w20, w21, w22, RX)
-    q00, q10, q20 = _blur3(r00, r10, r20, RY)
-    q01, q11, q21 = _blur3(r01, r11, r21, RY)
-    q02, q12, q22 = _blur3(r02, r12, r22, RY)
+    """Store Q_{RY,RX}[ty,tx] = (A_RY @ W' @ A_RX^T)[ty,tx] at tap 3*ty+tx of phase 2*RY+RX (kernel._compose, as
+    the fused kernel forms it), cast to the workspace type. off: [BLOCK_K, BLOCK_N] offsets of (n, phase 0, tap 0,
+    k)."""
+    q00, q01, q02, q10, q11, q12, q20, q21, q22 = _compose(w00, w01, w02, w10, w11, w12, w20, w21, w22, RY, RX)
     dt = wq_base.dtype.element_ty
     base = wq_base + off + (2 * RY + RX) * 9 * Cin
     tl.store(base + 0 * Cin, q00.to(dt), mask=mask)
@@ -83,18 +79,10 @@ def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
         offs_k, k_ok, s, wk_mask, w_off, sm = _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K, DELTA_MODE)
         off = offs_n[None, :] * (P * 9 * Cin) + offs_k[:, None]  # wq[b, n, 0, 0, k] as [BLOCK_K, BLOCK_N]
         if UP:
-            w00 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 0, Cin, DELTA_MODE)
-            w01 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 1, Cin, DELTA_MODE)
-            w02 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 2, Cin, DELTA_MODE)
-            w10 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 3, Cin, DELTA_MODE)
-            w11 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 4, Cin, DELTA_MODE)
-            w12 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 5, Cin, DELTA_MODE)
-            w20 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 6, Cin, DELTA_MODE)
-            w21 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 7, Cin, DELTA_MODE)
-            w22 = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, 8, Cin, DELTA_MODE)
+            w00, w01, w02, w10, w11, w12, w20, w21, w22 = _mod_w9(w_ptr, d_base, w_off, wk_mask, s, sm, Cin,
+                                                                 DELTA_MODE)
             if DEMOD:
-                sq = w00 * w00 + w01 * w01 + w02 * w02 + w10 * w10 + w11 * w11 + w12 * w12 + w20 * w20 + w21 * w21
-                sig += tl.sum(sq + w22 * w22, axis=0)
+                sig += _sumsq9(w00, w01, w02, w10, w11, w12, w20, w21, w22)
             _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 0)
             _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 1)
             _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 0)
@@ -175,15 +163,10 @@ def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, del
     (allocated here when None). Returns y."""
     import torch
 
-    dt = check_dtype("mod_conv", x, style, weight, delta, noise, bias)
+    dt, b, h, w, cin, cout, out, arch = prepare_launch("mod_conv_staged", x, style, weight, delta, noise, bias,
+                                                       upsample, out)
     tname = triton_dtype(dt)
-    b, h, w, cin = x.shape
-    cout = weight.shape[0]
     f = 2 if upsample else 1
-    if out is None:
-        out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
-    ts = [x, style, weight, delta, noise, bias, out]
-    assert all(t is None or t.is_contiguous() for t in ts), "mod_conv_staged needs contiguous tensors"
     off, total = workspace_layout(b, cin, cout, upsample, tname)
     if workspace is None:
         workspace = torch.empty(total, device=x.device, dtype=torch.uint8)
@@ -191,8 +174,7 @@ def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, del
     wq = workspace[:b * cout * f * f * 9 * cin * dt.itemsize].view(dt)
     coef = workspace[off:total].view(torch.float32)
     if cfg is None:
-        major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
-        cfg = ready_config(h, w, cin, cout, tname, 10 * major + minor)
+        cfg = ready_config(h, w, cin, cout, tname, arch)
     g1, g2 = staged_launch_params(b, h, w, cin, cout, upsample, cfg)
     wt = WEIGHT_TILES_UP if upsample else WEIGHT_TILES
     mod_weight_kernel[g1](style, weight, delta if delta_mode else None, b, cin, cout, wq, coef,

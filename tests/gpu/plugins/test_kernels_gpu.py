@@ -55,27 +55,21 @@ def _f32(t):
     return {k: None if v is None else v.float() for k, v in t.items()}
 
 
-@pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
-@pytest.mark.parametrize("b", [1, 8])
-@pytest.mark.parametrize("spec", CONVS, ids=lambda s: f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}")
-def test_mod_conv_kernel_every_ffhq_layer(spec, b, delta_mode):
-    from plugins.mod_conv.kernel import mod_conv_triton
-
-    t, a = _conv_inputs(spec, b, delta_mode, torch.float16)
-    _check(mod_conv_triton(**t, **a), mod_conv_ref(**_f32(t), **a), torch.float16)
-
-
-STAGED_CASES = [s for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")]
+# The fused kernel on every layer (TensorRT's AOT path runs it everywhere); the staged pair on the layers the strategy
+# stages plus two small ones (a plain and an upsampling 512-channel layer).
+CONV_CASES = [(s, "fused") for s in CONVS] + \
+    [(s, "staged") for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")]
 
 
 @pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
 @pytest.mark.parametrize("b", [1, 8])
-@pytest.mark.parametrize("spec", STAGED_CASES, ids=lambda s: f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}")
-def test_mod_conv_staged_ffhq_layers(spec, b, delta_mode):
-    from plugins.mod_conv.staged import mod_conv_staged
+@pytest.mark.parametrize("spec, strategy", CONV_CASES,
+                         ids=[f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}-{k}" for s, k in CONV_CASES])
+def test_mod_conv_kernel_every_ffhq_layer(spec, strategy, b, delta_mode):
+    from plugins.mod_conv.op import run_cuda
 
     t, a = _conv_inputs(spec, b, delta_mode, torch.float16)
-    _check(mod_conv_staged(**t, **a), mod_conv_ref(**_f32(t), **a), torch.float16)
+    _check(run_cuda(**t, **a, demodulate=1, strategy=strategy), mod_conv_ref(**_f32(t), **a), torch.float16)
 
 
 def test_strategy_on_this_gpu_matches_the_documented_split():
@@ -101,11 +95,10 @@ def test_to_rgb_kernel_every_ffhq_layer(spec, b, delta_mode):
 @pytest.mark.parametrize("name", ["convs.4", "convs.5"])
 def test_fp32_kernels_are_tight(name):
     from plugins.mod_conv.kernel import mod_conv_triton
+    from plugins.mod_conv.staged import mod_conv_staged
     from plugins.to_rgb.kernel import to_rgb_triton
 
     spec = next(s for s in CONVS if s.name == name)
-    from plugins.mod_conv.staged import mod_conv_staged
-
     t, a = _conv_inputs(spec, 2, 1, torch.float32)
     _check(mod_conv_triton(**t, **a), mod_conv_ref(**t, **a), torch.float32)
     _check(mod_conv_staged(**t, **a), mod_conv_ref(**t, **a), torch.float32)

@@ -20,18 +20,16 @@ STAGED = "plugins.mod_conv.staged:mod_conv_staged"
 FUSED = "plugins.mod_conv.kernel:mod_conv_triton"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
 @pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
-def test_staged_matches_reference_and_fused(triton_interp, upsample, delta_mode, dtype):
-    """B=2 with distinct per-sample delta; ragged M, N and K tiles (5x6 input, 24 -> 20 channels, 16-wide tiles)."""
-    t = _mod_conv_case(2, 5, 6, 24, 20, upsample, delta_mode, dtype)
+def test_staged_agrees_with_fused_to_output_rounding(triton_interp, upsample, delta_mode):
+    """fp16, same tiles, B=2 with distinct per-sample delta, ragged tiles: the two strategies differ at most by the
+    fp16 rounding of the output (each matches the reference: test_kernels_triton.py)."""
+    t = _mod_conv_case(2, 5, 6, 24, 20, upsample, delta_mode, torch.float16)
     a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=1)
-    got = triton_interp.call(STAGED, **t, **a, cfg=SMALL)
-    ref = _ref32(mod_conv_ref, t, **a)
-    _assert_close(got, ref, dtype)
-    fused = triton_interp.call(FUSED, **t, **a, cfg=SMALL)
-    assert (got.float() - fused.float()).abs().max().item() <= 2 ** -10 * ref.abs().max().item()
+    staged = triton_interp.call(STAGED, **t, **a, cfg=SMALL).float()
+    fused = triton_interp.call(FUSED, **t, **a, cfg=SMALL).float()
+    assert (staged - fused).abs().max().item() <= 2 ** -10 * fused.abs().max().item()
 
 
 @pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])

@@ -39,13 +39,18 @@ def _ref32(fn, t, **attrs):
     return fn(**{k: None if v is None else v.float() for k, v in t.items()}, **attrs)
 
 
+LAUNCHERS = {"fused": "plugins.mod_conv.kernel:mod_conv_triton", "staged": "plugins.mod_conv.staged:mod_conv_staged"}
+
+
+@pytest.mark.parametrize("strategy", ["fused", "staged"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
 @pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
-def test_mod_conv_kernel_matches_reference(triton_interp, upsample, delta_mode, dtype):
+def test_mod_conv_kernel_matches_reference(triton_interp, upsample, delta_mode, dtype, strategy):
+    """Both GPU strategies (one fused launch; staged weight kernel + ready-weight conv, test_kernels_staged.py)."""
     t = _mod_conv_case(2, 5, 6, 24, 20, upsample, delta_mode, dtype)
     a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=1)
-    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=SMALL)
+    got = triton_interp.call(LAUNCHERS[strategy], **t, **a, cfg=SMALL)
     _assert_close(got, _ref32(mod_conv_ref, t, **a), dtype)
 
 
