@@ -2,7 +2,8 @@
 
 key = sha256 of {ONNX graph + external data bytes, TensorRT flavor + version, build target (GPU name + compute
 capability, or "portable" / the target CCs for TensorRT-RTX), versions of the plugin ops the graph uses (from their
-spec.json), build options (profile shapes, strong typing, optimization level)}.
+spec.json) and a digest of the plugin code an engine freezes at build time (`plugins.registry.build_digest`: formats,
+output shapes, workspace size), build options (profile shapes, strong typing, optimization level)}.
 
 Layout: `<cache_dir>/<key>.engine` + `<key>.engine.json` (sidecar with the key and the engine's sha256). `lookup`
 re-hashes the engine and compares it with the sidecar: a corrupt or stale entry is reported, removed and never used.
@@ -58,6 +59,10 @@ def cache_key(onnx_path: Path, target: dict, build_options: dict) -> tuple[str, 
     """(hex key, the components hashed). `target`: flavor/version/device (engines.builder.build_target)."""
     files, ops = _graph_meta(onnx_path)
     comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": _versions(ops), "build": build_options}
+    if ops:  # the plugin code an engine freezes at build time (e.g. HsModConv's workspace size)
+        from plugins.registry import build_digest
+
+        comp["plugin_build"] = build_digest(ops)
     key = hashlib.sha256(json.dumps(comp, sort_keys=True).encode()).hexdigest()
     return key, comp
 

@@ -231,3 +231,20 @@ def get_spec(name: str) -> OpSpec:
         if name in (s.key, s.name, s.torch_op):
             return s
     raise HsError(f"unknown plugin op {name!r}; expected one of {[s.name for s in all_specs()]}")
+
+
+# What an IPluginV3 engine freezes at build time besides the spec: formats, output shapes and the workspace size
+# (plugins/trt_common.py, plugins/<op>/trt_plugin.py, and the strategy module that sizes HsModConv's workspace).
+_BUILD_FILES = ("trt_common.py", "{key}/trt_plugin.py", "mod_conv/strategy.py")
+
+
+def build_digest(names) -> str:
+    """sha256 (16 hex) of the plugin code whose behaviour an engine records at build time, for the ops `names`
+    (op types or keys). Part of the engine cache key: an engine built by other plugin code is rebuilt, not reused."""
+    import hashlib
+
+    keys = sorted({get_spec(n).key for n in names})
+    h = hashlib.sha256()
+    for rel in sorted({f.format(key=k) for k in keys for f in _BUILD_FILES}):
+        h.update(rel.encode() + b"\0" + (PLUGIN_DIR / rel).read_bytes())
+    return h.hexdigest()[:16]

@@ -53,8 +53,12 @@ def launch(attrs: Mapping[str, int], ptrs: Mapping[str, int], out_ptr: int, shap
     with TensorRT's workspace (sized by `workspace_size`). Runs only on a GPU inside TensorRT; never on the CPU test
     machine."""
     from plugins.mod_conv import op
+    from plugins.mod_conv.strategy import workspace_bytes
 
     b, h, w, cin = shapes["x"]
+    if workspace == 0 and workspace_bytes(b, h, w, cin, shapes["weight"][0], attrs["upsample"], dtype):
+        raise HsError(f"HsModConv: this {h}x{w} layer runs the staged path but TensorRT gave no workspace: the engine "
+                      "was built by older plugin code (workspace 0); rebuild it")
     op.launch_raw(x=ptrs["x"], style=ptrs["style"], weight=ptrs["weight"], delta=ptrs.get("delta", 0),
                   noise=ptrs["noise"], bias=ptrs["bias"], y=out_ptr, B=b, H=h, W=w, Cin=cin,
                   Cout=shapes["weight"][0], upsample=attrs["upsample"], delta_mode=attrs["delta_mode"],

@@ -102,11 +102,19 @@ def test_plugin_enqueue_staged_layer_with_its_workspace():
     out = torch.full(want.shape, float("nan"), device="cuda", dtype=torch.float16)
     plugin = plugin.attach_to_context(None)
     plugin.on_shape_change([_desc(trt, x) for x in ins], [_desc(trt, out)])
-    ws = torch.empty(size, device="cuda", dtype=torch.uint8)
+    ws = torch.full((size,), 255, device="cuda", dtype=torch.uint8)
     stream = torch.cuda.Stream()
+    ptrs = [x.data_ptr() for x in ins]
+    assert plugin.enqueue([], [], ptrs, [out.data_ptr()], ws.data_ptr(), stream.cuda_stream) == 0  # compiles
     torch.cuda.synchronize()
-    assert plugin.enqueue([], [], [x.data_ptr() for x in ins], [out.data_ptr()], ws.data_ptr(),
-                          stream.cuda_stream) == 0
+    allocs = torch.cuda.memory_stats()["allocation.all.allocated"]
+    assert plugin.enqueue([], [], ptrs, [out.data_ptr()], ws.data_ptr(), stream.cuda_stream) == 0
     stream.synchronize()
     err = (out.float() - want).abs().max().item()
     assert torch.isfinite(out).all() and err <= REL[torch.float16] * want.abs().max().item(), err
+    assert torch.cuda.memory_stats()["allocation.all.allocated"] == allocs  # TensorRT's workspace, no allocation
+    assert (ws != 255).float().mean() > 0.5
+    from models.errors import HsError
+
+    with pytest.raises(HsError, match="gave no workspace"):  # an engine built without it fails loudly
+        plugin.enqueue([], [], ptrs, [out.data_ptr()], 0, stream.cuda_stream)

@@ -91,3 +91,18 @@ def test_get_or_build_statuses(tmp_path, make_onnx, profile):
     make_onnx(onnx_path, seed=5)
     r = get_or_build(onnx_path, eng, opts, cache)
     assert r.status.startswith("built") and "stale" in r.status and r.key != r1.key
+
+
+def test_key_covers_the_plugin_build_code(tmp_path, monkeypatch):
+    """Graphs with plugin ops key on the plugin code an engine freezes at build time (workspace size, formats):
+    an engine built by other plugin code is a miss, not a hit."""
+    from plugins import registry
+    from plugins.onnx_export import single_node_model
+
+    path = tmp_path / "p.onnx"
+    path.write_bytes(single_node_model("mod_conv", {"upsample": 1}).SerializeToString())
+    k, comp = cache_key(path, TARGET, {})
+    assert comp["plugins"] == {"HsModConv": "2"} and len(comp["plugin_build"]) == 16
+    assert comp["plugin_build"] == registry.build_digest(["HsModConv"]) != registry.build_digest(["HsToRGB"])
+    monkeypatch.setattr(registry, "build_digest", lambda names: "0" * 16)  # other plugin code
+    assert cache_key(path, TARGET, {})[0] != k

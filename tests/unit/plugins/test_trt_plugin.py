@@ -146,6 +146,25 @@ def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up
     assert rgb({}).get_workspace_size(inp[:2] + [inp[2]], []) == 0
 
 
+def test_staged_layer_enqueue_needs_the_workspace(trt, monkeypatch):
+    """A staged layer (64^2 -> 128^2) enqueued without a workspace (an engine built by older plugin code) fails with
+    a one-line error instead of allocating inside TensorRT's stream; with one, the launcher gets its pointer."""
+    from plugins.mod_conv import op
+
+    calls = []
+    monkeypatch.setattr(op, "launch_raw", lambda **kw: calls.append(kw))
+    Plugin, _ = _classes("mod_conv")
+    p = Plugin({"upsample": 1})
+    H = trt.DataType.HALF
+    shapes = [(2, 64, 64, 16), (2, 16), (16, 3, 3, 16), (128, 128), (16,)]
+    p.on_shape_change([_desc(trt, s, H) for s in shapes], [])
+    with pytest.raises(HsError, match="gave no workspace.*rebuild"):
+        p.enqueue([], [], [101, 102, 103, 104, 105], [201], 0, 77)
+    assert not calls
+    assert p.enqueue([], [], [101, 102, 103, 104, 105], [201], 4096, 77) == 0
+    assert calls[0]["workspace"] == 4096
+
+
 def test_on_shape_change_rejects_inconsistent_shapes(trt):
     Plugin, _ = _classes("mod_conv")
     p = Plugin({"upsample": 1})
