@@ -12,8 +12,10 @@ buffer times its strength (constant-folded on export). The final 3-channel image
 1 = full OHWI [B,Cout,3,3,Cin] (HsModConv v2; `plugins.mod_conv.reference.to_ohwi` of the official
 [B,Cout,Cin,3,3]), 2 = per-channel [B,Cout,Cin]; toRGB layers 1 = [B,3,Cin] (or [B,3,Cin,1,1]). The decoder's
 3x3 weights are converted to OHWI in forward (a transpose of a constant: folded away on export); in eager inference
-the converted copies are cached per layer and rebuilt when a weight changes (new storage, dtype, device or an
-in-place update), so a GPU forward does not pay 17 weight transposes per pass.
+the converted copies are cached per layer, so a GPU forward does not pay 17 weight transposes per pass. A copy is
+rebuilt when its weight gets new storage, dtype, device or shape, or is updated in place (its version counter:
+`load_state_dict`, optimizers, `with torch.no_grad(): w.add_(...)`); writes through `weight.data` bypass the
+version counter and are not seen: call `clear_weight_cache()` after them.
 Untuned layers get no Δ input (delta_mode=0).
 """
 
@@ -61,7 +63,7 @@ class PluginGenerator(nn.Module):
         load_torch_ops()
         self.decoder = decoder
         self.specs: tuple[LayerSpec, ...] = decoder.specs
-        self._ohwi_cache: dict[str, tuple[tuple, torch.Tensor]] = {}  # layer -> (weight identity, OHWI copy)
+        self._ohwi_cache: dict[str, tuple] = {}  # layer -> (weight identity, OHWI copy, the weight)
         by_name = {s.name: s for s in self.specs}
         self.modes = dict(modes or {})
         for name, mode in self.modes.items():
@@ -92,9 +94,15 @@ class PluginGenerator(nn.Module):
         key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
         hit = self._ohwi_cache.get(spec.name)
         if hit is None or hit[0] != key:
-            hit = (key, to_ohwi(w).contiguous())
+            # the entry holds w itself: its storage cannot be freed and its address reused by another tensor
+            hit = (key, to_ohwi(w).contiguous(), w)
             self._ohwi_cache[spec.name] = hit
         return hit[1]
+
+    def clear_weight_cache(self) -> None:
+        """Drop the cached OHWI weights (needed only after writes through `weight.data`, which the cache cannot
+        see; in-place updates of the parameters themselves are detected)."""
+        self._ohwi_cache.clear()
 
     def _styled_conv(self, spec: LayerSpec, x: torch.Tensor, codes: torch.Tensor, delta) -> torch.Tensor:
         m = self._module(spec)

@@ -60,7 +60,7 @@ def test_equals_reference_generator_fp32(setup):
 
 def test_ohwi_weights_are_cached_in_inference_and_rebuilt_when_a_weight_changes():
     """Eager no-grad forwards reuse one OHWI copy per layer; an in-place weight update (version bump) rebuilds
-    that layer's copy only, so the output follows the weights; with autograd on, the transpose stays in the graph."""
+    that layer's copy only, so the output follows the weights; writes through .data need clear_weight_cache(); with autograd on, the transpose stays in the graph."""
     cfg = get_config("tiny")
     gen = fill_module_(Generator(cfg.generator), "decoder.").eval()
     pg = PluginGenerator(gen, {}).eval()
@@ -78,6 +78,12 @@ def test_ohwi_weights_are_cached_in_inference_and_rebuilt_when_a_weight_changes(
         assert pg._ohwi_cache["convs.1"][1] is cached["convs.1"]
         torch.testing.assert_close(y1, gen(codes), atol=1e-4, rtol=1e-4)
         assert (y1 - y0).abs().max() > 1e-3
+        gen.convs[1].conv.weight.data.mul_(-1.0)  # through .data: no version bump, the cache cannot see it
+        assert torch.equal(pg(codes), y1)
+        pg.clear_weight_cache()
+        y2 = pg(codes)
+        torch.testing.assert_close(y2, gen(codes), atol=1e-4, rtol=1e-4)
+        assert (y2 - y1).abs().max() > 1e-3
     spec = next(s for s in gen.specs if s.name == "convs.1")
     got = pg._ohwi_weight(spec, gen.convs[1].conv.weight[0])  # grad mode: recomputed, still tied to the parameter
     assert got.grad_fn is not None and got is not pg._ohwi_cache["convs.1"][1]
