@@ -1,6 +1,6 @@
-"""`torch.ops.hyperstyle.mod_conv` (CPU: reference, CUDA: fused Triton kernel, fake/meta for torch.compile, export
-and CUDA graphs), the Python API `mod_conv(..., impl="ref"|"cuda")` and the raw-pointer launcher that the TensorRT
-plugin's enqueue calls (`launch_raw`). Importing this module needs neither triton nor a GPU; kernels compile lazily at
+"""`torch.ops.hyperstyle.mod_conv` (CPU: reference, CUDA: the Triton kernels, fused or staged per layer, fake/meta
+for torch.compile, export and CUDA graphs), the Python API `mod_conv(..., impl="ref"|"cuda")` and the raw-pointer
+launcher that the TensorRT plugin's enqueue calls (`launch_raw`). Importing this module needs neither triton nor a GPU; kernels compile lazily at
 first use (Triton's cache, keyed by source and arch).
 """
 
@@ -74,8 +74,8 @@ def mod_conv(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta: 
     x [B,H,W,Cin]; style [B,Cin]; weight OHWI [Cout,3,3,Cin] raw (reference.to_ohwi of the official weight);
     delta OHWI [B,Cout,3,3,Cin] / [B,Cout,Cin] / None
     (delta_mode inferred when None); noise [Ho,Wo] pre-multiplied; bias [Cout]. impl="ref": the PyTorch reference
-    (any device); impl="cuda": the fused Triton kernel through torch.ops.hyperstyle.mod_conv; raises HsError when
-    triton or CUDA is missing (no silent fallback).
+    (any device); impl="cuda": the Triton kernels through torch.ops.hyperstyle.mod_conv (fused or staged, by
+    plugins.mod_conv.strategy.select_strategy); raises HsError when triton or CUDA is missing (no silent fallback).
     """
     mode = infer_delta_mode(delta) if delta_mode is None else int(delta_mode)
     check_inputs(x, style, weight, delta, noise, bias, upsample, mode)

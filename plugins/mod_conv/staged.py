@@ -11,8 +11,9 @@ re-forming it in registers in every program. Hence:
    (demodulation on the unblurred W', as in the official code; just scale without demodulation).
    P = 1 for the 3x3 conv; P = 4 for the upsampling conv, whose weights are stored already blur-composed per output
    phase: Q_{ry,rx} = A_ry @ W' @ A_rx^T (plugins/mod_conv/kernel.py docstring), formed in fp32 then cast, as the
-   fused kernel does. The workspace is B*Cout*P*9*Cin elements: 37.7 MB for B=8 at 512 channels (P=1), 75 MB for the
-   B=8 512->256 upsampling layer; per sample (the grid's slowest axis) at most 9.4 MB, which stays in an H100's L2.
+   fused kernel does. The workspace is B*Cout*P*9*Cin elements: for B=8 fp16, 75.5 MB for the 512->256 upsampling
+   layer (convs.8), 9.4 MB for 256->256 (convs.9); per sample (the conv grid's slowest axis) at most 9.4 MB, which
+   stays in an H100's L2 while that sample's programs read it.
 2. `mod_conv_ready_kernel`: implicit-GEMM 3x3 conv (M = pixels, N = Cout, K = 9*Cin) of x with wq, the epilogue
    (coef, noise, bias, lrelu*sqrt(2)) fused as in the fused kernel. For upsampling a program computes one phase
    (grid z = 4*B): output pixels (2qh+ry, 2qw+rx) from the 3x3 low-resolution neighbourhood of q, so the blur is
@@ -33,11 +34,12 @@ from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _compose, _delta_base, _e
                                      _mod_w9, _precision, _sumsq9, prepare_launch, select_config)
 from plugins.mod_conv.strategy import workspace_layout
 
-# mod_weight_kernel (memory-bound: reads W and delta once, writes the per-sample weight once): BLOCK_N output
-# channels x BLOCK_K input channels per step; narrow in N so that even B=1 spreads over many SMs (grid: Cout/BLOCK_N
-# x B; e.g. 32 programs per sample for the 512->256 upsampling layer, whose 9.4 MB per sample dominate).
-WEIGHT_TILES = TileConfig(1, 16, 64, 4, 1)
-WEIGHT_TILES_UP = TileConfig(1, 8, 32, 2, 1)  # 9 fp32 tap tiles + their blur compositions live at once
+# mod_weight_kernel (memory-bound: reads W and delta, writes the per-sample weight once): BLOCK_N output channels x
+# BLOCK_K input channels per step, narrow in N so that B=1 still spreads over many SMs; upsampling programs write one
+# phase each (grid Cout/BLOCK_N x B x 4). convs.8 (512->256 up, 9.4 MB per sample) at B=1: 128 programs; convs.9
+# (256->256): 32. Not timed yet (hs-bench kernels times the staged pair as a whole).
+WEIGHT_TILES = TileConfig(1, 8, 64, 2, 1)
+WEIGHT_TILES_UP = TileConfig(1, 8, 32, 2, 1)  # the 9 fp32 tap tiles and one phase's blur compositions live at once
 
 
 @triton.jit
@@ -64,8 +66,10 @@ def _store_phase(wq_base, off, mask, w00, w01, w02, w10, w11, w12, w20, w21, w22
 def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
                       DELTA_MODE: tl.constexpr, DEMOD: tl.constexpr, UP: tl.constexpr,
                       BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """wq[b, n, p, t, k] (T) and coef[b, n] (fp32); see the module docstring. Grid (cdiv(Cout, BLOCK_N), B)."""
+    """wq[b, n, p, t, k] (T) and coef[b, n] (fp32); see the module docstring. Grid (cdiv(Cout, BLOCK_N), B, P):
+    program (., b, p) writes phase p (P = 4 when upsampling, else 1); the phase-0 programs write coef."""
     b64 = tl.program_id(1).to(tl.int64)
+    ph = tl.program_id(2)
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = offs_n < Cout
     style_base = style_ptr + b64 * Cin
@@ -83,10 +87,14 @@ def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
                                                                  DELTA_MODE)
             if DEMOD:
                 sig += _sumsq9(w00, w01, w02, w10, w11, w12, w20, w21, w22)
-            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 0)
-            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 1)
-            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 0)
-            _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 1)
+            if ph == 0:
+                _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 0)
+            elif ph == 1:
+                _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 0, 1)
+            elif ph == 2:
+                _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 0)
+            else:
+                _store_phase(wq_base, off, wk_mask, w00, w01, w02, w10, w11, w12, w20, w21, w22, Cin, 1, 1)
         else:
             for t in tl.static_range(9):
                 wm = _mod_w(w_ptr, d_base, w_off, wk_mask, s, sm, t, Cin, DELTA_MODE)
@@ -98,7 +106,8 @@ def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
         coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
     else:
         coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
-    tl.store(coef_ptr + b64 * Cout + offs_n, coef, mask=n_ok)
+    if ph == 0:
+        tl.store(coef_ptr + b64 * Cout + offs_n, coef, mask=n_ok)
 
 
 @triton.jit(do_not_specialize=["B"])
@@ -153,7 +162,8 @@ def ready_config(H: int, W: int, Cin: int, Cout: int, dtype: str = "fp16", arch:
 def staged_launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig):
     """((weight grid), (conv grid)) for the two launches; blocks (32*num_warps, 1, 1)."""
     wt = WEIGHT_TILES_UP if upsample else WEIGHT_TILES
-    return (cdiv(Cout, wt.block_n), B), (cdiv(H * W, cfg.block_m), cdiv(Cout, cfg.block_n), (4 if upsample else 1) * B)
+    p = 4 if upsample else 1
+    return (cdiv(Cout, wt.block_n), B, p), (cdiv(H * W, cfg.block_m), cdiv(Cout, cfg.block_n), p * B)
 
 
 def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,

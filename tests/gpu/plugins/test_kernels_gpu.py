@@ -55,10 +55,10 @@ def _f32(t):
     return {k: None if v is None else v.float() for k, v in t.items()}
 
 
-# The fused kernel on every layer (TensorRT's AOT path runs it everywhere); the staged pair on the layers the strategy
-# stages plus two small ones (a plain and an upsampling 512-channel layer).
-CONV_CASES = [(s, "fused") for s in CONVS] + \
-    [(s, "staged") for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")]
+# The staged pair on the layers the strategy stages plus two small ones (a plain and an upsampling 512-channel layer),
+# then the fused kernel on every layer (TensorRT's AOT path runs it everywhere).
+CONV_CASES = [(s, "staged") for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")] + \
+    [(s, "fused") for s in CONVS]
 
 
 @pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
@@ -163,14 +163,20 @@ def test_launch_raw_staged_layer_on_a_side_stream(given):
     y = torch.full((3, 256, 256, 128), float("nan"), device="cuda", dtype=torch.float16)
     need = workspace_bytes(3, 128, 128, 256, 128, 1, "float16")
     assert need > 0
-    ws = torch.empty(need, device="cuda", dtype=torch.uint8) if given else None
+    ws = torch.full((need,), 255, device="cuda", dtype=torch.uint8) if given else None
     s = torch.cuda.Stream()
-    torch.cuda.synchronize()
     p = {k: v.data_ptr() for k, v in t.items()}
+    launch_raw(**p, y=y.data_ptr(), B=3, H=128, W=128, Cin=256, Cout=128, upsample=1, delta_mode=1, demodulate=1,
+               dtype="float16", stream=s.cuda_stream, workspace=ws.data_ptr() if given else 0)  # compiles
+    torch.cuda.synchronize()
+    allocs = torch.cuda.memory_stats()["allocation.all.allocated"]
     launch_raw(**p, y=y.data_ptr(), B=3, H=128, W=128, Cin=256, Cout=128, upsample=1, delta_mode=1, demodulate=1,
                dtype="float16", stream=s.cuda_stream, workspace=ws.data_ptr() if given else 0)
     s.synchronize()
     _check(y, mod_conv_ref(**_f32(t), **a), torch.float16)
+    if given:  # the weights went through the given buffer, and nothing was allocated for them
+        assert torch.cuda.memory_stats()["allocation.all.allocated"] == allocs
+        assert (ws != 255).float().mean() > 0.5
 
 
 def test_launch_raw_on_a_side_stream():

@@ -59,7 +59,9 @@ def test_staged_kernels_compile_without_spills(all_rows):
     bad = [(r["op"], r["layer"], r["delta_mode"], r["tiles"], r["spill_bytes"], r["shared_bytes"])
            for r in ready + weight if r["spill_bytes"] or r["shared_bytes"] > H100_SMEM_PER_BLOCK]
     assert not bad, bad
-    assert all(r["mma"] > 0 for r in ready) and all(r["mma"] == 0 and r["ldg_scalar"] == 0 for r in weight)
+    assert all(r["mma"] > 0 for r in ready)
+    # the weight kernel streams W / delta as vectors; at most the style slice [BLOCK_K] per K step is a scalar load
+    assert all(r["mma"] == 0 and r["ldg_scalar"] <= 1 and r["ldg_vector"] >= 9 for r in weight), weight
     assert sum(r["tiles"].startswith("256x128x64") for r in ready) == 4  # the >= 128-channel layers
 
 

@@ -95,14 +95,25 @@ def test_staged_with_every_production_tile(triton_interp, upsample, h, cin, cout
 
 
 def test_staged_writes_every_output_and_uses_the_given_workspace(triton_interp):
+    """Every output element is written, and the weights go through the caller's workspace: the per-sample weights
+    and coef are found in it afterwards (a launcher that allocated its own buffer would leave it untouched)."""
     t = _mod_conv_case(2, 4, 4, 16, 16, 1, 2, torch.float32, seed=7)
     off, total = workspace_layout(2, 16, 16, 1, "fp32")
-    ws = torch.full((total + 64,), 255, dtype=torch.uint8)  # larger than needed is fine
     out = torch.full((2, 8, 8, 16), float("nan"))
-    got = triton_interp.call(STAGED, **t, upsample=1, delta_mode=2, out=out, cfg=SMALL, workspace=ws)
+    got, ws = triton_interp.call("tests.unit.plugins._staged_probe:staged_into_own_workspace", total + 64, 255, **t,
+                                 upsample=1, delta_mode=2, out=out, cfg=SMALL)
     _assert_close(got, _ref32(mod_conv_ref, t, upsample=1, delta_mode=2), torch.float32)  # no NaN left
+    wq = ws[:2 * 16 * 4 * 9 * 16 * 4].view(torch.float32).view(2, 16, 4, 9, 16)  # [B,Cout,P,9,Cin]
+    coef = ws[off:total].view(torch.float32).view(2, 16)
+    assert torch.isfinite(wq).all() and torch.isfinite(coef).all()  # 0xFF bytes are NaNs: all overwritten
+    s = t["style"][:, None, :] * (1 + t["delta"])  # per-channel delta: W'[b,o,tap,i] = W[o,tap,i] * s[b,i](1+d)
+    w1 = t["weight"].reshape(16, 9, 16)[None] * s[:, :, None, :]
+    want_coef = (1 / 12) * torch.rsqrt((1 / 144) * w1.pow(2).sum((2, 3)) + 1e-8)  # scale = 1/sqrt(9*16)
+    torch.testing.assert_close(coef, want_coef, rtol=1e-5, atol=1e-6)
+    assert (ws[total:] == 255).all()  # nothing written past the layout
     with pytest.raises(RuntimeError, match="workspace needs"):
-        triton_interp.call(STAGED, **t, upsample=1, delta_mode=2, cfg=SMALL, workspace=ws[:total - 1])
+        triton_interp.call(STAGED, **t, upsample=1, delta_mode=2, cfg=SMALL, workspace=torch.zeros(total - 1,
+                                                                                                  dtype=torch.uint8))
 
 
 def test_run_cuda_rejects_an_unknown_strategy():
