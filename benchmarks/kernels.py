@@ -233,11 +233,12 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
         us_f, how_f = timer(fused, warmup, iters)
         us_r, how_r = timer(route, warmup, iters)
         staged = us_s = err_s = None
-        pick = "fused"
+        pick, hows = "fused", [how_f, how_r]
         if conv:
             staged = fused_kernel(c, t16, staged_tiles, "staged")
             err_s = _run_checked(staged, ref, staged_tiles, s.name, "staged-tiles")
-            us_s, _ = timer(staged, warmup, iters)
+            us_s, how_s = timer(staged, warmup, iters)
+            hows.insert(1, how_s)
             pick = select_strategy(c.h, c.h, int(s.kind == "up"))
         us_k, err_k = (us_s, err_s) if pick == "staged" else (us_f, err_f)
         rows.append(dict(layer=s.name, idx=s.idx, kind=s.kind, res=s.res, cin=s.in_ch, cout=s.out_ch, batch=c.batch,
@@ -245,7 +246,7 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
                          kernel_us=us_k, speedup=us_r / us_k, kernel_tflops=c.flops / us_k / 1e6,
                          route_tflops=c.flops / us_r / 1e6, fused_err=err_f, staged_err=err_s, kernel_err=err_k,
                          route_err=err_r, ref_max=ref.abs().max().item(),
-                         timing=how_f if how_f == how_r else f"{how_f}/{how_r}",
+                         timing=hows[0] if len(set(hows)) == 1 else "/".join(hows),  # fused[/staged]/route
                          gpu=torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter dry run)"))
         del t32, t16, ref, fused, route, staged
         if on_row is not None:

@@ -137,52 +137,62 @@ def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | No
 
         register_plugins(fl.name)
     log = _make_logger(trt)
-    builder = trt.Builder(log)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, log)
-    if aot:  # the QDP route parses a rewritten model; its path argument still locates the external weights
-        parsed = parser.parse(qdp_model_bytes(onnx_path), str(onnx_path))
-    else:
-        parsed = parser.parse_from_file(str(onnx_path))
-    if not parsed:
-        errs = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-        raise HsError(f"TensorRT ({fl.name}) could not parse {onnx_path.name}: "
-                      f"{(errs[0] if errs else _errors(log)).splitlines()[0][:300]}")
-    config = builder.create_builder_config()
-    if options.profile:
-        prof = builder.create_optimization_profile()
-        for name, lo, opt, hi in options.profile:
-            prof.set_shape(name, lo, opt, hi)
-        config.add_optimization_profile(prof)
-    if options.optimization_level is not None:
-        config.builder_optimization_level = options.optimization_level
-    if options.workspace_bytes is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
-    if fl.is_rtx and options.compute_capabilities:
-        config.num_compute_capabilities = len(options.compute_capabilities)
-        for i, cc in enumerate(options.compute_capabilities):
-            if not hasattr(trt.ComputeCapability, cc):
-                raise HsError(f"unknown compute capability {cc!r}; expected one of "
-                              f"{list(trt.ComputeCapability.__members__)}")
-            config.set_compute_capability(getattr(trt.ComputeCapability, cc), i)
-    cache = None
-    if timing_cache is not None and not fl.is_rtx:  # RTX: timing-cache calls are deprecated no-ops (kernels JIT)
-        try:
-            blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-        except OSError:
-            blob = b""  # the timing cache is an optimization only
-        cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=True)
-    engine = builder.build_serialized_network(network, config)
-    if engine is None:
-        raise HsError(f"TensorRT ({fl.name}) failed to build {onnx_path.name}: {_errors(log)}")
-    if cache is not None:
-        try:
-            timing_cache.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
-        except (OSError, HsError):
-            pass  # the timing cache is an optimization only
-    return bytes(engine)
+    builder = network = parser = config = prof = cache = None
+    try:
+        builder = trt.Builder(log)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        parser = trt.OnnxParser(network, log)
+        if aot:  # the QDP route parses a rewritten model; its path argument still locates the external weights
+            parsed = parser.parse(qdp_model_bytes(onnx_path), str(onnx_path))
+        else:
+            parsed = parser.parse_from_file(str(onnx_path))
+        if not parsed:
+            errs = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+            raise HsError(f"TensorRT ({fl.name}) could not parse {onnx_path.name}: "
+                          f"{(errs[0] if errs else _errors(log)).splitlines()[0][:300]}")
+        config = builder.create_builder_config()
+        if options.profile:
+            prof = builder.create_optimization_profile()
+            for name, lo, opt, hi in options.profile:
+                prof.set_shape(name, lo, opt, hi)
+            config.add_optimization_profile(prof)
+        if options.optimization_level is not None:
+            config.builder_optimization_level = options.optimization_level
+        if options.workspace_bytes is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+        if fl.is_rtx and options.compute_capabilities:
+            config.num_compute_capabilities = len(options.compute_capabilities)
+            for i, cc in enumerate(options.compute_capabilities):
+                if not hasattr(trt.ComputeCapability, cc):
+                    raise HsError(f"unknown compute capability {cc!r}; expected one of "
+                                  f"{list(trt.ComputeCapability.__members__)}")
+                config.set_compute_capability(getattr(trt.ComputeCapability, cc), i)
+        cache = None
+        if timing_cache is not None and not fl.is_rtx:  # RTX: timing-cache calls are deprecated no-ops (kernels JIT)
+            try:
+                blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+            except OSError:
+                blob = b""  # the timing cache is an optimization only
+            cache = config.create_timing_cache(blob)
+            config.set_timing_cache(cache, ignore_mismatch=True)
+        engine = builder.build_serialized_network(network, config)
+        if engine is None:
+            raise HsError(f"TensorRT ({fl.name}) failed to build {onnx_path.name}: {_errors(log)}")
+        if cache is not None:
+            try:
+                timing_cache.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+            except (OSError, HsError):
+                pass  # the timing cache is an optimization only
+        return bytes(engine)
+    finally:
+        # TensorRT objects go in dependency order: the parser (it owns the network's weights), the network, the
+        # builder-made objects, then the builder. Python would free them in the order they were assigned, the
+        # builder first, which leaves the network dangling: a crash at some later, unrelated point.
+        del parser
+        del network
+        del cache, prof, config
+        del builder
 
 
 def _place(src: Path, dst: Path) -> None:

@@ -1,7 +1,8 @@
 """TensorRT helpers shared by the plugin tests: parse an ONNX model, count plugin layers, build (static or 1..8).
 
-The ONNX parser owns the weights of the network it fills, so it must outlive the network's use: `parse` keeps every
-parser (and its logger) alive for the test session instead of letting it be freed under a live network.
+The ONNX parser owns the weights of the network it fills, so it must outlive the network's use, and a builder freed
+before its network leaves the network dangling (a crash at some later, unrelated point): `parse` keeps every logger,
+builder, network and parser alive for the test session instead of leaving their destruction order to chance.
 """
 
 _ALIVE = []
@@ -13,7 +14,7 @@ def parse(trt, model):
     builder = trt.Builder(logger)
     net = builder.create_network(0)
     parser = trt.OnnxParser(net, logger)
-    _ALIVE.append((logger, parser))
+    _ALIVE.append((logger, builder, net, parser))
     ok = parser.parse(model.SerializeToString())
     assert ok, [parser.get_error(i).desc() for i in range(parser.num_errors)]
     return builder, net
