@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
     p.add_argument("--tiles", help="override the fused StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
     p.add_argument("--staged-tiles", help="override the staged path's conv tiles, e.g. 256x128x64/w8/s3")
-    p.add_argument("--json", help="also write the rows as JSON here (rewritten after every row; complete: true at the end)")
+    p.add_argument("--json", help="also write the rows as JSON here (rewritten after every row; complete: true at "
+                                  "the end)")
     p.add_argument("--config", default="ffhq1024", help=argparse.SUPPRESS)  # tests: the tiny config
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                    help="cpu: the harness's own dry run (needs TRITON_INTERPRET=1; its timings mean nothing)")

@@ -1,7 +1,7 @@
 """`torch.ops.hyperstyle.mod_conv` (CPU: reference, CUDA: the Triton kernels, fused or staged per layer, fake/meta
 for torch.compile, export and CUDA graphs), the Python API `mod_conv(..., impl="ref"|"cuda")` and the raw-pointer
-launcher that the TensorRT plugin's enqueue calls (`launch_raw`). Importing this module needs neither triton nor a GPU; kernels compile lazily at
-first use (Triton's cache, keyed by source and arch).
+launcher that the TensorRT plugin's enqueue calls (`launch_raw`). Importing this module needs neither triton nor a
+GPU; kernels compile lazily at first use (Triton's cache, keyed by source and arch).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ def _row(layer, kind, res, batch, ours, route, pick="fused", other=None):
 
 def test_goals_report_met_and_missed_with_the_figures():
     rows = [_row("conv1", "conv", 4, 8, 10.0, 50.0, other=30.0), _row("convs.5", "conv", 32, 8, 10.0, 15.0, other=9.0),
-            _row("convs.15", "conv", 1024, 8, 100.0, 90.0, "staged", 120.0), _row("to_rgbs.7", "rgb", 1024, 8, 5.0, 20.0)]
+            _row("convs.15", "conv", 1024, 8, 100.0, 90.0, "staged", 120.0),
+            _row("to_rgbs.7", "rgb", 1024, 8, 5.0, 20.0)]
     g = kb.goals(rows)
     assert g[0].startswith("MISS") and "convs.15@B8 0.90x" in g[0]
     assert g[1].startswith("MISS") and "convs.5@B8 1.50x" in g[1] and "conv1" not in g[1]

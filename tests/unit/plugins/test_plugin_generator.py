@@ -60,7 +60,8 @@ def test_equals_reference_generator_fp32(setup):
 
 def test_ohwi_weights_are_cached_in_inference_and_rebuilt_when_a_weight_changes():
     """Eager no-grad forwards reuse one OHWI copy per layer; an in-place weight update (version bump) rebuilds
-    that layer's copy only, so the output follows the weights; writes through .data need clear_weight_cache(); with autograd on, the transpose stays in the graph."""
+    that layer's copy only, so the output follows the weights; writes through .data need clear_weight_cache();
+    with autograd on, the transpose stays in the graph."""
     cfg = get_config("tiny")
     gen = fill_module_(Generator(cfg.generator), "decoder.").eval()
     pg = PluginGenerator(gen, {}).eval()
