@@ -85,15 +85,21 @@ def _k_setup(style_base, d_base, k0, Cin, offs_n, n_ok, BLOCK_K: tl.constexpr, D
 
 
 @triton.jit
-def _coef_bias(sig, Cin, bias_ptr, offs_n, n_ok, DEMOD: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Per-output-channel epilogue operands: coef = scale*rsqrt(scale^2*sig + 1e-8) (scale = 1/sqrt(9 Cin); just
-    scale without demodulation) and the bias, both fp32 [BLOCK_N]."""
+def _coef(sig, Cin, DEMOD: tl.constexpr, BLOCK_N: tl.constexpr):
+    """coef = scale*rsqrt(scale^2*sig + 1e-8) (scale = 1/sqrt(9 Cin); just scale without demodulation), fp32
+    [BLOCK_N]; sig = sum of W'^2 per output channel."""
     scale = 1.0 / tl.sqrt(Cin * 9.0)
     if DEMOD:
         coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
     else:
         coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
-    return coef, tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    return coef
+
+
+@triton.jit
+def _coef_bias(sig, Cin, bias_ptr, offs_n, n_ok, DEMOD: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per-output-channel epilogue operands: _coef and the bias, both fp32 [BLOCK_N]."""
+    return _coef(sig, Cin, DEMOD, BLOCK_N), tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
 
 
 @triton.jit

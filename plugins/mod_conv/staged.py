@@ -30,8 +30,8 @@ import triton
 import triton.language as tl
 
 from plugins._triton import TileConfig, cdiv, triton_dtype
-from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _compose, _delta_base, _epilogue, _k_setup, _load_x, _mod_w,
-                                     _mod_w9, _precision, _sumsq9, prepare_launch, select_config)
+from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _coef, _compose, _delta_base, _epilogue, _k_setup, _load_x,
+                                     _mod_w, _mod_w9, _precision, _sumsq9, prepare_launch, select_config)
 from plugins.mod_conv.strategy import workspace_layout
 
 # mod_weight_kernel (memory-bound: reads W and delta, writes the per-sample weight once): BLOCK_N output channels x
@@ -101,13 +101,8 @@ def mod_weight_kernel(style_ptr, w_ptr, d_ptr, B, Cin, Cout, wq_ptr, coef_ptr,
                 if DEMOD:
                     sig += tl.sum(wm * wm, axis=0)
                 tl.store(wq_base + off + t * Cin, wm.to(wq_ptr.dtype.element_ty), mask=wk_mask)
-    scale = 1.0 / tl.sqrt(Cin * 9.0)
-    if DEMOD:
-        coef = scale * tl.rsqrt(scale * scale * sig + 1e-8)
-    else:
-        coef = tl.zeros([BLOCK_N], dtype=tl.float32) + scale
     if ph == 0:
-        tl.store(coef_ptr + b64 * Cout + offs_n, coef, mask=n_ok)
+        tl.store(coef_ptr + b64 * Cout + offs_n, _coef(sig, Cin, DEMOD, BLOCK_N), mask=n_ok)
 
 
 @triton.jit(do_not_specialize=["B"])
