@@ -98,7 +98,7 @@ def analyze(kernel, arch: int = 90) -> Codegen:
                    sum(c for o, c in ops.items() if o.startswith(("HMMA", "HGMMA"))), sum(ops.values()))
 
 
-def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2)) -> list[dict]:
+def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2), dtype: str = "fp16") -> list[dict]:
     """One entry per distinct (kernel, shape class, delta mode) of the generator: what the tile choice sees.
     op "mod_conv": the fused kernel (every StyledConv: TensorRT's AOT path runs it everywhere); for the layers the
     strategy stages, "mod_ready" (the ready-weight conv; delta_mode None: it never reads delta) and "mod_weight"
@@ -114,7 +114,7 @@ def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2)) -> list[dict]:
             keys = [("to_rgb", h, s.in_ch, 3, 0, int(s.idx > 1), m) for m in sorted({0, 1} & set(delta_modes))]
         else:
             keys = [("mod_conv", h, s.in_ch, s.out_ch, up, 0, m) for m in delta_modes]
-            if select_strategy(h, h, up) == "staged":
+            if select_strategy(h, h, up, dtype) == "staged":
                 keys.append(("mod_ready", h, s.in_ch, s.out_ch, up, 0, None))
                 keys += [("mod_weight", 0, 0, 0, up, 0, m) for m in delta_modes if ("mod_weight", up, m) not in seen]
                 seen |= {("mod_weight", up, m) for m in delta_modes}
@@ -152,7 +152,7 @@ def run_codegen(dtype: str = "fp16", arch: int = 90, delta_modes=(0, 1, 2), conf
     except ImportError:
         raise HsError("hs-bench codegen needs triton (pip install 'hyperstyle-trt[kernels]')") from None
     rows = []
-    for v in variants(config, delta_modes):
+    for v in variants(config, delta_modes, dtype):
         k, cfg = compile_variant(v, dtype, arch)
         c = analyze(k, arch)
         tiles = f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}/w{cfg.num_warps}/s{cfg.num_stages}"

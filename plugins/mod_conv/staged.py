@@ -145,9 +145,12 @@ def ready_config(H: int, W: int, Cin: int, Cout: int, dtype: str = "fp16", arch:
     """Tiles of mod_conv_ready_kernel for the H x W positions of one phase: KERNELS.md's measured winner
     M256xN128xK64/w8/s3 at >= 128 output channels beyond 32^2 on LARGE_SMEM_ARCHS (144 KB of shared memory; no
     register spills for the ready kernel on sm_90, where the fused one spills), else the fused kernel's 3x3 tiles
-    (with 8 warps instead of 4 for the 32-channel layers on sm_8x; `hs-bench codegen --arch 89`)."""
+    (with 8 warps instead of 4 for the 32-channel layers on sm_8x; `hs-bench codegen --arch 89`). fp32 (every layer
+    is staged, plugins.mod_conv.strategy) compiles without a spill on sm_90 and sm_89 (`--dtype fp32`)."""
     if dtype == "fp16" and arch in LARGE_SMEM_ARCHS and H * W > 1024 and Cout >= 128:
         return TileConfig(256, 128, 64, 8, 3)
+    if dtype != "fp16" and H * W <= 16:  # fp32 at 4^2: 16x64x64/w8 spills 8-24 B (sm_90/89, Triton 3.6/3.9); this none
+        return TileConfig(16, 64, 32, 4, 3)
     cfg = select_config(H, W, Cin, Cout, 0, dtype, arch)
     if arch < 90 and cfg == TileConfig(256, 32, 32, 4, 4):  # sm_8x, Triton 3.6: 4 warps spill 120 B, 8 warps none
         return TileConfig(256, 32, 32, 8, 4)

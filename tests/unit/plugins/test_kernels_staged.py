@@ -72,6 +72,21 @@ def test_strategy_stages_exactly_the_layers_at_128_squared_and_above():
     assert workspace_bytes(8, 64, 64, 512, 512, 0) == 0  # fused layers need none
 
 
+def test_fp32_stages_every_layer():
+    """fp32 runs staged everywhere (its fused kernels spill; strategy.py), with the fp32 workspace; unknown dtypes
+    are refused in one line."""
+    for s in get_config("ffhq1024").layers:
+        if s.kind != "rgb":
+            up = int(s.kind == "up")
+            h = s.res // 2 if up else s.res
+            for name in ("fp32", "float32"):
+                assert select_strategy(h, h, up, name) == "staged", (s.name, name)
+    assert workspace_bytes(2, 4, 4, 512, 512, 0, "float32") == workspace_layout(2, 512, 512, 0, "fp32")[1]
+    assert workspace_layout(2, 512, 512, 1, "fp32")[0] == 2 * 512 * 4 * 9 * 512 * 4
+    with pytest.raises(ValueError, match="select_strategy: dtype must be one of"):
+        select_strategy(64, 64, 0, "bf16")
+
+
 def test_workspace_layout_sizes_and_alignment():
     off, total = workspace_layout(8, 512, 256, 1, "fp16")
     assert off == 8 * 256 * 4 * 9 * 512 * 2 and total == off + 8 * 256 * 4  # 75.5 MB of phase weights + coef
@@ -92,6 +107,28 @@ def test_staged_with_every_production_tile(triton_interp, upsample, h, cin, cout
     t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float16, seed=17)
     a = dict(upsample=upsample, delta_mode=1, demodulate=1)
     _assert_close(triton_interp.call(STAGED, **t, **a, cfg=cfg), _ref32(mod_conv_ref, t, **a), torch.float16)
+
+
+def _fp32_ready_tiles():
+    """The distinct (fp32 ready-kernel tiles, upsample) of the FFHQ-1024 StyledConvs (fp32 stages every layer)."""
+    from plugins.mod_conv.staged import ready_config
+
+    out = []
+    for s in get_config("ffhq1024").layers:
+        if s.kind != "rgb":
+            up = int(s.kind == "up")
+            h = s.res // 2 if up else s.res
+            key = (ready_config(h, h, s.in_ch, s.out_ch, "fp32", 90), up)
+            out += [key] if key not in out else []
+    return out
+
+
+@pytest.mark.parametrize("cfg, upsample", _fp32_ready_tiles(), ids=str)
+def test_staged_fp32_with_every_production_tile(triton_interp, cfg, upsample):
+    """fp32 runs staged on every layer: each of its ready-kernel tiles on a small ragged problem, vs the reference."""
+    t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float32, seed=19)
+    a = dict(upsample=upsample, delta_mode=1, demodulate=1)
+    _assert_close(triton_interp.call(STAGED, **t, **a, cfg=cfg), _ref32(mod_conv_ref, t, **a), torch.float32)
 
 
 def test_staged_writes_every_output_and_uses_the_given_workspace(triton_interp):

@@ -122,14 +122,17 @@ def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch, key, a
     assert calls == [want]
 
 
-@pytest.mark.parametrize("h, up, staged", [(8, 1, False), (64, 0, False), (64, 1, True), (128, 0, True)],
-                         ids=["8up", "64", "64up", "128"])
-def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up, staged):
-    """get_workspace_size reads the profile's max dims: a staged layer (output >= 128^2) gets its per-sample
-    weights for the largest batch, a fused one nothing; to_rgb never needs any."""
+@pytest.mark.parametrize("h, up, dtype, staged", [(8, 1, "HALF", False), (64, 0, "HALF", False),
+                                                  (64, 1, "HALF", True), (128, 0, "HALF", True),
+                                                  (4, 0, "FLOAT", True), (8, 1, "FLOAT", True)],
+                         ids=["8up", "64", "64up", "128", "fp32-4", "fp32-8up"])
+def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up, dtype, staged):
+    """get_workspace_size reads the profile's max dims: a staged layer (fp16 output >= 128^2, every fp32 layer) gets
+    its per-sample weights for the largest batch, a fused one nothing; to_rgb never needs any."""
     from plugins.mod_conv.strategy import workspace_layout
 
-    H = trt.DataType.HALF
+    H = getattr(trt.DataType, dtype)
+    item = 2 if dtype == "HALF" else 4
     cin, cout, bmax = 16, 24, 8
     shapes = [(bmax, h, h, cin), (bmax, cin), (cout, 3, 3, cin), ((1 + up) * h, (1 + up) * h), (cout,)]
     inp = []
@@ -139,9 +142,9 @@ def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up
         inp.append(d)
     Plugin, _ = _classes("mod_conv")
     got = Plugin({"upsample": up}).get_workspace_size(inp, [])
-    assert got == (workspace_layout(bmax, cin, cout, up, "float16")[1] if staged else 0)
+    assert got == (workspace_layout(bmax, cin, cout, up, "float16" if item == 2 else "float32")[1] if staged else 0)
     if staged:
-        assert got >= bmax * cout * (4 if up else 1) * 9 * cin * 2 + bmax * cout * 4
+        assert got >= bmax * cout * (4 if up else 1) * 9 * cin * item + bmax * cout * 4
     rgb, _ = _classes("to_rgb")
     assert rgb({}).get_workspace_size(inp[:2] + [inp[2]], []) == 0
 
