@@ -74,6 +74,37 @@ def test_goals_report_met_and_missed_with_the_figures():
     assert all(line.startswith("MET") for line in g[:-1]) and "within 5% of the faster path on all 2 rows" in g[-1]
 
 
+def test_goals_mark_a_partial_run_and_eager_rows():
+    rows = [_row("conv1", "conv", 4, 8, 10.0, 50.0, other=30.0), _row("convs.5", "conv", 32, 8, 10.0, 35.0, other=19.0)]
+    rows[1]["timing"] = "graph/graph/eager"
+    g = kb.goals(rows, expected=52)
+    assert all(line.endswith("[partial: 2/52 rows]") for line in g), g
+    assert any(line.startswith("NOTE timing: eager (not CUDA-graph) on 1 rows: convs.5@B8") for line in g), g
+    assert not any("partial" in line or "NOTE" in line for line in kb.goals(rows[:1], expected=1))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("layer", ["conv1", "convs.0", "to_rgbs.0", "to_rgbs.1"])
+def test_route_layouts_equal_the_reference_and_keep_their_layout(layout, layer):
+    """Both route layouts compute the reference's math (fp32, CPU) and keep activations as stored: "cl" works on
+    [1,B*C,H,W] channels_last (memory [H,W,B,C]) from input to output, so no layer converts layouts."""
+    c = next(c for c in kb.bench_cases((2,), [layer], config="tiny"))
+    t = kb._inputs(c, "cpu")
+    ref = kb.fp32_reference(c, t)
+    y = kb.torch_route(c, t, layout)()
+    torch.testing.assert_close(y.permute(0, 2, 3, 1), ref, rtol=1e-4, atol=1e-4)
+    if layout == "cl":
+        x = kb.route_input(t["x"], "cl")
+        assert x.is_contiguous(memory_format=torch.channels_last) and x.shape[0] == 1
+        # the standard strides, batch included (what torch's conv dispatch needs to see channels_last)
+        assert x.stride() == torch.empty(x.shape, memory_format=torch.channels_last).stride()
+        if c.layer.kind != "rgb":
+            b, ch, h, w = y.shape
+            assert y.stride() == (ch, 1, w * b * ch, b * ch), y.stride()  # memory [H,W,B,C]
+    with pytest.raises(HsError, match="route layout must be one of"):
+        kb.route_input(t["x"], "nhwc")
+
+
 def test_tiles_option_parses_or_refuses_in_one_line():
     assert kb.parse_tiles("128x64x32/w8/s3") == kb.TileConfig(128, 64, 32, 8, 3)
     with pytest.raises(HsError, match="--tiles must look like"):
@@ -90,8 +121,11 @@ def test_harness_dry_run_on_cpu_in_the_interpreter(triton_interp):
     cases = kb.bench_cases((1, 2), layers, config="tiny")
     assert [(r["layer"], r["batch"]) for r in rows] == [(c.layer.name, c.batch) for c in cases]
     assert {r["kind"] for r in rows} == {"conv", "up", "rgb"}
-    for r in rows:  # fp16 kernels and route vs the fp32 reference: fp16 rounding, not wrong math
-        assert r["ref_max"] > 0.1 and r["fused_err"] <= 3e-3 * r["ref_max"] and r["route_err"] <= 1e-2 * r["ref_max"], r
+    for r in rows:  # fp16 kernels and route (both layouts) vs the fp32 reference: fp16 rounding, not wrong math
+        assert r["ref_max"] > 0.1 and r["fused_err"] <= 3e-3 * r["ref_max"], r
+        assert set(r["route_err_by_layout"]) == set(kb.ROUTE_LAYOUTS) == set(r["route_us_by_layout"]), r
+        assert all(e <= 1e-2 * r["ref_max"] for e in r["route_err_by_layout"].values()), r
+        assert r["route_us"] == min(r["route_us_by_layout"].values()) == r["route_us_by_layout"][r["route_layout"]]
         assert r["timing"] == "cpu" and r["fused_us"] > 0 and r["speedup"] > 0
         if r["kind"] == "rgb":
             assert r["staged_us"] is None and r["pick"] == "fused"
