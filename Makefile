@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-triton-compat gpu-check demo golden clean
+.PHONY: setup test test-fast test-triton-compat gpu-bundle gpu-check demo golden clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,12 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 # the GPU tests, then the kernel benchmark (table + goals; it runs even when a test failed), logs and JSON under $(OUT).
 # Each step has a time limit (SIGINT: pytest still prints its summary; the benchmark's JSON holds every finished row),
 # so one bounded device call always brings back both.
+# `make gpu-bundle` first (here): the lent machine gets the checkout only, not ../shared beside it, so the golden data
+# that tests/gpu/models needs is copied into ./shared (git-ignored; a shared/ folder inside the checkout travels).
+gpu-bundle:
+	mkdir -p shared/reference
+	rm -rf shared/reference/golden && cp -r ../shared/reference/golden shared/reference/golden
+
 OUT ?= gpu_out
 GPU_PY ?= python3
 GPU_TEST_S ?= 300

@@ -1,11 +1,16 @@
-"""Shared test fixtures. The reference material lives in ../shared next to the repository (CI lays it out so)."""
+"""Shared test fixtures. The reference material lives in ../shared next to the repository (CI lays it out so); HS_SHARED
+overrides that, and a checkout without ../shared (the lent GPU machine: `make gpu-bundle` copies the golden data into
+./shared, which travels with the checkout) uses ./shared."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(os.environ.get("HS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+_REPO = Path(__file__).resolve().parents[1]
+_BESIDE = _REPO.parent / "shared"
+SHARED = Path(os.environ.get("HS_SHARED", _BESIDE if _BESIDE.is_dir() or not (_REPO / "shared").is_dir()
+                             else _REPO / "shared"))
 GOLDEN = SHARED / "reference" / "golden"
 OFFICIAL_KEYS = SHARED / "reference" / "official_keys.json"
 

@@ -5,7 +5,8 @@ ones; the torch custom ops inside a captured CUDA graph (a fused and a staged la
 raw-pointer launcher (TensorRT enqueue path) on a side stream, with and without a caller-given workspace.
 
 Tolerance: max abs error <= REL * max|reference| (fp16 in/out, fp32 accumulation; inputs rounded to fp16 first, so
-only the kernel's own rounding counts). fp32 kernels use IEEE dots and get a tight bound.
+only the kernel's own rounding counts). fp32 kernels use IEEE dots and get a tight bound, against a float64
+reference.
 """
 
 import pytest
@@ -55,6 +56,10 @@ def _f32(t):
     return {k: None if v is None else v.float() for k, v in t.items()}
 
 
+def _f64(t):
+    return {k: None if v is None else v.double() for k, v in t.items()}
+
+
 # The staged pair on the layers the strategy stages plus two small ones (a plain and an upsampling 512-channel layer),
 # then the fused kernel on every layer (TensorRT's AOT path runs it everywhere).
 CONV_CASES = [(s, "staged") for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")] + \
@@ -100,10 +105,11 @@ def test_fp32_kernels_are_tight(name):
 
     spec = next(s for s in CONVS if s.name == name)
     t, a = _conv_inputs(spec, 2, 1, torch.float32)
-    _check(mod_conv_triton(**t, **a), mod_conv_ref(**t, **a), torch.float32)
-    _check(mod_conv_staged(**t, **a), mod_conv_ref(**t, **a), torch.float32)
+    want = mod_conv_ref(**_f64(t), **a)  # float64: cuDNN's fp32 algorithms (Winograd, FFT) may err near the bound
+    _check(mod_conv_triton(**t, **a), want, torch.float32)
+    _check(mod_conv_staged(**t, **a), want, torch.float32)
     t = _rgb_inputs(RGBS[3], 2, 1, torch.float32)
-    _check(to_rgb_triton(**t, delta_mode=1), to_rgb_ref(**t, delta_mode=1), torch.float32)
+    _check(to_rgb_triton(**t, delta_mode=1), to_rgb_ref(**_f64(t), delta_mode=1), torch.float32)
 
 
 @pytest.mark.parametrize("name", ["convs.6", "convs.8"], ids=["fused", "staged"])
@@ -166,17 +172,21 @@ def test_launch_raw_staged_layer_on_a_side_stream(given):
     ws = torch.full((need,), 255, device="cuda", dtype=torch.uint8) if given else None
     s = torch.cuda.Stream()
     p = {k: v.data_ptr() for k, v in t.items()}
+    torch.cuda.synchronize()  # inputs were written on the default stream
     launch_raw(**p, y=y.data_ptr(), B=3, H=128, W=128, Cin=256, Cout=128, upsample=1, delta_mode=1, demodulate=1,
                dtype="float16", stream=s.cuda_stream, workspace=ws.data_ptr() if given else 0)  # compiles
     torch.cuda.synchronize()
-    allocs = torch.cuda.memory_stats()["allocation.all.allocated"]
+    allocs = torch.cuda.memory_stats()["allocation.all.allocated"]  # a running count of allocation requests
     launch_raw(**p, y=y.data_ptr(), B=3, H=128, W=128, Cin=256, Cout=128, upsample=1, delta_mode=1, demodulate=1,
                dtype="float16", stream=s.cuda_stream, workspace=ws.data_ptr() if given else 0)
     s.synchronize()
+    new_allocs = torch.cuda.memory_stats()["allocation.all.allocated"] - allocs  # before the reference allocates
     _check(y, mod_conv_ref(**_f32(t), **a), torch.float16)
     if given:  # the weights went through the given buffer, and nothing was allocated for them
-        assert torch.cuda.memory_stats()["allocation.all.allocated"] == allocs
+        assert new_allocs == 0
         assert (ws != 255).float().mean() > 0.5
+    else:  # the launcher allocated the workspace itself
+        assert new_allocs >= 1
 
 
 def test_launch_raw_on_a_side_stream():
