@@ -85,6 +85,23 @@ def test_strategy_on_this_gpu_matches_the_documented_split():
                                                         s.res // (2 if s.kind == "up" else 1),
                                                         int(s.kind == "up")) == "staged"]
     assert staged == [s.name for s in CONVS if s.res >= 128]
+    assert all(select_strategy(s.res, s.res, int(s.kind == "up"), "float32") == "staged" for s in CONVS)
+
+
+@pytest.mark.parametrize("name", ["conv1", "convs.2"])
+def test_fp32_custom_op_runs_staged_and_tight(name, monkeypatch):
+    """fp32 through the custom op (the path of fp32 PyTorch code and engines) dispatches to the staged pair on a
+    small layer too, and matches the float64 reference tightly."""
+    import plugins.mod_conv.staged as staged
+    from plugins.mod_conv.op import mod_conv
+
+    calls = []
+    real = staged.mod_conv_staged
+    monkeypatch.setattr(staged, "mod_conv_staged", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spec = next(s for s in CONVS if s.name == name)
+    t, a = _conv_inputs(spec, 2, 1, torch.float32)
+    _check(mod_conv(**t, **a, impl="cuda"), mod_conv_ref(**_f64(t), **a), torch.float32)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("delta_mode", [0, 1], ids=["nodelta", "delta"])
