@@ -241,8 +241,12 @@ def _sync_free(fn: Callable[[], torch.Tensor]) -> str | None:
 def time_us(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
     """Median µs per call: CUDA-graph replays timed with events, `reps` back-to-back per sample (eager calls if fn
     synchronizes the host or capture fails)."""
-    for _ in range(max(1, warmup)):  # also compiles the Triton kernel before any capture
-        fn()
+    side = torch.cuda.Stream()  # warm-up on a side stream, as torch.cuda.graph's documentation does before capture
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(max(1, warmup)):  # also compiles the Triton kernel before any capture
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     run, how = fn, "eager"
     why = _sync_free(fn)
