@@ -8,6 +8,7 @@ Tolerance: max abs error <= REL * max|reference| (inputs rounded to T first), as
 import pytest
 import torch
 
+from plugins import trt_impls
 from plugins.mod_conv.reference import mod_conv_ref
 from plugins.to_rgb.reference import to_rgb_ref
 
@@ -69,9 +70,13 @@ def test_plugin_enqueue_matches_reference(key, attrs, dtype):
         want = to_rgb_ref(**f32, delta_mode=attrs["delta_mode"])
     out = torch.full(want.shape, float("nan"), device="cuda", dtype=dtype)
     plugin.on_shape_change([_desc(trt, x) for x in ins], [_desc(trt, out)])
+    impl = trt_impls()[key]  # the workspace TensorRT would hand over (fp32 layers run staged: they need one)
+    need = 0 if impl.workspace is None else impl.workspace(plugin.attrs, plugin.shapes, plugin.dtype)
+    ws = torch.empty(max(need, 1), device="cuda", dtype=torch.uint8)
     stream = torch.cuda.Stream()
     torch.cuda.synchronize()
-    assert plugin.enqueue([], [], [x.data_ptr() for x in ins], [out.data_ptr()], 0, stream.cuda_stream) == 0
+    assert plugin.enqueue([], [], [x.data_ptr() for x in ins], [out.data_ptr()], ws.data_ptr() if need else 0,
+                          stream.cuda_stream) == 0
     stream.synchronize()
     err = (out.float() - want).abs().max().item()
     assert torch.isfinite(out).all() and err <= REL[dtype] * want.abs().max().item(), err

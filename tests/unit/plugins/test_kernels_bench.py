@@ -79,7 +79,10 @@ def test_goals_mark_a_partial_run_and_eager_rows():
     rows[1]["timing"] = "graph/graph/eager"
     g = kb.goals(rows, expected=52)
     assert all(line.endswith("[partial: 2/52 rows]") for line in g), g
-    assert any(line.startswith("NOTE timing: eager (not CUDA-graph) on 1 rows: convs.5@B8") for line in g), g
+    assert any(line.startswith("NOTE timing: eager (not CUDA-graph) or failed on 1 rows: convs.5@B8") for line in g), g
+    rows[1]["timing"], rows[1]["route_layout"] = "graph", "nchw"
+    rows[1]["route_timing_by_layout"] = {"nchw": "graph", "cl": "failed: no engine"}
+    assert any("convs.5@B8 route cl (failed: no engine)" in line for line in kb.goals(rows)), kb.goals(rows)
     assert not any("partial" in line or "NOTE" in line for line in kb.goals(rows[:1], expected=1))
 
 
@@ -93,6 +96,8 @@ def test_route_layouts_equal_the_reference_and_keep_their_layout(layout, layer):
     ref = kb.fp32_reference(c, t)
     y = kb.torch_route(c, t, layout)()
     torch.testing.assert_close(y.permute(0, 2, 3, 1), ref, rtol=1e-4, atol=1e-4)
+    if layout == "nchw" and c.layer.kind != "rgb":  # torch's conv dispatch runs NCHW: no hidden relayout
+        assert y.is_contiguous(), y.stride()
     if layout == "cl":
         x = kb.route_input(t["x"], "cl")
         assert x.is_contiguous(memory_format=torch.channels_last) and x.shape[0] == 1
