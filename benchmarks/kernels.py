@@ -6,11 +6,12 @@ Each StyledConv is timed both ways, fused (one launch) and staged (weight kernel
 `pick` is what the op runs for that layer (plugins.mod_conv.strategy.select_strategy): the goals are judged on the
 pick, and a `strategy` line says where the other path was faster (the figures that would move the threshold).
 
-Timing: one call captured in a CUDA graph (after a warm-up call under torch's sync-debug "error" mode: a callable
-that synchronizes the host could not be captured and is timed eagerly instead); each sample times `reps`
-back-to-back replays between two CUDA events (reps chosen so a sample spans >= 200 µs, so launch latency is hidden
-as in a steady pipeline), median over the samples (µs per call). Column `timing` says graph or eager; the goal lines
-say when any row was eager. L2 is not flushed between calls (weights of one layer stay cached on both sides).
+Timing: each callable is warmed up on a side stream, then run once under torch's sync-debug "error" mode (one that
+synchronizes the host could not be captured and is timed eagerly), then captured in a CUDA graph of `calls`
+back-to-back calls (enough for >= 50 µs of GPU work, so Python's replay cost stays hidden for small kernels); each
+sample times `reps` replays between two CUDA events (>= 200 µs), and the median over the samples, per call, is the
+figure (µs). Column `timing` says graph or eager; the goal lines say when any row was eager or a route layout failed.
+L2 is not flushed between calls (the weights of one layer stay cached on both sides).
 The PyTorch route is what a port runs in the fastest layout cuDNN offers for a grouped conv: modulate + demodulate
 the weight, grouped conv (transposed conv for upsampling), 4x4 blur, then noise + bias + lrelu*sqrt(2), timed in two
 activation layouts that need no conversion from layer to layer (cuDNN's heuristic algorithm choice unless
@@ -108,17 +109,9 @@ def route_input(x: torch.Tensor, layout: str) -> torch.Tensor:
         return x.permute(0, 3, 1, 2).contiguous()
     if layout == "cl":
         b, h, w, c = x.shape
-        return torch.as_strided(x.permute(1, 2, 0, 3).contiguous(), (1, b * c, h, w), (b * c * h * w, 1, w * b * c, b * c))
+        hwbc = x.permute(1, 2, 0, 3).contiguous()
+        return torch.as_strided(hwbc, (1, b * c, h, w), (b * c * h * w, 1, w * b * c, b * c))
     raise HsError(f"route layout must be one of {ROUTE_LAYOUTS}, got {layout!r}")
-
-
-def _modulated_weight(w5: torch.Tensor, style: torch.Tensor, d5: torch.Tensor | None,
-                      demodulate: bool = True) -> torch.Tensor:
-    """models.ops.modulated_conv2d's weight: scale * W * (1 + delta) * s, demodulated -> [B,O,I,k,k]."""
-    b, cin = style.shape
-    s, scale = style.view(b, 1, cin, 1, 1), 1 / (cin * w5.shape[-1] ** 2) ** 0.5
-    wt = scale * w5 * s if d5 is None else scale * (w5 * (1 + d5) * s)
-    return wt * torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + 1e-8).view(b, -1, 1, 1, 1) if demodulate else wt
 
 
 def torch_route(c: KernelCase, t: dict, layout: str = "nchw") -> Callable[[], torch.Tensor]:
@@ -126,7 +119,7 @@ def torch_route(c: KernelCase, t: dict, layout: str = "nchw") -> Callable[[], to
     happens here, once, not in the call). Returns a no-argument callable giving [B,C,Ho,Wo] (for "cl" a view of the
     [1,B*C,Ho,Wo] channels_last result). Nothing in the call copies from the host (the blur taps go to the device
     here), so it can be captured in a CUDA graph."""
-    from models.ops import blur_pad, fused_leaky_relu, make_kernel, modulated_conv2d, upfirdn2d
+    from models.ops import blur_pad, fused_leaky_relu, make_kernel, modulated_conv2d, modulated_weight, upfirdn2d
     from plugins.mod_conv.reference import expand_delta, from_ohwi
 
     x = route_input(t["x"], layout)
@@ -142,7 +135,7 @@ def torch_route(c: KernelCase, t: dict, layout: str = "nchw") -> Callable[[], to
             if layout == "nchw":
                 out = modulated_conv2d(x, w5, t["style"], d5, demodulate=False)
             else:
-                wt = _modulated_weight(w5, t["style"], d5, demodulate=False).reshape(b * 3, -1, 1, 1)
+                wt = modulated_weight(w5, t["style"], d5, demodulate=False).reshape(b * 3, -1, 1, 1)
                 out = F.conv2d(x, wt, groups=b).view(b, 3, h, w)
             out = out + bias
             return out if skip is None else out + upfirdn2d(skip, blur, up=2, pad=(2, 1))
@@ -159,7 +152,7 @@ def torch_route(c: KernelCase, t: dict, layout: str = "nchw") -> Callable[[], to
     dw = torch.flip(blur, [0, 1]).expand(b * cout, 1, 4, 4).contiguous()
 
     def cl() -> torch.Tensor:
-        wt = _modulated_weight(w5, t["style"], d5)
+        wt = modulated_weight(w5, t["style"], d5)
         if up:
             out = F.conv_transpose2d(x, wt.transpose(1, 2).reshape(b * cin, cout, 3, 3), stride=2, groups=b)
             out = F.conv2d(out, dw, padding=p0, groups=b * cout)

@@ -53,6 +53,26 @@ def blur_pad(kernel_size: int, factor: int = 2, taps: int = 4) -> tuple[int, int
     return ((p + 1) // 2 + factor - 1, p // 2 + 1)
 
 
+def modulated_weight(weight: torch.Tensor, style: torch.Tensor, delta: torch.Tensor | None = None,
+                     demodulate: bool = True) -> torch.Tensor:
+    """The per-sample weight of ModulatedConv2d: scale * W * (1 + delta) * s, demodulated -> [B,Cout,Cin,k,k].
+
+    weight: [1,Cout,Cin,k,k] (unscaled); style: [B,Cin]; delta: None or [B,Cout,Cin,k,k]; scale = 1/sqrt(Cin k k).
+    """
+    b, cin = style.shape
+    _, cout, _, k, _ = weight.shape
+    scale = 1 / math.sqrt(cin * k * k)
+    s = style.view(b, 1, cin, 1, 1)
+    if delta is None:
+        wt = scale * weight * s  # [B,O,I,k,k]
+    else:
+        wt = scale * (weight * (1 + delta) * s)
+    if demodulate:
+        demod = torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + 1e-8)
+        wt = wt * demod.view(b, cout, 1, 1, 1)
+    return wt
+
+
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, style: torch.Tensor, delta: torch.Tensor | None = None,
                      demodulate: bool = True, upsample: bool = False, blur_kernel: torch.Tensor | None = None
                      ) -> torch.Tensor:
@@ -64,15 +84,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, style: torch.Tensor,
     """
     b, cin, h, w = x.shape
     _, cout, _, k, _ = weight.shape
-    scale = 1 / math.sqrt(cin * k * k)
-    s = style.view(b, 1, cin, 1, 1)
-    if delta is None:
-        wt = scale * weight * s  # [B,O,I,k,k]
-    else:
-        wt = scale * (weight * (1 + delta) * s)
-    if demodulate:
-        demod = torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + 1e-8)
-        wt = wt * demod.view(b, cout, 1, 1, 1)
+    wt = modulated_weight(weight, style, delta, demodulate)  # [B,O,I,k,k]
     if upsample:
         assert blur_kernel is not None
         xg = x.reshape(1, b * cin, h, w)
