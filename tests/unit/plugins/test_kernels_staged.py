@@ -50,16 +50,15 @@ def test_staged_per_sample_delta_is_not_shared_across_the_batch(triton_interp):
     assert torch.equal(y0[1], y1[1]) and (y0[0] - y1[0]).abs().max() > 1e-2
 
 
+def _ffhq_convs():
+    """(upsample, input size, Cin, Cout) of every FFHQ-1024 StyledConv."""
+    return [(int(s.kind == "up"), s.res // 2 if s.kind == "up" else s.res, s.in_ch, s.out_ch)
+            for s in get_config("ffhq1024").layers if s.kind != "rgb"]
+
+
 def _staged_layers():
-    """(upsample, input size, Cin, Cout) of every FFHQ-1024 StyledConv the strategy stages."""
-    out = []
-    for s in get_config("ffhq1024").layers:
-        if s.kind != "rgb":
-            up = int(s.kind == "up")
-            h = s.res // 2 if up else s.res
-            if select_strategy(h, h, up) == "staged":
-                out.append((up, h, s.in_ch, s.out_ch))
-    return out
+    """(upsample, input size, Cin, Cout) of every FFHQ-1024 StyledConv the strategy stages (fp16)."""
+    return [(up, h, cin, cout) for up, h, cin, cout in _ffhq_convs() if select_strategy(h, h, up) == "staged"]
 
 
 def test_strategy_stages_exactly_the_layers_at_128_squared_and_above():
@@ -75,12 +74,9 @@ def test_strategy_stages_exactly_the_layers_at_128_squared_and_above():
 def test_fp32_stages_every_layer():
     """fp32 runs staged everywhere (its fused kernels spill; strategy.py), with the fp32 workspace; unknown dtypes
     are refused in one line."""
-    for s in get_config("ffhq1024").layers:
-        if s.kind != "rgb":
-            up = int(s.kind == "up")
-            h = s.res // 2 if up else s.res
-            for name in ("fp32", "float32"):
-                assert select_strategy(h, h, up, name) == "staged", (s.name, name)
+    for up, h, cin, cout in _ffhq_convs():
+        for name in ("fp32", "float32"):
+            assert select_strategy(h, h, up, name) == "staged", (up, h, cin, cout, name)
     assert workspace_bytes(2, 4, 4, 512, 512, 0, "float32") == workspace_layout(2, 512, 512, 0, "fp32")[1]
     assert workspace_layout(2, 512, 512, 1, "fp32")[0] == 2 * 512 * 4 * 9 * 512 * 4
     with pytest.raises(ValueError, match="select_strategy: dtype must be one of"):
@@ -113,14 +109,8 @@ def _fp32_ready_tiles():
     """The distinct (fp32 ready-kernel tiles, upsample) of the FFHQ-1024 StyledConvs (fp32 stages every layer)."""
     from plugins.mod_conv.staged import ready_config
 
-    out = []
-    for s in get_config("ffhq1024").layers:
-        if s.kind != "rgb":
-            up = int(s.kind == "up")
-            h = s.res // 2 if up else s.res
-            key = (ready_config(h, h, s.in_ch, s.out_ch, "fp32", 90), up)
-            out += [key] if key not in out else []
-    return out
+    keys = [(ready_config(h, h, cin, cout, "fp32", 90), up) for up, h, cin, cout in _ffhq_convs()]
+    return list(dict.fromkeys(keys))
 
 
 @pytest.mark.parametrize("cfg, upsample", _fp32_ready_tiles(), ids=str)
