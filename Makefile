@@ -50,9 +50,10 @@ OUT ?= gpu_out
 GPU_PY ?= python3
 GPU_TEST_S ?= 300
 GPU_BENCH_S ?= 240
+GPU_PYTEST_ARGS ?=
 gpu-check:
 	mkdir -p $(OUT)
-	-set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q \
+	-set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q $(GPU_PYTEST_ARGS) \
 		-p no:cacheprovider -rs --durations=10 2>&1 | tee $(OUT)/gpu_tests.log
 	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
 		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
