@@ -1,6 +1,7 @@
 """`hs-bench`: benchmark entry point. Sub-commands register here and only compose library functions.
 
     hs-bench kernels [--batch 1 --batch 8] [--layers ...]   fused modconv kernels vs the PyTorch/cuDNN route (GPU)
+    hs-bench tune [--json out.json]                          candidate tiles of every kernel, every layer (GPU)
     hs-bench codegen [--arch 90] [--dtype fp16]             what the kernels compile to: registers, spills, loads (CPU)
 """
 
@@ -34,6 +35,8 @@ def _forward(name: str, module: str, doc: str) -> None:
 
 _forward("kernels", "benchmarks.kernels",
          "Fused modulated-conv kernels vs the PyTorch reference route, every FFHQ-1024 layer (needs a CUDA GPU).")
+_forward("tune", "benchmarks.tune",
+         "Time candidate tiles / split-K / fused-vs-staged for every FFHQ-1024 layer (needs a CUDA GPU).")
 _forward("codegen", "benchmarks.codegen",
          "Compile every FFHQ-1024 kernel variant for a GPU arch without one; report registers, spills, loads.")
 

@@ -98,12 +98,14 @@ def analyze(kernel, arch: int = 90) -> Codegen:
                    sum(c for o, c in ops.items() if o.startswith(("HMMA", "HGMMA"))), sum(ops.values()))
 
 
-def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2), dtype: str = "fp16") -> list[dict]:
-    """One entry per distinct (kernel, shape class, delta mode) of the generator: what the tile choice sees.
-    op "mod_conv": the fused kernel (every StyledConv: TensorRT's AOT path runs it everywhere); for the layers the
-    strategy stages, "mod_ready" (the ready-weight conv; delta_mode None: it never reads delta) and "mod_weight"
-    (the weight kernel: its tiles depend only on upsample and the delta mode, so one row per pair)."""
-    from plugins.mod_conv.strategy import select_strategy
+def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2), dtype: str = "fp16", arch: int = 90) -> list[dict]:
+    """One entry per distinct kernel compile of the generator: what the tile choice sees.
+    op "mod_conv": the fused kernel (every StyledConv: TensorRT's AOT path runs it everywhere); "mod_ready": the
+    ready-weight conv of the staged path (every layer runs it; one row per distinct (tiles, upsample, split-K) over
+    the layers and the two batch buckets of strategy.TUNED, `batch` naming the bucket; delta_mode None: it never
+    reads delta); "mod_weight": the weight kernel (one row per (tiles, upsample, delta mode))."""
+    from plugins.mod_conv import staged as ks
+    from plugins.mod_conv.strategy import select_strategy, split_k
 
     cfg = get_config(config)
     seen, out = set(), []
@@ -111,18 +113,25 @@ def variants(config: str = "ffhq1024", delta_modes=(0, 1, 2), dtype: str = "fp16
         h = s.res // 2 if s.kind == "up" else s.res
         up = int(s.kind == "up")
         if s.kind == "rgb":
-            keys = [("to_rgb", h, s.in_ch, 3, 0, int(s.idx > 1), m) for m in sorted({0, 1} & set(delta_modes))]
+            keys = [(("to_rgb", h, s.in_ch, 3, 0, int(s.idx > 1), m), {}) for m in sorted({0, 1} & set(delta_modes))]
         else:
-            keys = [("mod_conv", h, s.in_ch, s.out_ch, up, 0, m) for m in delta_modes]
-            if select_strategy(h, h, up, dtype) == "staged":
-                keys.append(("mod_ready", h, s.in_ch, s.out_ch, up, 0, None))
-                keys += [("mod_weight", 0, 0, 0, up, 0, m) for m in delta_modes if ("mod_weight", up, m) not in seen]
-                seen |= {("mod_weight", up, m) for m in delta_modes}
-        for k in keys:
+            keys = [(("mod_conv", h, s.in_ch, s.out_ch, up, 0, m), {}) for m in delta_modes]
+            for b in (1, 8):
+                if select_strategy(b, h, h, s.in_ch, s.out_ch, up, dtype) != "staged":
+                    continue
+                tiles = ks.ready_config(h, h, s.in_ch, s.out_ch, dtype, arch, up, b)
+                split = int(split_k(b, h, h, s.in_ch, s.out_ch, up, dtype) > 1)
+                keys.append((("mod_ready", tiles, up, split), dict(h=h, cin=s.in_ch, cout=s.out_ch, upsample=up,
+                                                                   has_skip=0, delta_mode=None, batch=b,
+                                                                   split=split)))
+                wt = ks.weight_tiles(s.in_ch, up)
+                keys += [(("mod_weight", wt, up, m), dict(h=0, cin=s.in_ch, cout=0, upsample=up, has_skip=0,
+                                                          delta_mode=m)) for m in delta_modes]
+        for k, extra in keys:
             if k not in seen:
                 seen.add(k)
-                out.append(dict(op=k[0], h=k[1], cin=k[2], cout=k[3], upsample=k[4], has_skip=k[5], delta_mode=k[6],
-                                layer=s.name))
+                v = extra or dict(h=k[1], cin=k[2], cout=k[3], upsample=k[4], has_skip=k[5], delta_mode=k[6])
+                out.append(dict(op=k[0], **v, layer=s.name))
     return out
 
 
@@ -137,11 +146,11 @@ def compile_variant(v: dict, dtype: str = "fp16", arch: int = 90, cfg=None):
     from plugins.mod_conv import staged as ks
 
     if v["op"] == "mod_weight":
-        return ks.aot_compile_weight(v["upsample"], v["delta_mode"], 1, dtype, arch, aligned=True), \
-            ks.WEIGHT_TILES_UP if v["upsample"] else ks.WEIGHT_TILES
+        wt = cfg or ks.weight_tiles(v["cin"], v["upsample"])
+        return ks.aot_compile_weight(v["upsample"], v["delta_mode"], 1, dtype, arch, aligned=True, wcfg=wt), wt
     if v["op"] == "mod_ready":
-        cfg = cfg or ks.ready_config(v["h"], v["h"], v["cin"], v["cout"], dtype, arch)
-        return ks.aot_compile_ready(v["upsample"], dtype, cfg, arch, aligned=True), cfg
+        cfg = cfg or ks.ready_config(v["h"], v["h"], v["cin"], v["cout"], dtype, arch, v["upsample"], v["batch"])
+        return ks.aot_compile_ready(v["upsample"], dtype, cfg, arch, aligned=True, split=bool(v["split"])), cfg
     cfg = cfg or km.select_config(v["h"], v["h"], v["cin"], v["cout"], v["upsample"], dtype, arch)
     return km.aot_compile(v["upsample"], v["delta_mode"], 1, dtype, cfg, arch, aligned=True), cfg
 
@@ -152,7 +161,7 @@ def run_codegen(dtype: str = "fp16", arch: int = 90, delta_modes=(0, 1, 2), conf
     except ImportError:
         raise HsError("hs-bench codegen needs triton (pip install 'hyperstyle-trt[kernels]')") from None
     rows = []
-    for v in variants(config, delta_modes, dtype):
+    for v in variants(config, delta_modes, dtype, arch):
         k, cfg = compile_variant(v, dtype, arch)
         c = analyze(k, arch)
         tiles = f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}/w{cfg.num_warps}/s{cfg.num_stages}"

@@ -204,9 +204,11 @@ def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None,
     out = t["x"].new_empty((c.batch, c.layer.res, c.layer.res, c.layer.out_ch))
     if strategy == "staged":
         from plugins.mod_conv.staged import mod_conv_staged
-        from plugins.mod_conv.strategy import workspace_layout
+        from plugins.mod_conv.strategy import split_k, workspace_layout
 
-        ws = torch.empty(workspace_layout(c.batch, c.layer.in_ch, c.layer.out_ch, up, "fp16")[1],
+        h = c.layer.res // (2 if up else 1)
+        split = split_k(c.batch, h, h, c.layer.in_ch, c.layer.out_ch, up, "fp16")
+        ws = torch.empty(workspace_layout(c.batch, c.layer.in_ch, c.layer.out_ch, up, "fp16", split, h * h).total,
                          device=t["x"].device, dtype=torch.uint8)
         return lambda: mod_conv_staged(t["x"], t["style"], t["weight"], t["delta"], t["noise"], t["bias"], up,
                                        c.delta_mode, 1, out=out, cfg=cfg, workspace=ws)
@@ -378,7 +380,7 @@ def _run_rows(batch_sizes, layers, warmup, iters, delta_mode, tiles, config, dev
             err_s = _run_checked(staged, ref, staged_tiles, s.name, "staged-tiles")
             us_s, how_s = timer(staged, warmup, iters)
             hows.insert(1, how_s)
-            pick = select_strategy(c.h, c.h, int(s.kind == "up"))
+            pick = select_strategy(c.batch, c.h, c.h, s.in_ch, s.out_ch, int(s.kind == "up"))
         us_k, err_k = (us_s, err_s) if pick == "staged" else (us_f, err_f)
         rows.append(dict(layer=s.name, idx=s.idx, kind=s.kind, res=s.res, cin=s.in_ch, cout=s.out_ch, batch=c.batch,
                          delta_mode=c.delta_mode, fused_us=us_f, staged_us=us_s, route_us=us_r, pick=pick,

@@ -37,7 +37,9 @@ def run_cuda(x, style, weight, delta, noise, bias, upsample: int, delta_mode: in
              workspace=None, strategy: str | None = None) -> torch.Tensor:
     """The GPU path on contiguous tensors: the layer's strategy (plugins.mod_conv.strategy.select_strategy unless
     given) -> the fused kernel or the staged pair (workspace: optional uint8 tensor, allocated when None)."""
-    strategy = strategy or select_strategy(x.shape[1], x.shape[2], upsample, str(x.dtype).removeprefix("torch."))
+    b, h, w, cin = x.shape
+    strategy = strategy or select_strategy(b, h, w, cin, weight.shape[0], upsample,
+                                           str(x.dtype).removeprefix("torch."))
     a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=demodulate, out=out)
     if strategy == "staged":
         from plugins.mod_conv.staged import mod_conv_staged

@@ -1,36 +1,89 @@
-"""Which `HsModConv` implementation a layer runs on a GPU, and the workspace the staged one needs. Pure Python (no
-triton, no GPU): TensorRT's build phase calls it for `get_workspace_size` on CPU-only machines.
+"""Which `HsModConv` implementation a layer runs on a GPU, its split-K count, and the workspace it needs. Pure
+Python (no triton, no GPU): TensorRT's build phase calls it for `get_workspace_size` on CPU-only machines.
 
     "fused":  one launch, the per-sample weight formed in registers (plugins/mod_conv/kernel.py).
-    "staged": per-sample weight written once to a workspace, then a ready-weight conv (plugins/mod_conv/staged.py).
+    "staged": the per-sample weight written once to a workspace, then a ready-weight conv, split over K for problems
+              of few tiles (+ a finalize launch) (plugins/mod_conv/staged.py).
 
-The choice depends on the layer's output resolution and the dtype only (never the batch), so a whole dynamic batch
-range takes one path and the workspace bound is known at build time.
-fp16 (the production path): threshold from KERNELS.md (H100, Triton 3.6): the fused kernel wins clearly at <= 64^2
-but trails the PyTorch route at >= 128^2, where the same GEMM fed ready weights was 1.23-1.39x faster at B=8. Not yet
-timed for our kernels: `hs-bench kernels` reports fused, staged and route for every layer so the threshold can be
-checked on a GPU.
-fp32 (tests, `hs-export --fp32` engines; a correctness path): "staged" on every layer. The fp32 fused kernels (IEEE
-dots, no tensor cores) spill: 24-1888 bytes at 3x3 and 15-41 KB in the upsampling kernel (ptxas keeps 32-40 registers
-and a stack frame of several KB per thread; 12-34 KB over 9 other tiles tried), while all 23 fp32 weight and
-ready-weight variants compile without a spill (`hs-bench codegen --dtype fp32`, sm_90 and sm_89, Triton 3.6 and 3.9).
-TensorRT's AOT path (one kernel, no workspace) always runs "fused".
+Every layer runs "staged" but one. fp16: `hs-bench tune` and `hs-bench kernels` on an H200 (Triton 3.6, torch 2.11;
+figures in benchmarks/results/) timed both paths on every FFHQ-1024 StyledConv at B=1 and B=8: with the production
+tiles the staged path was faster on 33 of the 34 (layer, batch) pairs: 1.2-3.9x on the 3x3 layers at B=1 (split-K
+lets the small ones fill the GPU), 1.1-2.5x at B=8, and 4.7-13x on the upsampling layers; the fused kernel was ahead
+only on convs.0 at B=8 (FUSED_PICKS). fp32 (tests, `hs-export --fp32` engines; a correctness path): staged
+everywhere; the fused kernels spill (24-1888 bytes at 3x3, 15-41 KB when upsampling; `hs-bench codegen --dtype
+fp32`), the staged ones do not. TensorRT's AOT path (one kernel, no workspace) runs the fused kernel on every layer.
+
+TUNED holds the measured winners per FFHQ layer shape for the two batch buckets (B <= 2, B >= 3): the ready conv's
+tiles (used on LARGE_SMEM_ARCHS in fp16) and the split-K count (fp16 on any GPU: the workspace must be known when a
+CPU builds the engine). Other shapes and fp32 take `split_k`'s rule and staged.ready_config's heuristic tiles.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 STRATEGIES = ("fused", "staged")
-STAGED_MIN_OUT_PIXELS = 128 * 128  # output H*W from which a layer runs staged
-_ALIGN = 256  # coef's byte offset inside the workspace is a multiple of this
+SPLIT_MAX = 8
+SPLIT_TARGET_TILES = 264  # ~2 programs per SM of an H100/H200 (132 SMs), counted in 64x64 output tiles
+_ALIGN = 256  # coef's and the partial sums' byte offsets inside the workspace are multiples of this
 _ITEM = {"fp16": 2, "float16": 2, "fp32": 4, "float32": 4}
 
+# (upsample, H, W, Cin, Cout) of the input -> ((tiles, split) for B <= 2, (tiles, split) for B >= 3); tiles as
+# (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages). The fastest candidates of `hs-bench tune` (H200, fp16, full delta).
+TUNED: dict[tuple[int, int, int, int, int], tuple[tuple[tuple[int, ...], int], tuple[tuple[int, ...], int]]] = {
+    (0, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 8)),  # conv1: 17.9 / 41.4 us
+    (1, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 2)),  # convs.0: 27.9 / 156.4
+    (0, 8, 8, 512, 512): (((64, 32, 64, 4, 3), 4), ((64, 32, 64, 4, 3), 4)),  # convs.1: 21.6 / 46.6
+    (1, 8, 8, 512, 512): (((64, 64, 64, 4, 3), 4), ((64, 128, 64, 8, 3), 2)),  # convs.2: 31.5 / 161.1
+    (0, 16, 16, 512, 512): (((64, 64, 64, 4, 3), 4), ((128, 256, 64, 8, 3), 4)),  # convs.3: 22.9 / 57.0
+    (1, 16, 16, 512, 512): (((64, 128, 64, 8, 3), 2), ((128, 256, 64, 8, 3), 1)),  # convs.4: 39.9 / 183.0
+    (0, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 4), ((128, 256, 64, 8, 3), 1)),  # convs.5: 28.9 / 95.5
+    (1, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.6: 62.4 / 376.8
+    (0, 64, 64, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.7: 52.6 / 298.1
+    (1, 64, 64, 512, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.8: 80.9 / 591.2
+    (0, 128, 128, 256, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.9: 42.3 / 296.6
+    (1, 128, 128, 256, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.10: 88.5 / 649.7
+    (0, 256, 256, 128, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.11: 50.0 / 348.7
+    (1, 256, 256, 128, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.12: 123.1 / 892.2
+    (0, 512, 512, 64, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.13: 73.5 / 512.9
+    (1, 512, 512, 64, 32): (((64, 32, 64, 4, 3), 1), ((64, 32, 64, 4, 3), 1)),  # convs.14: 211.2 / 1585.0
+    (0, 1024, 1024, 32, 32): (((256, 32, 32, 4, 4), 1), ((256, 32, 32, 4, 4), 1)),  # convs.15: 126.2 / 907.4
+}
 
-def select_strategy(H: int, W: int, upsample: int, dtype: str = "fp16") -> str:
-    """fp16: "staged" for layers whose output has >= 128^2 pixels, else "fused" (H, W: input size). fp32: "staged"."""
-    if _item(dtype, "select_strategy") == 4:
-        return "staged"
-    f = 2 if upsample else 1
-    return "staged" if f * H * f * W >= STAGED_MIN_OUT_PIXELS else "fused"
+
+def tuned(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int) -> tuple[tuple[int, ...], int] | None:
+    """(ready tiles, split) measured for this layer shape and batch bucket, or None for an untuned shape."""
+    entry = TUNED.get((int(bool(upsample)), H, W, Cin, Cout))
+    return None if entry is None else entry[0 if B <= 2 else 1]
+
+
+# (upsample, H, W, Cin, Cout, batch bucket) where the fused kernel beat the staged path in fp16 (`hs-bench kernels`,
+# H200): convs.0 at B=8, 129.8 vs 149.2 us (its 4^2 input is 16 positions: the weight kernel's 4 phases dominate).
+FUSED_PICKS = frozenset({(1, 4, 4, 512, 512, 8)})
+
+
+def select_strategy(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> str:
+    """"staged" except fp16 shapes of FUSED_PICKS (module docstring: measured); dtype is checked (fp16 / fp32)."""
+    if _item(dtype, "select_strategy") == 2 and (int(bool(upsample)), H, W, Cin, Cout, 1 if B <= 2 else 8) in FUSED_PICKS:
+        return "fused"
+    return "staged"
+
+
+def split_k(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> int:
+    """Split-K count of the staged conv (1: none). fp16: TUNED's for the FFHQ shapes; otherwise problems of few output
+    tiles split the 9*Cin reduction so that more programs stream the weights (a power of two up to SPLIT_MAX, each
+    split keeping >= 64 input channels). fp32: 1 (a correctness path; its tiles are chosen for no register spills)."""
+    if _item(dtype, "split_k") == 4:
+        return 1
+    t = tuned(B, H, W, Cin, Cout, upsample)
+    if t is not None:
+        return t[1]
+    p = 4 if upsample else 1
+    tiles = B * p * -(-H * W // 64) * -(-Cout // 64)
+    s = 1
+    while s < SPLIT_MAX and tiles * 2 * s <= SPLIT_TARGET_TILES and Cin // (2 * s) >= 64:
+        s *= 2
+    return s
 
 
 def _item(dtype: str, who: str) -> int:
@@ -39,16 +92,40 @@ def _item(dtype: str, who: str) -> int:
     return _ITEM[dtype]
 
 
-def workspace_layout(B: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> tuple[int, int]:
-    """(coef byte offset, total bytes) of the staged workspace: wq [B,Cout,P,9,Cin] in dtype (P = 4 phases for
-    upsampling, else 1), then coef [B,Cout] fp32 at a 256-byte aligned offset."""
-    wq = B * Cout * (4 if upsample else 1) * 9 * Cin * _item(dtype, "workspace_layout")
-    off = (wq + _ALIGN - 1) // _ALIGN * _ALIGN
-    return off, off + B * Cout * 4
+class WorkspaceLayout(NamedTuple):
+    """Byte offsets inside one staged launch's workspace: wq at 0, coef, the split-K partial sums, the total."""
+
+    coef: int
+    part: int
+    total: int
+
+
+def _align(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def workspace_layout(B: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16", split: int = 1,
+                     HW: int = 0) -> WorkspaceLayout:
+    """Layout of the staged workspace: wq [B,Cout,P,9,Cin] in dtype (P = 4 phases for upsampling, else 1), coef
+    [B,Cout] fp32, and with split > 1 the fp32 partial sums [B*P*split, HW, Cout] (HW: input pixels), each at a
+    256-byte aligned offset."""
+    p = 4 if upsample else 1
+    coef = _align(B * Cout * p * 9 * Cin * _item(dtype, "workspace_layout"))
+    part = _align(coef + B * Cout * 4)
+    total = part + (B * p * split * HW * Cout * 4 if split > 1 else 0)
+    return WorkspaceLayout(coef, part, total if split > 1 else coef + B * Cout * 4)
 
 
 def workspace_bytes(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> int:
-    """Device workspace one launch needs: 0 for a fused layer, workspace_layout's total for a staged one."""
-    if select_strategy(H, W, upsample, dtype) != "staged":
+    """Device workspace one launch of batch B needs: 0 for a fused layer, workspace_layout's total for a staged
+    one (with the split-K buffer when split_k asks for one)."""
+    if select_strategy(B, H, W, Cin, Cout, upsample, dtype) != "staged":
         return 0
-    return workspace_layout(B, Cin, Cout, upsample, dtype)[1]
+    return workspace_layout(B, Cin, Cout, upsample, dtype, split_k(B, H, W, Cin, Cout, upsample, dtype), H * W).total
+
+
+def max_workspace_bytes(B_min: int, B_max: int, H: int, W: int, Cin: int, Cout: int, upsample: int,
+                        dtype: str = "fp16") -> int:
+    """The largest workspace_bytes over batches B_min..B_max (TensorRT's dynamic batch: the strategy and split-K
+    count may change with B, so the largest batch alone is not the bound)."""
+    return max(workspace_bytes(b, H, W, Cin, Cout, upsample, dtype) for b in range(max(1, B_min), B_max + 1))

@@ -66,12 +66,13 @@ def launch(attrs: Mapping[str, int], ptrs: Mapping[str, int], out_ptr: int, shap
 
 
 def workspace_size(attrs: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], dtype: str) -> int:
-    """Workspace bytes for the largest shapes of the profile: the staged layers' per-sample weights (0 for fused
-    layers; plugins.mod_conv.strategy). Pure Python: runs in TensorRT's build phase, also without a GPU."""
-    from plugins.mod_conv.strategy import workspace_bytes
+    """Workspace bytes for any batch up to the profile's largest (shapes: its max dims): the staged layers'
+    per-sample weights and split-K partial sums (plugins.mod_conv.strategy; the split count depends on the batch,
+    so the bound is the largest over 1..B). Pure Python: runs in TensorRT's build phase, also without a GPU."""
+    from plugins.mod_conv.strategy import max_workspace_bytes
 
     b, h, w, cin = shapes["x"]
-    return workspace_bytes(b, h, w, cin, shapes["weight"][0], attrs["upsample"], dtype)
+    return max_workspace_bytes(1, b, h, w, cin, shapes["weight"][0], attrs["upsample"], dtype)
 
 
 IMPL = OpImpl(spec=SPEC, output_exprs=output_exprs, check_shapes=check_shapes, launch=launch,

@@ -1,7 +1,7 @@
 """Compiled Triton kernels on a CUDA GPU vs the fp32 references (TF32 off) on every FFHQ-1024 layer shape at B=1
-and B=8, delta full / per-channel / absent: the fused kernel on every layer (TensorRT's AOT path runs it
-everywhere), the staged pair (weight kernel + ready-weight conv) on the layers the strategy stages plus two small
-ones; the torch custom ops inside a captured CUDA graph (a fused and a staged layer) and torch.compile; the
+and B=8, delta full / per-channel / absent: the staged path (weight kernel + ready-weight conv, split-K + finalize
+where strategy.TUNED splits) that every layer runs, and the fused kernel on every layer (TensorRT's AOT path runs
+it); the torch custom ops inside a captured CUDA graph (a split-K and a plain staged layer) and torch.compile; the
 raw-pointer launcher (TensorRT enqueue path) on a side stream, with and without a caller-given workspace.
 
 Tolerance: max abs error <= REL * max|reference| (fp16 in/out, fp32 accumulation; inputs rounded to fp16 first, so
@@ -60,10 +60,9 @@ def _f64(t):
     return {k: None if v is None else v.double() for k, v in t.items()}
 
 
-# The staged pair on the layers the strategy stages plus two small ones (a plain and an upsampling 512-channel layer),
-# then the fused kernel on every layer (TensorRT's AOT path runs it everywhere).
-CONV_CASES = [(s, "staged") for s in CONVS if s.res >= 128 or s.name in ("convs.1", "convs.2")] + \
-    [(s, "fused") for s in CONVS]
+# The staged path (production tiles and split-K of strategy.TUNED for each batch) on every layer, then the fused
+# kernel on every layer (TensorRT's AOT path runs it everywhere).
+CONV_CASES = [(s, "staged") for s in CONVS] + [(s, "fused") for s in CONVS]
 
 
 @pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
@@ -77,15 +76,51 @@ def test_mod_conv_kernel_every_ffhq_layer(spec, strategy, b, delta_mode):
     _check(run_cuda(**t, **a, demodulate=1, strategy=strategy), mod_conv_ref(**_f32(t), **a), torch.float16)
 
 
-def test_strategy_on_this_gpu_matches_the_documented_split():
-    """The custom op's dispatch: which layers run staged (plugins.mod_conv.strategy), checked on the real shapes."""
-    from plugins.mod_conv.strategy import select_strategy
+@pytest.mark.parametrize("name, b, dtype, want", [("convs.0", 8, torch.float16, "fused"),
+                                                   ("convs.0", 2, torch.float16, "staged"),
+                                                   ("convs.0", 8, torch.float32, "staged"),
+                                                   ("convs.1", 8, torch.float16, "staged")])
+def test_custom_op_dispatch_follows_the_strategy(name, b, dtype, want, monkeypatch):
+    """The custom op runs the path plugins.mod_conv.strategy names for the batch and dtype (the fused kernel only for
+    fp16 convs.0 at B >= 3, FUSED_PICKS), and the result matches the reference."""
+    import plugins.mod_conv.kernel as kernel
+    import plugins.mod_conv.staged as staged
+    from plugins.mod_conv.op import mod_conv
 
-    staged = [s.name for s in CONVS if select_strategy(s.res // (2 if s.kind == "up" else 1),
-                                                        s.res // (2 if s.kind == "up" else 1),
-                                                        int(s.kind == "up")) == "staged"]
-    assert staged == [s.name for s in CONVS if s.res >= 128]
-    assert all(select_strategy(s.res, s.res, int(s.kind == "up"), "float32") == "staged" for s in CONVS)
+    calls = []
+    for mod, fn in ((kernel, "mod_conv_triton"), (staged, "mod_conv_staged")):
+        real = getattr(mod, fn)
+        monkeypatch.setattr(mod, fn, lambda *a, _r=real, _f=fn, **k: calls.append(_f) or _r(*a, **k))
+    spec = next(s for s in CONVS if s.name == name)
+    t, a = _conv_inputs(spec, b, 1, dtype)
+    _check(mod_conv(**t, **a, impl="cuda"), mod_conv_ref(**(_f32(t) if dtype == torch.float16 else _f64(t)), **a),
+           dtype)
+    assert calls == ["mod_conv_triton" if want == "fused" else "mod_conv_staged"]
+
+
+@pytest.mark.parametrize("name, b", [("conv1", 1), ("convs.3", 8)])
+def test_split_k_layer_writes_its_partial_sums_through_the_given_workspace(name, b):
+    """conv1 at B=1 (8 splits) and convs.3 at B=8 (4 splits) through the enqueue launcher: the fp32 partial sums land
+    in the workspace's split-K region (filled with 0xFF before: overwritten), and the output matches."""
+    from plugins.mod_conv.op import launch_raw
+    from plugins.mod_conv.strategy import split_k, workspace_bytes, workspace_layout
+
+    spec = next(s for s in CONVS if s.name == name)
+    h, up = (spec.res // 2, 1) if spec.kind == "up" else (spec.res, 0)
+    split = split_k(b, h, h, spec.in_ch, spec.out_ch, up, "float16")
+    assert split > 1
+    lay = workspace_layout(b, spec.in_ch, spec.out_ch, up, "fp16", split, h * h)
+    assert workspace_bytes(b, h, h, spec.in_ch, spec.out_ch, up, "float16") == lay.total
+    t, a = _conv_inputs(spec, b, 1, torch.float16)
+    y = torch.full((b, spec.res, spec.res, spec.out_ch), float("nan"), device="cuda", dtype=torch.float16)
+    ws = torch.full((lay.total,), 255, device="cuda", dtype=torch.uint8)
+    torch.cuda.synchronize()
+    launch_raw(**{k: v.data_ptr() for k, v in t.items()}, y=y.data_ptr(), B=b, H=h, W=h, Cin=spec.in_ch,
+               Cout=spec.out_ch, upsample=up, delta_mode=1, demodulate=1, dtype="float16",
+               stream=torch.cuda.current_stream().cuda_stream, workspace=ws.data_ptr())
+    torch.cuda.synchronize()
+    _check(y, mod_conv_ref(**_f32(t), **a), torch.float16)
+    assert (ws[lay.part:] != 255).float().mean() > 0.5
 
 
 @pytest.mark.parametrize("name", ["conv1", "convs.2"])
@@ -129,10 +164,10 @@ def test_fp32_kernels_are_tight(name):
     _check(to_rgb_triton(**t, delta_mode=1), to_rgb_ref(**_f64(t), delta_mode=1), torch.float32)
 
 
-@pytest.mark.parametrize("name", ["convs.6", "convs.8"], ids=["fused", "staged"])
+@pytest.mark.parametrize("name", ["conv1", "convs.8"], ids=["split-k", "staged"])
 def test_custom_ops_inside_a_captured_cuda_graph(name):
-    """convs.6: 512->512 upsample to 64^2 (fused); convs.8: 512->256 upsample to 128^2 (staged: its workspace is
-    allocated inside the capture, from the graph's private pool)."""
+    """B=2: conv1 (512->512 at 4^2, split-K: ready conv + finalize) and convs.8 (512->256 upsample to 128^2); the
+    workspace is allocated inside the capture, from the graph's private pool."""
     import plugins.mod_conv.op  # noqa: F401  (registers the ops)
     import plugins.to_rgb.op  # noqa: F401
 
@@ -160,7 +195,7 @@ def test_custom_ops_inside_a_captured_cuda_graph(name):
         want_y = mod_conv_ref(**_f32(tc), **a)
         _check(y, want_y, torch.float16)
         want_rgb = to_rgb_ref(y.float(), tr["style"].float(), tr["weight"].float(), None, tr["bias"].float(),
-                              tr["skip"].float())
+                              None if tr["skip"] is None else tr["skip"].float())
         _check(rgb, want_rgb, torch.float16)
 
 

@@ -1,5 +1,6 @@
 """The staged HsModConv path (plugins/mod_conv/staged.py: per-sample weight kernel + ready-weight conv) in Triton's
-CPU interpreter, and the per-layer strategy that sends the high-resolution layers there (plugins/mod_conv/strategy.py).
+CPU interpreter (split-K and its finalize launch included), and the strategy that sends every layer there with its
+measured tiles and split-K counts (plugins/mod_conv/strategy.py).
 
 Tolerances as in test_kernels_triton.py (max abs error relative to max |fp32 reference|): fp32 1e-5, fp16 3e-3.
 Against the fused kernel with the same tiles the staged one must agree to fp16 output rounding (2^-10 relative): it
@@ -13,7 +14,8 @@ from models.config import get_config
 from models.errors import HsError
 from plugins._triton import TileConfig
 from plugins.mod_conv.reference import mod_conv_ref
-from plugins.mod_conv.strategy import STAGED_MIN_OUT_PIXELS, select_strategy, workspace_bytes, workspace_layout
+from plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, max_workspace_bytes, select_strategy, split_k, tuned, workspace_bytes,
+                                       workspace_layout)
 from test_kernels_triton import SMALL, _assert_close, _mod_conv_case, _ref32
 
 STAGED = "plugins.mod_conv.staged:mod_conv_staged"
@@ -56,53 +58,99 @@ def _ffhq_convs():
             for s in get_config("ffhq1024").layers if s.kind != "rgb"]
 
 
-def _staged_layers():
-    """(upsample, input size, Cin, Cout) of every FFHQ-1024 StyledConv the strategy stages (fp16)."""
-    return [(up, h, cin, cout) for up, h, cin, cout in _ffhq_convs() if select_strategy(h, h, up) == "staged"]
+def _tuned_ready_variants():
+    """Distinct (ready tiles, upsample, split-K) that the FFHQ-1024 layers run in fp16 on sm_90, both batch buckets
+    (split-K counts above 3 tested as 3: the test's Cin has 3 K steps' worth of splits)."""
+    from plugins.mod_conv.staged import ready_config
 
-
-def test_strategy_stages_exactly_the_layers_at_128_squared_and_above():
-    cfg = get_config("ffhq1024")
-    staged = {s.name for s in cfg.layers if s.kind != "rgb"
-              and select_strategy(s.res // 2 if s.kind == "up" else s.res, s.res // 2 if s.kind == "up" else s.res,
-                                  int(s.kind == "up")) == "staged"}
-    assert staged == {s.name for s in cfg.layers if s.kind != "rgb" and s.res * s.res >= STAGED_MIN_OUT_PIXELS}
-    assert staged == {f"convs.{i}" for i in range(8, 16)}  # 128^2 .. 1024^2
-    assert workspace_bytes(8, 64, 64, 512, 512, 0) == 0  # fused layers need none
-
-
-def test_fp32_stages_every_layer():
-    """fp32 runs staged everywhere (its fused kernels spill; strategy.py), with the fp32 workspace; unknown dtypes
-    are refused in one line."""
+    keys = []
     for up, h, cin, cout in _ffhq_convs():
-        for name in ("fp32", "float32"):
-            assert select_strategy(h, h, up, name) == "staged", (up, h, cin, cout, name)
-    assert workspace_bytes(2, 4, 4, 512, 512, 0, "float32") == workspace_layout(2, 512, 512, 0, "fp32")[1]
-    assert workspace_layout(2, 512, 512, 1, "fp32")[0] == 2 * 512 * 4 * 9 * 512 * 4
+        for b in (1, 8):
+            keys.append((ready_config(h, h, cin, cout, "fp16", 90, up, b), up,
+                         min(3, split_k(b, h, h, cin, cout, up, "fp16"))))
+    return list(dict.fromkeys(keys))
+
+
+def test_every_layer_runs_staged_with_its_measured_entry():
+    """Every batch: "staged", except fp16 convs.0 at B >= 3 (FUSED_PICKS: the one pair where the fused kernel was
+    faster); fp16 takes TUNED's tiles and split-K per batch bucket (B <= 2, B >= 3), fp32 never splits; unknown
+    dtypes are refused in one line."""
+    convs = _ffhq_convs()
+    assert {(up, h, h, cin, cout) for up, h, cin, cout in convs} == set(TUNED)  # every FFHQ shape measured
+    assert FUSED_PICKS == {(1, 4, 4, 512, 512, 8)}
+    for up, h, cin, cout in convs:
+        for b in range(1, 9):
+            fused = (up, h, h, cin, cout, 1 if b <= 2 else 8) in FUSED_PICKS
+            for name in ("fp16", "float16"):
+                assert select_strategy(b, h, h, cin, cout, up, name) == ("fused" if fused else "staged")
+            for name in ("fp32", "float32"):
+                assert select_strategy(b, h, h, cin, cout, up, name) == "staged"
+            assert (workspace_bytes(b, h, h, cin, cout, up) == 0) == fused  # the fused kernel needs none
+            assert split_k(b, h, h, cin, cout, up, "fp16") == TUNED[(up, h, h, cin, cout)][0 if b <= 2 else 1][1]
+            assert split_k(b, h, h, cin, cout, up, "float32") == 1
+            assert tuned(b, h, h, cin, cout, up) == TUNED[(up, h, h, cin, cout)][0 if b <= 2 else 1]
+    assert tuned(1, 4, 4, 512, 500, 0) is None
     with pytest.raises(ValueError, match="select_strategy: dtype must be one of"):
-        select_strategy(64, 64, 0, "bf16")
+        select_strategy(1, 64, 64, 16, 16, 0, "bf16")
+    with pytest.raises(ValueError, match="split_k: dtype must be one of"):
+        split_k(1, 64, 64, 16, 16, 0, "bf16")
+
+
+def test_split_k_rule_for_untuned_shapes():
+    """Few 64x64 output tiles -> split the reduction, in powers of two up to 8, keeping >= 64 channels per split."""
+    assert split_k(1, 4, 4, 512, 256, 0) == 8  # 4 tiles
+    assert split_k(1, 4, 4, 128, 256, 0) == 2  # 128 channels: 2 splits of 64
+    assert split_k(1, 4, 4, 64, 256, 0) == 1
+    assert split_k(2, 32, 32, 512, 256, 1) == 1  # 2*4*16*4 = 512 tiles already
+    assert split_k(1, 16, 16, 512, 64, 0) == 8 and split_k(16, 16, 16, 512, 64, 0) == 4  # 64 tiles
+
+
+def test_workspace_bytes_follow_the_split():
+    """workspace_bytes = wq + coef (+ the fp32 partial sums when split), and the TensorRT bound over a dynamic batch
+    is the largest over 1..B (the split count changes with the batch bucket)."""
+    b, h, cin, cout = 1, 4, 512, 512  # conv1: split 8 at B=1
+    lay = workspace_layout(b, cin, cout, 0, "fp16", split=8, HW=h * h)
+    assert workspace_bytes(b, h, h, cin, cout, 0) == lay.total == lay.part + 8 * h * h * cout * 4
+    assert workspace_bytes(1, h, h, cin, cout, 0, "fp32") == workspace_layout(1, cin, cout, 0, "fp32").total
+    for up, h, cin, cout in _ffhq_convs():
+        per_b = [workspace_bytes(b, h, h, cin, cout, up) for b in range(1, 9)]
+        assert max_workspace_bytes(1, 8, h, h, cin, cout, up) == max(per_b) >= per_b[-1]
 
 
 def test_workspace_layout_sizes_and_alignment():
-    off, total = workspace_layout(8, 512, 256, 1, "fp16")
+    off, part, total = workspace_layout(8, 512, 256, 1, "fp16")
     assert off == 8 * 256 * 4 * 9 * 512 * 2 and total == off + 8 * 256 * 4  # 75.5 MB of phase weights + coef
-    off, total = workspace_layout(3, 24, 20, 0, "fp32")
+    off, part, total = workspace_layout(3, 24, 20, 0, "fp32")
     assert off % 256 == 0 and off >= 3 * 20 * 9 * 24 * 4 and total == off + 3 * 20 * 4
-    assert workspace_bytes(2, 64, 64, 16, 16, 1, "float16") == workspace_layout(2, 16, 16, 1, "fp16")[1]
+    off, part, total = workspace_layout(3, 24, 20, 1, "fp16", split=3, HW=35)
+    assert part % 256 == 0 and part >= off + 3 * 20 * 4 and total == part + 3 * 4 * 3 * 35 * 20 * 4
     with pytest.raises(ValueError, match="dtype"):
         workspace_layout(1, 8, 8, 0, "bf16")
 
 
-@pytest.mark.parametrize("upsample, h, cin, cout", _staged_layers(), ids=str)
-def test_staged_with_every_production_tile(triton_interp, upsample, h, cin, cout):
-    """The ready kernel's tiles for each staged FFHQ layer (ready_config, sm_90) on a small ragged problem with the
-    layer's tile shape: one partial tile along M, N and K."""
-    from plugins.mod_conv.staged import ready_config
-
-    cfg = ready_config(h, h, cin, cout, "fp16", 90)
-    t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float16, seed=17)
+@pytest.mark.parametrize("cfg, upsample, split", _tuned_ready_variants(), ids=str)
+def test_staged_with_every_production_tile(triton_interp, cfg, upsample, split):
+    """Each (ready tiles, upsample, split-K) the FFHQ layers run (fp16, sm_90, both batch buckets) on a small ragged
+    problem with the layer's tile shape: one partial tile along M and N and, with split-K, `split` splits of K (the
+    last one ragged) whose partial sums the finalize launch adds."""
+    cin = cfg.block_k * split - 8 if split > 1 else cfg.block_k + 8  # K_PER = BLOCK_K, so exactly `split` splits
+    t = _mod_conv_case(2, 3, 5, cin, 24, upsample, 1, torch.float16, seed=17)
     a = dict(upsample=upsample, delta_mode=1, demodulate=1)
-    _assert_close(triton_interp.call(STAGED, **t, **a, cfg=cfg), _ref32(mod_conv_ref, t, **a), torch.float16)
+    got = triton_interp.call(STAGED, **t, **a, cfg=cfg, split=split)
+    _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float16)
+
+
+@pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
+@pytest.mark.parametrize("delta_mode", [0, 1, 2], ids=["nodelta", "full", "perchan"])
+def test_split_k_matches_the_reference(triton_interp, upsample, delta_mode):
+    """fp32, B=2 with distinct per-sample delta, Cin 24 in K steps of 8: 2 splits (16 + 8 channels) and 3 splits
+    (8 + 8 + 8) match the reference as the unsplit launch does."""
+    t = _mod_conv_case(2, 5, 3, 24, 20, upsample, delta_mode, torch.float32, seed=23)
+    a = dict(upsample=upsample, delta_mode=delta_mode, demodulate=1)
+    ref = _ref32(mod_conv_ref, t, **a)
+    cfg = TileConfig(16, 16, 8, 4, 1)
+    for split in (1, 2, 3):
+        _assert_close(triton_interp.call(STAGED, **t, **a, cfg=cfg, split=split), ref, torch.float32)
 
 
 def _fp32_ready_tiles():
@@ -125,7 +173,7 @@ def test_staged_writes_every_output_and_uses_the_given_workspace(triton_interp):
     """Every output element is written, and the weights go through the caller's workspace: the per-sample weights
     and coef are found in it afterwards (a launcher that allocated its own buffer would leave it untouched)."""
     t = _mod_conv_case(2, 4, 4, 16, 16, 1, 2, torch.float32, seed=7)
-    off, total = workspace_layout(2, 16, 16, 1, "fp32")
+    off, _, total = workspace_layout(2, 16, 16, 1, "fp32")
     out = torch.full((2, 8, 8, 16), float("nan"))
     got, ws = triton_interp.call("tests.unit.plugins._staged_probe:staged_into_own_workspace", total + 64, 255, **t,
                                  upsample=1, delta_mode=2, out=out, cfg=SMALL)

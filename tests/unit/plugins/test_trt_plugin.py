@@ -122,14 +122,14 @@ def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch, key, a
     assert calls == [want]
 
 
-@pytest.mark.parametrize("h, up, dtype, staged", [(8, 1, "HALF", False), (64, 0, "HALF", False),
-                                                  (64, 1, "HALF", True), (128, 0, "HALF", True),
-                                                  (4, 0, "FLOAT", True), (8, 1, "FLOAT", True)],
-                         ids=["8up", "64", "64up", "128", "fp32-4", "fp32-8up"])
-def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up, dtype, staged):
-    """get_workspace_size reads the profile's max dims: a staged layer (fp16 output >= 128^2, every fp32 layer) gets
-    its per-sample weights for the largest batch, a fused one nothing; to_rgb never needs any."""
-    from plugins.mod_conv.strategy import workspace_layout
+@pytest.mark.parametrize("h, up, dtype", [(4, 0, "HALF"), (8, 1, "HALF"), (64, 0, "HALF"), (128, 0, "HALF"),
+                                         (4, 0, "FLOAT"), (8, 1, "FLOAT")],
+                         ids=["4", "8up", "64", "128", "fp32-4", "fp32-8up"])
+def test_workspace_size_covers_every_batch_of_the_profile(trt, h, up, dtype):
+    """get_workspace_size reads the profile's max dims: every layer runs staged, so it gets the per-sample weights and
+    split-K partial sums for the largest need over batches 1..max (the split count depends on the batch); to_rgb
+    never needs any."""
+    from plugins.mod_conv.strategy import max_workspace_bytes
 
     H = getattr(trt.DataType, dtype)
     item = 2 if dtype == "HALF" else 4
@@ -142,9 +142,8 @@ def test_workspace_size_covers_the_staged_layers_at_the_largest_batch(trt, h, up
         inp.append(d)
     Plugin, _ = _classes("mod_conv")
     got = Plugin({"upsample": up}).get_workspace_size(inp, [])
-    assert got == (workspace_layout(bmax, cin, cout, up, "float16" if item == 2 else "float32")[1] if staged else 0)
-    if staged:
-        assert got >= bmax * cout * (4 if up else 1) * 9 * cin * item + bmax * cout * 4
+    assert got == max_workspace_bytes(1, bmax, h, h, cin, cout, up, "float16" if item == 2 else "float32")
+    assert got >= bmax * cout * (4 if up else 1) * 9 * cin * item + bmax * cout * 4
     rgb, _ = _classes("to_rgb")
     assert rgb({}).get_workspace_size(inp[:2] + [inp[2]], []) == 0
 
@@ -194,17 +193,17 @@ def test_one_node_graph_parses_and_builds_fp16(trt, key, attrs, dynamic):
 
 def test_staged_layer_graph_builds_with_a_workspace_for_batch_8(trt, monkeypatch):
     """A 64^2 -> 128^2 upsampling node (a staged layer): TensorRT-RTX asks the plugin for its workspace with the
-    profile's max batch while building, and the engine builds."""
+    profile's max batch while building (the bound over batches 1..8), and the engine builds."""
     from plugins.mod_conv import strategy
 
     asked = []
-    real = strategy.workspace_bytes
-    monkeypatch.setattr(strategy, "workspace_bytes", lambda *a: asked.append(a) or real(*a))
+    real = strategy.max_workspace_bytes
+    monkeypatch.setattr(strategy, "max_workspace_bytes", lambda *a: asked.append(a) or real(*a))
     model = single_node_model("mod_conv", {"upsample": 1, "delta_mode": 1},
                               dims={"B": 2, "H": 64, "W": 64, "Cin": 16, "Cout": 16}, dynamic_batch=True)
     builder, net = parse(trt, model)
     assert build(trt, builder, net, True) is not None
-    assert asked and all(a[:6] == (8, 64, 64, 16, 16, 1) for a in asked), asked
+    assert asked and all(a[:7] == (1, 8, 64, 64, 16, 16, 1) for a in asked), asked
     assert real(*asked[0]) > 8 * 16 * 36 * 16 * 2
 
 
