@@ -229,16 +229,6 @@ def split_plan(Cin: int, split: int, block_k: int) -> tuple[int, int]:
     return k_per, cdiv(Cin, k_per)
 
 
-def staged_launch_params(B, H, W, Cin: int, Cout: int, upsample: int, cfg: TileConfig, split: int = 1,
-                         wcfg: TileConfig | None = None):
-    """((weight grid), (conv grid)) for the two launches (blocks (32*num_warps, 1, 1)); with split-K (S > 1) the
-    conv grid has S programs per tile and a third launch, mod_conv_finalize_kernel, runs on FINALIZE_TILES."""
-    wt = wcfg or weight_tiles(Cin, upsample)
-    p = 4 if upsample else 1
-    s = split_plan(Cin, split, cfg.block_k)[1]
-    return (cdiv(Cout, wt.block_n), B, p), (cdiv(H * W, cfg.block_m), cdiv(Cout, cfg.block_n), p * B * s)
-
-
 def launch_weight(style, weight, delta, wq, coef, upsample: int, delta_mode: int, demodulate: int,
                   wcfg: TileConfig | None = None) -> None:
     """Stage 1 on torch tensors: wq [B*Cout*P*9*Cin] (T) and coef [B*Cout] (fp32) views of the workspace."""

@@ -51,10 +51,15 @@ TUNED: dict[tuple[int, int, int, int, int], tuple[tuple[tuple[int, ...], int], t
 }
 
 
+def bucket(B: int) -> int:
+    """The batch a batch size's measurements were taken at: 1 for B <= 2, else 8."""
+    return 1 if B <= 2 else 8
+
+
 def tuned(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int) -> tuple[tuple[int, ...], int] | None:
     """(ready tiles, split) measured for this layer shape and batch bucket, or None for an untuned shape."""
     entry = TUNED.get((int(bool(upsample)), H, W, Cin, Cout))
-    return None if entry is None else entry[0 if B <= 2 else 1]
+    return None if entry is None else entry[0 if bucket(B) == 1 else 1]
 
 
 # (upsample, H, W, Cin, Cout, batch bucket) where the fused kernel beat the staged path in fp16 (`hs-bench kernels`,
@@ -64,9 +69,8 @@ FUSED_PICKS = frozenset({(1, 4, 4, 512, 512, 8)})
 
 def select_strategy(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> str:
     """"staged" except fp16 shapes of FUSED_PICKS (module docstring: measured); dtype is checked (fp16 / fp32)."""
-    if _item(dtype, "select_strategy") == 2 and (int(bool(upsample)), H, W, Cin, Cout, 1 if B <= 2 else 8) in FUSED_PICKS:
-        return "fused"
-    return "staged"
+    fp16 = _item(dtype, "select_strategy") == 2
+    return "fused" if fp16 and (int(bool(upsample)), H, W, Cin, Cout, bucket(B)) in FUSED_PICKS else "staged"
 
 
 def split_k(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> int:
@@ -112,8 +116,7 @@ def workspace_layout(B: int, Cin: int, Cout: int, upsample: int, dtype: str = "f
     p = 4 if upsample else 1
     coef = _align(B * Cout * p * 9 * Cin * _item(dtype, "workspace_layout"))
     part = _align(coef + B * Cout * 4)
-    total = part + (B * p * split * HW * Cout * 4 if split > 1 else 0)
-    return WorkspaceLayout(coef, part, total if split > 1 else coef + B * Cout * 4)
+    return WorkspaceLayout(coef, part, part + B * p * split * HW * Cout * 4 if split > 1 else coef + B * Cout * 4)
 
 
 def workspace_bytes(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str = "fp16") -> int:

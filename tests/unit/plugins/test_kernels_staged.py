@@ -14,8 +14,8 @@ from models.config import get_config
 from models.errors import HsError
 from plugins._triton import TileConfig
 from plugins.mod_conv.reference import mod_conv_ref
-from plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, max_workspace_bytes, select_strategy, split_k, tuned, workspace_bytes,
-                                       workspace_layout)
+from plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, bucket, max_workspace_bytes, select_strategy, split_k,
+                                       tuned, workspace_bytes, workspace_layout)
 from test_kernels_triton import SMALL, _assert_close, _mod_conv_case, _ref32
 
 STAGED = "plugins.mod_conv.staged:mod_conv_staged"
@@ -80,7 +80,8 @@ def test_every_layer_runs_staged_with_its_measured_entry():
     assert FUSED_PICKS == {(1, 4, 4, 512, 512, 8)}
     for up, h, cin, cout in convs:
         for b in range(1, 9):
-            fused = (up, h, h, cin, cout, 1 if b <= 2 else 8) in FUSED_PICKS
+            fused = (up, h, h, cin, cout, bucket(b)) in FUSED_PICKS
+            assert bucket(b) == (1 if b <= 2 else 8)
             for name in ("fp16", "float16"):
                 assert select_strategy(b, h, h, cin, cout, up, name) == ("fused" if fused else "staged")
             for name in ("fp32", "float32"):
