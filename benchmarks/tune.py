@@ -9,8 +9,8 @@ Per (layer, batch), fp16, full delta on the tuned StyledConvs:
     fused   the one-launch kernel per tile (3x3 layers up to 64^2; the upsampling fused kernel is not a candidate)
     rgb     the toRGB kernel per tile
 Each candidate's output is compared with the fp32 reference (max abs error). Compilation runs first in a pool of
-worker processes (Triton's on-disk cache is shared), then the timing runs serially: CUDA graph of a few calls,
-median of 5 samples. JSON rows are rewritten after every layer.
+worker processes (Triton's on-disk cache is shared), then the timing runs serially with `hs-bench kernels`'
+timer (benchmarks.kernels.time_us: CUDA graph, median of 5 samples). JSON rows are rewritten after every layer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -107,40 +106,6 @@ def make_call(kind: str, layer, t: dict, cfg: TileConfig, split: int, delta_mode
                                    delta_mode, 1, out=out, cfg=cfg)
 
 
-def time_graph(fn, samples: int = 5) -> float:
-    """Median µs per call: CUDA graph of a few back-to-back calls (>= ~100 µs), replayed in timed samples."""
-    fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    fn()
-    b.record()
-    b.synchronize()
-    est = max(a.elapsed_time(b) * 1e3, 1.0)
-    calls = max(1, min(32, int(100.0 / est) + 1))
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(calls):
-            fn()
-    g.replay()
-    reps = max(1, min(20, int(500.0 / (est * calls)) + 1))
-    res = []
-    for _ in range(samples):
-        a.record()
-        for _ in range(reps):
-            g.replay()
-        b.record()
-        b.synchronize()
-        res.append(a.elapsed_time(b) * 1e3 / (reps * calls))
-    del g
-    return statistics.median(res)
-
-
 def _compile_job(job) -> str | None:
     """Worker: run one candidate once at B=1 (compiles it into Triton's cache). Returns an error line or None."""
     name, kind, cfg, split, delta_mode = job
@@ -159,7 +124,7 @@ def _compile_job(job) -> str | None:
 
 def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12, budget_s: float = 400.0,
         json_path: Path | None = None) -> list[dict]:
-    from benchmarks.kernels import KernelCase, _inputs, bench_layers, fp32_reference
+    from benchmarks.kernels import KernelCase, _inputs, bench_layers, fp32_reference, time_us
 
     t0 = time.monotonic()
     specs = [s for s in bench_layers() if layers is None or s.name in layers]
@@ -201,7 +166,7 @@ def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12,
                     y = fn()
                     if kind != "weight":
                         row["err"] = (y.float() - ref).abs().max().item()
-                    row["us"] = round(time_graph(fn), 2)
+                    row["us"] = round(time_us(fn, 2, 5)[0], 2)
                     if kind not in best or row["us"] < best[kind][0]:
                         best[kind] = (row["us"], f"{row['tiles']} s{split}")
                 except Exception as e:
