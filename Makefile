@@ -4,13 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-triton-compat gpu-bundle gpu-check demo golden clean
+.PHONY: setup test test-fast test-triton-compat gpu-check demo golden clean lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# CPU build of torch (on local disk here); a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,rtx,kernels,test]'
+	$(PY) -m pip install -q -e '.[export,rtx,kernels,test,lint]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 # ("malloc(): unaligned tcache chunk detected" while constructing trt.Dims / a plugin: the heap was corrupted
 # earlier; not reproduced under glibc's malloc checks, PYTHONMALLOC=debug or gdb). With these files in a process of
 # their own, no run crashed. Both processes run; `make test` fails if either does.
-TRT_TESTS := tests/unit/engines tests/unit/export tests/unit/plugins/test_trt_plugin.py \
+TRT_TESTS := tests/unit/engines tests/unit/export tests/unit/cli tests/unit/plugins/test_trt_plugin.py \
 	tests/unit/plugins/test_trt_chain.py tests/unit/plugins/test_trt_qdp.py tests/unit/plugins/test_onnx_ref.py \
 	tests/unit/plugins/test_onnx_ref_nodes.py tests/unit/plugins/test_plugin_generator.py tests/unit/plugins/test_spec.py
 
@@ -51,12 +51,6 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 # the GPU tests, then the kernel benchmark (table + goals; it runs even when a test failed), logs and JSON under $(OUT).
 # Each step has a time limit (SIGINT: pytest still prints its summary; the benchmark's JSON holds every finished row),
 # so one bounded device call always brings back both.
-# `make gpu-bundle` first (here): the lent machine gets the checkout only, not ../shared beside it, so the golden data
-# that tests/gpu/models needs is copied into ./shared (git-ignored; a shared/ folder inside the checkout travels).
-gpu-bundle:
-	mkdir -p shared/reference
-	rm -rf shared/reference/golden && cp -r ../shared/reference/golden shared/reference/golden
-
 OUT ?= gpu_out
 GPU_PY ?= python3
 GPU_TEST_S ?= 300
@@ -69,8 +63,13 @@ gpu-check:
 	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
 		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
 
+# Style (ruff) and the one-way layering (import-linter's layers contract in pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
 golden: setup
-	$(PY) -m models.golden verify ../shared/reference/golden
+	$(PY) -m models.golden verify tests/data/golden
 
 # The main job on the embedded default weights: the reference inversion (T=5) of a generated sample, then
 # `hs-export --fp16` (ONNX graphs + FP16 TensorRT engines; engines are skipped with a reason when no TensorRT exists).

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from models.errors import HsError
+from core.errors import HsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

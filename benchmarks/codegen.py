@@ -21,8 +21,9 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 
-from models.config import get_config
-from models.errors import HsError
+from core.atomic import write_json_atomic
+from core.config import get_config
+from core.errors import HsError
 
 
 @dataclass(frozen=True)
@@ -199,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_codegen(a.dtype, a.arch, tuple(a.delta_mode))
     print_table(rows)
     if a.json:
-        import json
-
-        with open(a.json, "w") as f:
-            json.dump({"rows": rows}, f, indent=1)
+        write_json_atomic(a.json, {"rows": rows})
     return 0
 
 

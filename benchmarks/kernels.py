@@ -34,8 +34,9 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from models.config import LayerSpec, get_config
-from models.errors import HsError
+from core.atomic import write_json_atomic
+from core.config import LayerSpec, get_config
+from core.errors import HsError
 from plugins._triton import TileConfig
 from plugins.mod_conv.reference import mod_conv_flops, mod_conv_ref
 from plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
@@ -493,14 +494,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def write_json(rows: list[dict], done: bool) -> None:
         if a.json:
-            import json
-            import os
-
-            tmp = f"{a.json}.tmp"
-            with open(tmp, "w") as f:
-                json.dump({"rows": rows, "goals": goals(rows, n), "complete": done, "torch": torch.__version__,
-                           "tiles": a.tiles, "staged_tiles": a.staged_tiles}, f, indent=1)
-            os.replace(tmp, a.json)
+            write_json_atomic(a.json, {"rows": rows, "goals": goals(rows, n), "complete": done,
+                                       "torch": torch.__version__, "tiles": a.tiles, "staged_tiles": a.staged_tiles})
 
     def progress(rows: list[dict]) -> None:
         r = rows[-1]

@@ -16,7 +16,6 @@ timer (benchmarks.kernels.time_us: CUDA graph, median of 5 samples). JSON rows a
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from core.atomic import write_json_atomic
 from plugins._triton import TileConfig
 
 WEIGHT_CANDS = [TileConfig(1, 8, 64, 2, 1), TileConfig(1, 8, 64, 4, 1), TileConfig(1, 16, 64, 4, 1),
@@ -176,9 +176,7 @@ def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12,
             print(f"{s.name} B={b}: " + "; ".join(f"{k} {v[0]:.1f} µs ({v[1]})" for k, v in sorted(best.items())),
                   flush=True)
             if json_path is not None:
-                tmp = json_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(rows, indent=0))
-                os.replace(tmp, json_path)
+                write_json_atomic(json_path, rows)
     return rows
 
 

@@ -22,10 +22,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engines.cache import EngineCache, cache_key, plugin_versions, verify_engine
-from engines.flavor import Flavor, get_flavor
-from engines.sidecar import sha256_file, software_versions, write_bytes_atomic, write_sidecar
-from models.errors import HsError
+from engines.cache import EngineCache, cache_key, verify_engine
+from export.onnx_io import plugin_versions
+from core.flavor import Flavor, get_flavor
+from core.atomic import write_bytes_atomic
+from core.sidecar import sha256_file, software_versions, write_sidecar
+from core.errors import HsError
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class BuildOptions:
 
 def batch_profile(inputs, max_batch: int, opt_batch: int | None = None) -> tuple:
     """One profile entry per input whose dim 0 is symbolic: batch 1..max_batch, opt = opt_batch or max_batch.
-    `inputs`: export.graphs.TensorIO-like objects (name, shape with a str batch dim)."""
+    `inputs`: core.contract.TensorIO-like objects (name, shape with a str batch dim)."""
     opt = opt_batch or max_batch
     out = []
     for t in inputs:

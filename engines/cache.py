@@ -16,49 +16,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-
-from engines.sidecar import read_sidecar, sha256_file, sha256_files, write_bytes_atomic, write_sidecar
-from models.errors import HsError
-
-
-def _graph_meta(path: Path) -> tuple[list[Path], list[str]]:
-    """(graph file + referenced external-data files, plugin op types used), from one load without weights."""
-    path = Path(path)
-    model = onnx.load(str(path), load_external_data=False)
-    locs = set()
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            locs.update(e.value for e in t.external_data if e.key == "location")
-    missing = [loc for loc in locs if not (path.parent / loc).is_file()]
-    if missing:
-        raise HsError(f"{path}: external data file(s) {missing} not found")
-    ops = sorted({n.op_type for n in model.graph.node if n.domain == "hyperstyle"})
-    return [path] + [path.parent / loc for loc in sorted(locs)], ops
-
-
-def onnx_data_files(path: Path) -> list[Path]:
-    """The graph file followed by every external-data file it references (sorted, deduplicated)."""
-    return _graph_meta(path)[0]
-
-
-def _versions(ops: list[str]) -> dict[str, str]:
-    if not ops:
-        return {}
-    from plugins.registry import get_spec
-
-    return {op: get_spec(op).version for op in ops}
-
-
-def plugin_versions(path: Path) -> dict[str, str]:
-    """{op type: spec version} for the plugin ops used in the graph (nodes of the hyperstyle domain)."""
-    return _versions(_graph_meta(path)[1])
+from core.atomic import write_bytes_atomic
+from core.sidecar import read_sidecar, sha256_file, sha256_files, write_sidecar
+from core.errors import HsError
+from export.onnx_io import graph_meta, plugin_versions_of
 
 
 def cache_key(onnx_path: Path, target: dict, build_options: dict) -> tuple[str, dict]:
     """(hex key, the components hashed). `target`: flavor/version/device (engines.builder.build_target)."""
-    files, ops = _graph_meta(onnx_path)
-    comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": _versions(ops), "build": build_options}
+    files, ops = graph_meta(onnx_path)
+    comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": plugin_versions_of(ops), "build": build_options}
     if ops:  # the plugin code an engine freezes at build time (e.g. HsModConv's workspace size)
         from plugins.registry import build_digest
 

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.config import PRESETS
-from models.errors import HsError
+from core.config import PRESETS
+from core.errors import HsError
 
 PRECISIONS = ("fp32", "fp16")
 VARIANTS = ("plain", "plugin")
@@ -24,7 +24,7 @@ OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter (SPEC §4
 class ExportConfig:
     """Everything that determines the exported artifacts.
 
-    config: model preset (models.config.PRESETS); None with a checkpoint = the checkpoint's own, else ffhq1024.
+    config: model preset (core.config.PRESETS); None with a checkpoint = the checkpoint's own, else ffhq1024.
     checkpoint / w_encoder: checkpoint paths (None = embedded default weights).
     precisions / variants: subsets of PRECISIONS / VARIANTS.
     max_batch: dynamic-batch upper bound (dynamic graphs, engine profiles); opt_batch: profile optimum (None = max).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Mapping, Sequence
 import onnx
 import torch
 
-from engines.sidecar import file_mode
-from models.errors import HsError
+from core.atomic import atomic_path
+from core.errors import HsError
+from plugins.registry import get_spec
 
 
 def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_names: Sequence[str],
@@ -91,28 +93,29 @@ def save_onnx_atomic(model: onnx.ModelProto, path: Path, external_threshold: int
         raise HsError(f"cannot create output directory {d}: {e.strerror}") from None
     data = path.with_name(path.name + ".data")
     external = initializer_bytes(model) > external_threshold
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=d))
-    try:
-        tmp = tmpdir / path.name
-        if external:
-            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data.name, size_threshold=1024)
+    if external:
+        # onnx writes the data file beside the graph under its final name, so the graph is written in a private
+        # temp directory and both files are then moved with atomic_path (same directory, fsync, rename). Two
+        # files can't be swapped at once: the old graph goes first, so an interrupted write leaves no graph
+        # rather than an old graph over new data.
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=d))
+        try:
+            onnx.save_model(model, str(tmpdir / path.name), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
             external = (tmpdir / data.name).exists()  # False when every tensor was under 1 KB
-            if external:  # two files can't be swapped at once: drop the old graph first, so an interrupted
-                path.unlink(missing_ok=True)  # write leaves no graph rather than an old graph over new data
-                os.replace(tmpdir / data.name, data)
-        else:
+            if external:
+                path.unlink(missing_ok=True)
+                with atomic_path(data, mkdir=False) as tmp:
+                    os.replace(tmpdir / data.name, tmp)
+            with atomic_path(path, mkdir=False) as tmp:
+                os.replace(tmpdir / path.name, tmp)
+        except OSError as e:
+            raise HsError(f"cannot write {path}: {e.strerror}") from None
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    else:
+        with atomic_path(path, mkdir=False) as tmp:
             onnx.save_model(model, str(tmp))
-        os.replace(tmp, path)
-        for f in (path, data) if external else (path,):
-            os.chmod(f, file_mode())
-    except OSError as e:
-        raise HsError(f"cannot write {path}: {e.strerror}") from None
-    finally:
-        for f in tmpdir.iterdir() if tmpdir.exists() else ():
-            f.unlink()
-        if tmpdir.exists():
-            tmpdir.rmdir()
     if not external and data.exists():
         data.unlink()
     return [path, data] if external else [path]
@@ -122,3 +125,34 @@ def onnx_files(path: Path) -> list[Path]:
     """The graph file and its external data file (if any)."""
     data = Path(path).with_name(Path(path).name + ".data")
     return [Path(path), data] if data.exists() else [Path(path)]
+
+
+def graph_meta(path: Path) -> tuple[list[Path], list[str]]:
+    """(graph file + referenced external-data files, plugin op types used), from one load without weights."""
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    locs = set()
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            locs.update(e.value for e in t.external_data if e.key == "location")
+    missing = [loc for loc in locs if not (path.parent / loc).is_file()]
+    if missing:
+        raise HsError(f"{path}: external data file(s) {missing} not found")
+    ops = sorted({n.op_type for n in model.graph.node if n.domain == "hyperstyle"})
+    return [path] + [path.parent / loc for loc in sorted(locs)], ops
+
+
+def onnx_data_files(path: Path) -> list[Path]:
+    """The graph file followed by every external-data file it references (sorted, deduplicated)."""
+    return graph_meta(path)[0]
+
+
+def plugin_versions_of(ops: list[str]) -> dict[str, str]:
+    if not ops:
+        return {}
+    return {op: get_spec(op).version for op in ops}
+
+
+def plugin_versions(path: Path) -> dict[str, str]:
+    """{op type: spec version} for the plugin ops used in the graph (nodes of the hyperstyle domain)."""
+    return plugin_versions_of(graph_meta(path)[1])

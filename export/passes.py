@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from export.graphs import GraphIO
-from models.errors import HsError
+from core.contract import GraphIO
+from core.errors import HsError
 
 
 def import_graph(model: onnx.ModelProto) -> gs.Graph:

@@ -25,16 +25,19 @@ from typing import Callable, ContextManager
 
 import torch
 
-from engines.cache import plugin_versions
-from engines.sidecar import sha256_files, software_versions, write_json_atomic, write_sidecar
-from export import graphs as G
+from core.atomic import write_json_atomic
+from core.sidecar import sha256_files, software_versions, write_sidecar
+from core import contract as C
+from models import graphs as G
 from export import onnx_io, passes
+from export.onnx_io import plugin_versions
 from export.config import ExportConfig
 from export.fp16 import convert_to_fp16
 from export.verify import verify_graph, worst
-from models.errors import HsError
+from core.errors import HsError
 
 Step = Callable[[str], ContextManager]
+EngineStep = Callable[..., None]  # (cfg, model, written, report, step) -> None
 
 
 @dataclass
@@ -89,20 +92,20 @@ def plugin_generator(model, modes: dict[str, int]):
     """The colleagues' NHWC PluginGenerator wrapped to this graph contract (codes, Δ... -> image, image_pooled),
     and the custom translation table for the exporter. HsError when the plugin pieces are not available."""
     try:
-        from plugins.generator import PluginGenerator
+        from plugins.generator import PluginGeneratorGraph
         from plugins.onnx_export import custom_translation_table
     except ImportError as e:
         raise HsError(f"plugin variant unavailable: {e}") from None
-    return G.PluginGeneratorGraph(model, PluginGenerator, modes), custom_translation_table()
+    return PluginGeneratorGraph(model, modes), custom_translation_table()
 
 
 def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool, bool]]:
     """(graph, variant, Δ modes, dynamic batch, OHWI Δ) in export order; the W encoder once for both variants.
     The plugin variant takes full 3x3 Δ in OHWI [B,O,3,3,I] (HsModConv v2), the plain one in the official OIHW."""
-    jobs = [("w_encoder", "shared", G.delta_modes(model.cfg, False), True, False)]
+    jobs = [("w_encoder", "shared", C.delta_modes(model.cfg, False), True, False)]
     for v in cfg.variants:
         plugin = v == "plugin"
-        modes = G.delta_modes(model.cfg, per_channel=plugin)
+        modes = C.delta_modes(model.cfg, per_channel=plugin)
         jobs.append(("hypernet", v, modes, True, plugin))
         jobs.append(("generator", v, modes, plugin, plugin))
     return jobs
@@ -122,7 +125,7 @@ def _module(model, graph: str, variant: str, modes: dict, ohwi: bool):
     return plugin_generator(model, modes)
 
 
-def _export_graph(module, feeds: dict, io: G.GraphIO, dynamic: bool, cfg: ExportConfig, table, plugin: bool):
+def _export_graph(module, feeds: dict, io: C.GraphIO, dynamic: bool, cfg: ExportConfig, table, plugin: bool):
     """module -> checked, BN-folded, constant-folded gs.Graph (fp32)."""
     proto = onnx_io.export_module(module, list(feeds.values()), io.input_names, io.output_names, dynamic,
                                   cfg.max_batch, cfg.opset, table)
@@ -150,7 +153,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"SKIPPED: {e}"))
             continue
         batch = "B" if dynamic else cfg.plain_batch
-        io = G.graph_io(mcfg, graph, modes, batch, ohwi)
+        io = C.graph_io(mcfg, graph, modes, batch, ohwi)
         ex_batch = cfg.verify_batch if dynamic else cfg.plain_batch
         feeds = G.example_inputs(io, ex_batch, seed=cfg.seed)
         t0 = time.perf_counter()
@@ -194,8 +197,8 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 "sha256": sha256_files(files), "files": [f.name for f in files],
                 "inputs": {t.name: list(t.shape) for t in io.inputs},
                 "outputs": {t.name: list(t.shape) for t in io.outputs},
-                "delta_modes": {k: ("per_channel" if v == G.PER_CHANNEL else "full") for k, v in modes.items()},
-                "delta_layout": G.delta_layout(ohwi),
+                "delta_modes": {k: ("per_channel" if v == C.DeltaMode.PER_CHANNEL else "full") for k, v in modes.items()},
+                "delta_layout": C.delta_layout(ohwi).value,
                 "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
                 "fp16": fp16_stats if prec == "fp16" else None,
                 "verification": art.errors, "export_s": round(art.seconds, 3)})
@@ -206,49 +209,11 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
     return written
 
 
-def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport, step: Step = _nostep) -> None:
-    """Build (or reuse) one engine per graph of the plugin set (the plain set when only --plain is selected)."""
-    from engines.builder import BuildOptions, batch_profile, get_or_build
-    from engines.flavor import get_flavor
-
-    try:
-        fl = get_flavor()
-    except HsError as e:
-        report.engines_skipped = f"engines skipped: {e}"
-        return
-    variant = "plugin" if "plugin" in cfg.variants else "plain"
-    for (graph, var, prec), path in written.items():
-        if var not in (variant, "shared"):
-            continue
-        art = next(a for a in report.artifacts if a.path == path)
-        if art.status.startswith("FAIL"):
-            report.notes.append(f"{path.name}: no engine (the graph failed verification)")
-            continue
-        modes = G.delta_modes(model.cfg, per_channel=(var == "plugin"))
-        dynamic = not (graph == "generator" and var == "plain")
-        io = G.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch, ohwi=(var == "plugin"))
-        opts = BuildOptions(profile=batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch),
-                            compute_capabilities=cfg.compute_capabilities,
-                            aot_plugins=cfg.aot_plugins and var == "plugin" and graph == "generator")
-        eng = path.with_suffix(".engine")
-        t0 = time.perf_counter()
-        with step(f"engine {eng.name} ({fl.name} {fl.version})"):
-            try:
-                res = get_or_build(path, eng, opts, cfg.engine_cache_dir, flavor=fl, record={
-                    "kind": "engine", "graph": graph, "variant": var, "precision": prec,
-                    "model_config": model.cfg.name, "export_config": cfg.to_dict(),
-                    "inputs": {t.name: list(t.shape) for t in io.inputs},
-                    "outputs": {t.name: list(t.shape) for t in io.outputs}})
-            except HsError as e:
-                report.artifacts.append(Artifact("engine", graph, var, prec, eng, 0,
-                                                 time.perf_counter() - t0, f"FAIL build: {e}"))
-                continue
-        report.artifacts.append(Artifact("engine", graph, var, prec, eng, res.size, res.build_s, res.status))
-
-
-def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportReport:
-    """Export (and verify, and build engines for) everything `cfg` selects; writes `export_summary.json`.
-    `step(desc)` returns a context manager wrapped around each long step (the CLI shows progress with it)."""
+def run_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None
+               ) -> ExportReport:
+    """Export (and verify) every graph `cfg` selects, run `engine_step` on what was written (engines.pipeline's
+    `build_engines`: this layer does not import engines), then write `export_summary.json`. `step(desc)` returns a
+    context manager wrapped around each long step (the CLI shows progress with it)."""
     t0 = time.perf_counter()
     report = ExportReport(config=cfg.to_dict())
     try:
@@ -268,10 +233,12 @@ def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportRep
         report.notes.append("embedded default weights (deterministic, untrained): timing is faithful, images are not")
     torch.manual_seed(cfg.seed)
     written = export_graphs(cfg, model, report, step)
-    if cfg.build_engines:
-        build_engines(cfg, model, written, report, step)
-    else:
+    if not cfg.build_engines:
         report.engines_skipped = "engines skipped: --no-engines"
+    elif engine_step is None:
+        report.engines_skipped = "engines skipped: ONNX export only (engines.pipeline.run_export builds them)"
+    else:
+        engine_step(cfg, model, written, report, step)
     report.seconds = time.perf_counter() - t0
     write_json_atomic(cfg.out / "export_summary.json", report.to_dict())
     return report

@@ -19,8 +19,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from export.graphs import PER_CHANNEL, acc_name
-from models.errors import HsError
+from core.contract import DeltaMode, acc_name
+from core.errors import HsError
 from models.hyperstyle import HyperStyle
 
 TOLERANCES = {"fp32": 1e-4, "fp16": 3e-2}
@@ -51,12 +51,12 @@ def reference_fn(model: HyperStyle, graph: str, modes: Mapping[str, int], ohwi: 
     tuned = model.cfg.tuned
 
     def full(spec, d):  # graph Δ -> official [B,O,I,k,k]
-        if modes[spec.name] == PER_CHANNEL:
+        if modes[spec.name] == DeltaMode.PER_CHANNEL:
             return d[..., None, None].expand(*d.shape, 3, 3)
         return from_ohwi(d) if ohwi and spec.kernel == 3 else d
 
     def graph_form(spec, d):  # official [B,O,I,k,k] -> graph Δ
-        if modes[spec.name] == PER_CHANNEL:
+        if modes[spec.name] == DeltaMode.PER_CHANNEL:
             return d[..., 0, 0]
         return to_ohwi(d) if ohwi and spec.kernel == 3 else d
 

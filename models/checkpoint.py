@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.config import ENCODER_TYPES, GeneratorConfig, HypernetConfig, HyperStyleConfig, get_config
-from models.errors import HsError
+from core.atomic import atomic_path
+from core.config import ENCODER_TYPES, GeneratorConfig, HypernetConfig, HyperStyleConfig, get_config
+from core.errors import HsError
 from models.fill import DEFAULT_CONSTANTS, canonical_key, fill_module_, fill_value
 from models.hyperstyle import HyperStyle
 from models.stylegan2 import Generator
@@ -242,10 +243,5 @@ def save_w_encoder_checkpoint(model: HyperStyle, path) -> None:
 
 
 def atomic_torch_save(obj, path) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import build_model
-from models.errors import HsError
+from core.errors import HsError
 from models.images import read_images, write_png
 
 

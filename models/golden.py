@@ -1,7 +1,7 @@
 """Golden verification against the official implementation: `python -m models.golden verify DIR`.
 
 DIR holds any of generator.npz / hypernet.npz / w_encoder.npz / inversion.npz in the format of
-../shared/reference/golden (README there). Every seed, the batch, the delta scale, the stride prime, the tuned layers and
+tests/data/golden (README there). Every seed, the batch, the delta scale, the stride prime, the tuned layers and
 the fill constants come from each file's `meta`; nothing of a particular set is assumed. Each case is rebuilt with our
 models and the documented fill, and every stored array is compared with the README's tolerances.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.config import GeneratorConfig, HypernetConfig, HyperStyleConfig
-from models.errors import HsError
+from core.config import GeneratorConfig, HypernetConfig, HyperStyleConfig
+from core.errors import HsError
 from models.fill import DEFAULT_CONSTANTS, fill_module_
 
 # README "Suggested checks": (kind, atol, rtol)
@@ -262,11 +262,15 @@ def format_case(r: CaseResult) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.golden", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="verify our fp32 reference against a golden directory")
-    v.add_argument("dir")
+    v.add_argument("dir", nargs="?", default=str(DEFAULT_DIR),
+                   help="a golden directory (default: the repository's tests/data/golden)")
     v.add_argument("--cases", default=",".join(CASES), help="comma list of " + ",".join(CASES))
     v.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     a = ap.parse_args(argv)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from models.config import SHARED_LAYERS, HyperStyleConfig, LayerSpec
+from core.config import SHARED_LAYERS, HyperStyleConfig, LayerSpec
 from models.stylegan2 import EqualLinear
 
 

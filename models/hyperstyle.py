@@ -8,8 +8,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from models.config import HyperStyleConfig
-from models.errors import HsError
+from core.config import HyperStyleConfig
+from core.errors import HsError
 from models.hypernet import SharedWeightsHyperNetResNet
 from models.stylegan2 import Generator
 from models.w_encoder import WEncoder

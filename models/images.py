@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from models.errors import HsError
+from core.atomic import atomic_path
+from core.errors import HsError
 
 
 def read_image(path: str | os.PathLike, size: int = 256) -> torch.Tensor:
@@ -46,11 +47,7 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 def write_png(img: torch.Tensor, path: str | os.PathLike) -> Path:
     """Write [3,H,W] in [-1,1] as PNG atomically."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(to_uint8(img)).save(tmp, format="PNG")
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    arr = to_uint8(img)
+    with atomic_path(p) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
     return p

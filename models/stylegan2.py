@@ -13,8 +13,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from models.config import GeneratorConfig, LayerSpec, layer_specs
-from models.errors import HsError
+from core.config import GeneratorConfig, LayerSpec, layer_specs
+from core.errors import HsError
 from models.ops import blur_pad, fused_leaky_relu, make_kernel, modulated_conv2d, upfirdn2d
 
 

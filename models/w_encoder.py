@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from models.config import HyperStyleConfig
+from core.config import HyperStyleConfig
 from models.stylegan2 import EqualLinear
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 
 HIDDEN_TRAILING_PARAMS = 2  # Triton's global_scratch + profile_scratch pointers
 

@@ -25,9 +25,10 @@ from typing import Mapping
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
-from models.config import LayerSpec
-from models.errors import HsError
+from core.config import LayerSpec
+from core.errors import HsError
 from models.stylegan2 import Generator
 from plugins.mod_conv.reference import to_ohwi
 
@@ -138,3 +139,20 @@ class PluginGenerator(nn.Module):
             else:
                 x = self._styled_conv(spec, x, codes, d.get(spec.name))  # [B,Ho,Wo,Cout]
         return skip.permute(0, 3, 1, 2)  # NHWC -> NCHW [B,3,S,S]
+
+
+class PluginGeneratorGraph(nn.Module):
+    """(codes, Δ per tuned layer in `modes` form; full 3x3 Δ OHWI [B,O,3,3,I]) -> (image [B,3,size,size],
+    image_pooled [B,3,S,S]) on the plugin ops (PluginGenerator: NHWC inside, HsModConv/HsToRGB
+    nodes once exported with plugins.onnx_export.custom_translation_table). No grouped conv: the batch stays
+    dynamic."""
+
+    def __init__(self, model, modes: dict[str, int]):
+        super().__init__()
+        ordered = {s.name: modes[s.name] for s in model.cfg.tuned}  # forward takes Δ in this order
+        self.gen = PluginGenerator(model.decoder, ordered)
+        self.pool_size = model.cfg.hypernet.input_size
+
+    def forward(self, codes, *deltas):
+        img = self.gen(codes, *deltas)
+        return img, F.adaptive_avg_pool2d(img, (self.pool_size, self.pool_size))

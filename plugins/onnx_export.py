@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import DOMAIN, OpSpec, get_spec
 
 OPSET = 18  # default-domain opset of the graphs the exporter writes

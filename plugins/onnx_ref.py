@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from onnx.reference.op_run import OpRun
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import DOMAIN, OpSpec, get_spec
 
 

@@ -20,7 +20,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import DOMAIN, get_spec
 
 EXTRAS = {"mod_conv": ("B", "H", "W", "Cin", "Cout"), "to_rgb": ("B", "H", "W", "Cin")}  # int32 scalars, in order
@@ -244,7 +244,7 @@ def register_qdp(arch: int = 90, trtp=None, trt=None) -> list[str]:
     """Register every variant of both ops as AOT QDPs (idempotent). Full TensorRT >= 10.9 only; HsError otherwise.
     `arch`: SM of the PTX target (PTX is JIT-compiled by the driver on newer SMs). Returns the plugin ids."""
     if trtp is None:
-        from engines.flavor import get_flavor
+        from core.flavor import get_flavor
 
         fl = get_flavor()
         if fl.is_rtx:

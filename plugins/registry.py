@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from models.errors import HsError
+from core.errors import HsError
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 OPS = ("mod_conv", "to_rgb")  # folder names under plugins/, each with a spec.json

@@ -2,7 +2,7 @@
 `tensorrt_rtx`.
 
 Nothing imports TensorRT at module load: `plugin_classes(op)` builds the plugin and creator classes lazily from the
-flavor module (`engines.flavor.get_flavor()`), once per (flavor, op). Each op module (`plugins/<op>/trt_plugin.py`)
+flavor module (`core.flavor.get_flavor()`), once per (flavor, op). Each op module (`plugins/<op>/trt_plugin.py`)
 provides an `OpImpl`: the output shape as dimension expressions, a concrete-shape check, and the enqueue call into
 the Triton launcher. Everything that is not enqueue is exercised by CPU tests (parsing + engine building).
 
@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import OpSpec
 
 # TensorRT DataType member name -> dtype name used by specs and launchers.
@@ -183,7 +183,7 @@ def _build_classes(trt, impl: OpImpl):
 
 @functools.lru_cache(maxsize=None)
 def _classes_for(flavor_name: str, key: str):
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
     from plugins import trt_impls
 
     return _build_classes(get_flavor(flavor_name).module, trt_impls()[key])
@@ -191,7 +191,7 @@ def _classes_for(flavor_name: str, key: str):
 
 def plugin_classes(key: str, flavor: str | None = None):
     """(PluginClass, CreatorClass) for op `key` ("mod_conv" | "to_rgb") on the given (default: detected) flavor."""
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     return _classes_for(get_flavor(flavor).name, key)
 
@@ -202,7 +202,7 @@ _REGISTERED: dict[str, dict[str, Any]] = {}  # flavor name -> {op key: creator i
 def register_plugins(flavor: str | None = None) -> dict[str, Any]:
     """Register every hyperstyle creator with the flavor's plugin registry, once per process (idempotent; also when
     another caller registered the same name/version/namespace first). Returns {op key: creator}."""
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
     from plugins import trt_impls
 
     fl = get_flavor(flavor)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins._triton import launch_on_stream, require_cuda_kernels, tensor_from_ptr
 from plugins.mod_conv.reference import check_inputs, mod_conv_ref
 from plugins.mod_conv.strategy import STRATEGIES, select_strategy, workspace_bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 from models.ops import fused_leaky_relu, make_kernel, modulated_conv2d
 
 DELTA_MODES = (0, 1, 2)

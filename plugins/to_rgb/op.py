@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins._triton import launch_on_stream, require_cuda_kernels, tensor_from_ptr
 from plugins.to_rgb.reference import check_inputs, to_rgb_ref
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 from models.ops import make_kernel, modulated_conv2d, upfirdn2d
 
 

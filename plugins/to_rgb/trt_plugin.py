@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import load_spec
 from plugins.trt_common import OpImpl
 

@@ -12,7 +12,7 @@ reference.
 import pytest
 import torch
 
-from models.config import get_config
+from core.config import get_config
 from plugins.mod_conv.reference import mod_conv_ref
 from plugins.to_rgb.reference import to_rgb_ref
 

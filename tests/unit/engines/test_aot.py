@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from engines import builder as B
-from models.errors import HsError
+from core.errors import HsError
 from plugins import qdp
 from plugins.onnx_export import single_node_model
 
@@ -22,7 +22,7 @@ def test_check_aot_refuses_tensorrt_rtx_in_one_line():
 
 @pytest.mark.trt
 def test_aot_build_of_a_plugin_graph_is_refused_on_rtx(tmp_path):
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     fl = get_flavor()
     if not fl.is_rtx:
@@ -84,8 +84,8 @@ def test_export_config_rejects_aot_without_plugin_engines():
 
 
 def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
-    from engines.flavor import get_flavor
-    from export.cli import main
+    from core.flavor import get_flavor
+    from cli.export import main
 
     try:
         full = not get_flavor().is_rtx
@@ -103,7 +103,7 @@ def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
 def test_parse_from_bytes_finds_external_weights_through_the_path(tmp_path, make_onnx):
     """The mechanism the AOT route relies on (a rewritten model in memory, weights still in the .data file beside
     the original), checked with the importable flavor on a plain graph."""
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     trt = get_flavor().module
     path = make_onnx(tmp_path / "ext.onnx", external=True)

@@ -5,8 +5,8 @@ import onnx.helper as oh
 import pytest
 
 from engines.builder import BuildOptions, batch_profile, build_serialized, build_target
-from export.graphs import TensorIO
-from models.errors import HsError
+from core.contract import TensorIO
+from core.errors import HsError
 
 
 pytestmark = pytest.mark.trt
@@ -18,7 +18,7 @@ def test_batch_profile():
 
 
 def test_build_dynamic_and_targets(conv_onnx, profile):
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     fl = get_flavor()
     blob = build_serialized(conv_onnx, BuildOptions(profile=profile), fl)
@@ -44,7 +44,7 @@ def test_parse_error_is_one_line(tmp_path):
 
 def test_timing_cache(conv_onnx, tmp_path, profile):
     """Full TensorRT saves and reloads the timing cache; TensorRT-RTX has none (deprecated no-op calls skipped)."""
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     tc = tmp_path / "tc" / "timing.cache"
     build_serialized(conv_onnx, BuildOptions(profile=profile), timing_cache=tc)

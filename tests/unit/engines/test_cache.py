@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from engines.cache import EngineCache, cache_key, onnx_data_files
-from engines.sidecar import read_sidecar, sidecar_path, write_sidecar
-from models.errors import HsError
+from engines.cache import EngineCache, cache_key
+from export.onnx_io import onnx_data_files
+from core.sidecar import read_sidecar, sidecar_path, write_sidecar
+from core.errors import HsError
 
 
 TARGET = {"flavor": "tensorrt_rtx", "version": "1.7.1.116", "device": "portable"}

@@ -1,15 +1,8 @@
-"""Session fixtures for the export tests: the tiny model and one tiny export run shared by several tests."""
+"""Session fixtures for the export tests: one tiny export run shared by several tests (tiny_model: tests/conftest.py)."""
 
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_model():
-    from models.checkpoint import build_model
-
-    return build_model("tiny", quiet=True)
 
 
 @pytest.fixture(scope="session")

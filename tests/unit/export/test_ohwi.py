@@ -5,9 +5,10 @@ layers get OHWI from permuted w1/b1 columns (no runtime transpose), the others f
 import pytest
 import torch
 
-from export import graphs as G
+from core import contract as C
+from models import graphs as G
 from models.checkpoint import fill_default_
-from models.config import HypernetConfig, get_config
+from core.config import HypernetConfig, get_config
 from models.hyperstyle import HyperStyle
 from plugins.mod_conv.reference import to_ohwi
 
@@ -28,20 +29,20 @@ def test_delta_shape_and_graph_io():
     conv = next(s for s in cfg.tuned if s.name == "convs.8")
     rgb = next(s for s in cfg.layers if s.kind == "rgb")
     o, i = conv.out_ch, conv.in_ch
-    assert G.delta_shape(conv, G.FULL) == (o, i, 3, 3)
-    assert G.delta_shape(conv, G.FULL, ohwi=True) == (o, 3, 3, i)
-    assert G.delta_shape(conv, G.PER_CHANNEL, ohwi=True) == (o, i)
-    assert G.delta_shape(rgb, G.FULL, ohwi=True) == G.delta_shape(rgb, G.FULL) == (3, rgb.in_ch, 1, 1)
-    modes = G.delta_modes(cfg, per_channel=True)
+    assert C.delta_shape(conv, C.DeltaMode.FULL) == (o, i, 3, 3)
+    assert C.delta_shape(conv, C.DeltaMode.FULL, ohwi=True) == (o, 3, 3, i)
+    assert C.delta_shape(conv, C.DeltaMode.PER_CHANNEL, ohwi=True) == (o, i)
+    assert C.delta_shape(rgb, C.DeltaMode.FULL, ohwi=True) == C.delta_shape(rgb, C.DeltaMode.FULL) == (3, rgb.in_ch, 1, 1)
+    modes = C.delta_modes(cfg, per_channel=True)
     for graph in ("hypernet", "generator"):
-        io = G.graph_io(cfg, graph, modes, ohwi=True)
+        io = C.graph_io(cfg, graph, modes, ohwi=True)
         shapes = {t.name: t.shape for t in io.inputs + io.outputs}
         assert shapes["delta_conv1"] == ("B", cfg.layers[0].out_ch, 3, 3, cfg.layers[0].in_ch)  # shared: full OHWI
         assert shapes["delta_convs_8"] == ("B", o, i)  # non-shared: per-channel
-    io = G.graph_io(cfg, "hypernet", modes, ohwi=True)
+    io = C.graph_io(cfg, "hypernet", modes, ohwi=True)
     assert {t.name: t.shape for t in io.outputs}["acc_conv1"] == ("B", cfg.layers[0].out_ch, 3, 3,
                                                                    cfg.layers[0].in_ch)
-    plain = G.graph_io(cfg, "generator", G.delta_modes(cfg, False), batch=2)
+    plain = C.graph_io(cfg, "generator", C.delta_modes(cfg, False), batch=2)
     assert {t.name: t.shape for t in plain.inputs}["delta_conv1"] == (2, cfg.layers[0].out_ch,
                                                                       cfg.layers[0].in_ch, 3, 3)
 
@@ -50,9 +51,9 @@ def _check_ohwi_equals_oihw(m: HyperStyle, per_channel: bool, batch: int = 3) ->
     """Run the OIHW and the OHWI hypernet graphs on the same inputs (Δ inputs converted with to_ohwi); every output
     must be bit-identical after to_ohwi. Returns how many outputs are OHWI."""
     cfg = m.cfg
-    modes = G.delta_modes(cfg, per_channel)
+    modes = C.delta_modes(cfg, per_channel)
     oihw, ohwi = G.HypernetGraph(m, modes), G.HypernetGraph(m, modes, ohwi=True)
-    io_oihw, io_ohwi = (G.graph_io(cfg, "hypernet", modes, ohwi=o) for o in (False, True))
+    io_oihw, io_ohwi = (C.graph_io(cfg, "hypernet", modes, ohwi=o) for o in (False, True))
     feeds = G.example_inputs(io_oihw, batch, seed=1)  # batch > 1: distinct per-sample Δ
     feeds_ohwi = {k: (to_ohwi(v) if t.shape != u.shape else v)
                   for (k, v), t, u in zip(feeds.items(), io_oihw.inputs, io_ohwi.inputs)}
@@ -61,7 +62,7 @@ def _check_ohwi_equals_oihw(m: HyperStyle, per_channel: bool, batch: int = 3) ->
     n_ohwi = 0
     for spec, r, g, t in zip(cfg.tuned, ref, got, io_ohwi.outputs):
         assert tuple(g.shape) == t.concrete(batch), spec.name
-        if modes[spec.name] == G.FULL and spec.kernel == 3:
+        if modes[spec.name] == C.DeltaMode.FULL and spec.kernel == 3:
             n_ohwi += 1
             r = to_ohwi(r)
         assert torch.equal(g, r), spec.name
@@ -93,10 +94,10 @@ def test_shared_ohwi_needs_no_transpose():
     """The shared layers' OHWI comes from the permuted w1/b1 (a MatMul, a Reshape): the graph has no more
     transposes than the OIHW one (counted in the torch.export graph, before the ONNX exporter)."""
     m = _model()
-    modes = G.delta_modes(m.cfg, per_channel=True)
+    modes = C.delta_modes(m.cfg, per_channel=True)
     counts = []
     for ohwi in (False, True):
-        feeds = G.example_inputs(G.graph_io(m.cfg, "hypernet", modes, ohwi=ohwi), 1)
+        feeds = G.example_inputs(C.graph_io(m.cfg, "hypernet", modes, ohwi=ohwi), 1)
         ep = torch.export.export(G.HypernetGraph(m, modes, ohwi=ohwi), tuple(feeds.values()))
         ops = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
         counts.append(sum(any(t in o for t in ("permute", "transpose", "aten.t.", "movedim")) for o in ops))

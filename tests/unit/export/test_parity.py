@@ -79,15 +79,16 @@ def test_fp16_graph_keeps_sensitive_ops_fp32(tiny_export):
 
 
 def test_dynamic_batch_graphs_run_at_other_batches(tiny_export, tiny_model):
-    from export import graphs as G
+    from core import contract as C
+    from models import graphs as G
     from export.verify import verify_graph
 
     cfg, _ = tiny_export
     for name, graph, plugin in (("w_encoder_fp32.onnx", "w_encoder", False),
                                 ("hypernet_plain_fp32.onnx", "hypernet", False),
                                 ("hypernet_plugin_fp32.onnx", "hypernet", True)):
-        modes = G.delta_modes(tiny_model.cfg, per_channel=plugin)
-        io = G.graph_io(tiny_model.cfg, graph, modes, ohwi=plugin)
+        modes = C.delta_modes(tiny_model.cfg, per_channel=plugin)
+        io = C.graph_io(tiny_model.cfg, graph, modes, ohwi=plugin)
         for b in (1, 3):
             errs = verify_graph(cfg.out / name, tiny_model, graph, modes, G.example_inputs(io, b, seed=b), "fp32",
                                 plugin=False, ohwi=plugin)

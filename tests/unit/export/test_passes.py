@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 
 from export import onnx_io, passes
-from export.graphs import GraphIO, TensorIO
-from models.errors import HsError
+from core.contract import GraphIO, TensorIO
+from core.errors import HsError
 
 
 def _bn_model(c: int = 4):

@@ -3,7 +3,7 @@ run fail (exit 1 in hs-export): no silent fallback to another variant."""
 
 import export.pipeline as pipeline
 from export.config import ExportConfig
-from models.errors import HsError
+from core.errors import HsError
 
 
 def test_missing_plugin_ops_are_reported(monkeypatch, tiny_model, tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from models.checkpoint import (build_model, load_g_ema, load_hyperstyle_checkpoint, load_w_encoder_checkpoint,
                                save_checkpoint, save_w_encoder_checkpoint)
-from models.errors import HsError
+from core.errors import HsError
 from models.fill import canonical_key, fill_value
 from models.hyperstyle import HyperStyle
 

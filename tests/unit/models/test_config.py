@@ -2,8 +2,8 @@
 
 import pytest
 
-from models.config import get_config, layer_specs, GeneratorConfig
-from models.errors import HsError
+from core.config import get_config, layer_specs, GeneratorConfig
+from core.errors import HsError
 
 # (idx, module, res, Cin, Cout, k, latent row, noise) — SPEC.md §1.5 for FFHQ 1024
 SPEC_TABLE = [

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from models.config import get_config
+from core.config import get_config
 from models.fill import canonical_key, fill_rule, fill_value
 from models.hyperstyle import HyperStyle
 

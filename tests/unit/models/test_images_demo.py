@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from models.demo import main as demo_main
-from models.errors import HsError
+from core.errors import HsError
 from models.images import read_image, to_uint8, write_png
 
 

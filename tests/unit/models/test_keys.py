@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from models.config import HypernetConfig, get_config
+from core.config import HypernetConfig, get_config
 from models.hyperstyle import HyperStyle
 from models.hypernet import SharedWeightsHyperNetResNet
 from models.stylegan2 import Generator

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from models.checkpoint import build_model
-from models.config import HypernetConfig, get_config
-from models.errors import HsError
+from core.config import HypernetConfig, get_config
+from core.errors import HsError
 from models.hyperstyle import HyperStyle
 from models.hypernet import SharedWeightsHyperNetResNet
 from models.fill import fill_module_

@@ -8,7 +8,7 @@ def candidate_errors(config: str, cases: list[tuple[str, int, str, tuple[int, ..
     """(max abs error, max |reference|) per (layer name, batch, kind, tiles, split)."""
     from benchmarks.kernels import KernelCase, _inputs, fp32_reference
     from benchmarks.tune import make_call
-    from models.config import get_config
+    from core.config import get_config
 
     layers = {s.name: s for s in get_config(config).layers}
     out = []

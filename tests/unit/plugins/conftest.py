@@ -20,7 +20,7 @@ def triton_interp():
 @pytest.fixture(scope="module")
 def trt():
     """The TensorRT flavor module with the hyperstyle plugin creators registered."""
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
     from plugins import register_plugins
 
     register_plugins()

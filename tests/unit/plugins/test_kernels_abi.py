@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
 
-from models.config import get_config  # noqa: E402
+from core.config import get_config  # noqa: E402
 from plugins._triton import HIDDEN_TRAILING_PARAMS, TileConfig
 from plugins.mod_conv import kernel as km
 from plugins.to_rgb import kernel as kr

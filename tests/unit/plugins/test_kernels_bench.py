@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import kernels as kb
-from models.errors import HsError
+from core.errors import HsError
 
 
 def test_layer_list_is_the_tuned_convs_and_every_to_rgb():

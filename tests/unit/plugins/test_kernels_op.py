@@ -8,7 +8,7 @@ import torch
 
 import plugins.mod_conv.op as mc
 import plugins.to_rgb.op as tr
-from models.errors import HsError
+from core.errors import HsError
 from plugins.mod_conv.reference import mod_conv_ref
 from plugins.to_rgb.reference import to_rgb_ref
 

@@ -10,8 +10,8 @@ forms the same fp32 weight, rounds it once to T and accumulates in the same orde
 import pytest
 import torch
 
-from models.config import get_config
-from models.errors import HsError
+from core.config import get_config
+from core.errors import HsError
 from plugins._triton import TileConfig
 from plugins.mod_conv.reference import mod_conv_ref
 from plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, bucket, max_workspace_bytes, select_strategy, split_k,

@@ -74,7 +74,7 @@ def test_mod_conv_kernel_with_the_deterministic_tile_choice(triton_interp, upsam
 def _production_tiles():
     """Every distinct (upsample, TileConfig) that select_config gives an FFHQ-1024 layer: fp16 and fp32, for an
     H100 (sm_90) and a consumer GPU (sm_89)."""
-    from models.config import get_config
+    from core.config import get_config
     from plugins.mod_conv.kernel import select_config
 
     out = set()

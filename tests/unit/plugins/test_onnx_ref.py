@@ -6,7 +6,7 @@ import onnx.numpy_helper as onh
 import pytest
 import torch
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.mod_conv.reference import mod_conv_ref
 from plugins.onnx_export import single_node_model
 from plugins.onnx_ref import run_reference

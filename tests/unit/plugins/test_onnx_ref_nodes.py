@@ -3,7 +3,7 @@
 import onnx.helper as oh
 import pytest
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.onnx_export import make_node, op_schema, single_node_model
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import get_config
-from models.errors import HsError
+from core.config import get_config
+from core.errors import HsError
 from models.fill import fill_module_
 from models.stylegan2 import Generator
 from plugins.generator import PluginGenerator

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.registry import DOMAIN, all_specs, get_spec, load_spec, parse_spec, PLUGIN_DIR
 
 

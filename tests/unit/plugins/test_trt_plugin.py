@@ -6,7 +6,7 @@ Engines are built, never run (no GPU needed)."""
 import numpy as np
 import pytest
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins.onnx_export import single_node_model
 from plugins.registry import get_spec
 from _trt_util import build, parse, plugin_layers

@@ -8,7 +8,7 @@ import typing
 
 import pytest
 
-from models.errors import HsError
+from core.errors import HsError
 from plugins import qdp
 
 
@@ -142,7 +142,7 @@ def test_aot_impl_compiles_ptx_with_the_declared_arguments(op, name, attrs, shap
 
 @pytest.mark.trt
 def test_register_qdp_refuses_tensorrt_rtx():
-    from engines.flavor import get_flavor
+    from core.flavor import get_flavor
 
     if not get_flavor().is_rtx:
         pytest.skip("full TensorRT installed: this test checks the refusal on TensorRT-RTX only")

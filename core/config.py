@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from models.errors import HsError
+from core.errors import HsError
 
 # HyperStyle's fixed set of layers served by the shared hypernetwork (refinement_blocks.py, `shared_layers`).
 SHARED_LAYERS = (0, 2, 3, 5, 6, 8, 9, 11, 12)

@@ -1,6 +1,6 @@
 """JSON sidecars (`<artifact>.json`) and the version/environment record every artifact carries.
 
-A sidecar is written atomically next to its artifact and holds: the export config, software versions (torch, onnx,
+A sidecar is written atomically (core.atomic) next to its artifact and holds: the export config, software versions (torch, onnx,
 onnxruntime, TensorRT flavor, CUDA, GPU), content hashes (sha256), I/O shapes and timings.
 """
 
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from models.errors import HsError
+from core.atomic import write_json_atomic
 
 SCHEMA = 1
 
@@ -45,7 +43,7 @@ def sha256_file(path: Path) -> str:
 
 
 def software_versions(trt_flavor: Any | None = None) -> dict[str, str | None]:
-    """Versions of the stack and the GPU; `trt_flavor` is an engines.flavor.Flavor (or None when no TensorRT is
+    """Versions of the stack and the GPU; `trt_flavor` is an core.flavor.Flavor (or None when no TensorRT is
     used). `gpu` is torch's current device (name and compute capability), or None without CUDA."""
     import numpy
     import torch
@@ -65,36 +63,6 @@ def software_versions(trt_flavor: Any | None = None) -> dict[str, str | None]:
         out["tensorrt_flavor"] = trt_flavor.name
         out["tensorrt"] = trt_flavor.version
     return out
-
-
-def file_mode() -> int:
-    """0o666 minus the process umask: what open() would give (mkstemp alone gives 0o600)."""
-    u = os.umask(0)
-    os.umask(u)
-    return 0o666 & ~u
-
-
-def write_bytes_atomic(path: Path, blob: bytes) -> None:
-    """Write `blob` to a temp file in the same directory (mode as open() would give), then rename."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise HsError(f"cannot write {path}: {e.strerror}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)  # nothing half-written is left behind
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """JSON (indented, trailing newline) written atomically."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
 def sidecar_path(artifact: Path) -> Path:

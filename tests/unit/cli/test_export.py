@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from export.cli import main
+from cli.export import main
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -57,7 +57,7 @@ def test_dry_run(capsys, tmp_path):
 
 
 def test_console_script_error_exit_code():
-    r = subprocess.run([sys.executable, "-m", "export.cli", "--config", "nope"], cwd=ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "cli.export", "--config", "nope"], cwd=ROOT, capture_output=True,
                        text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown config") and "Traceback" not in r.stderr
 
@@ -81,7 +81,7 @@ def test_tiny_fp16_export_builds_all_engines(tmp_path, capsys):
     assert "generator_plugin_fp16.engine" in text  # the summary table
     # the exporter is deterministic: re-exporting gives byte-identical graphs, so engines are reused by content hash
     side = json.loads((out / "hypernet_plugin_fp16.onnx.json").read_text())
-    from engines.sidecar import sha256_files
+    from core.sidecar import sha256_files
     from export.onnx_io import onnx_files
 
     assert sha256_files(onnx_files(out / "hypernet_plugin_fp16.onnx")) == side["sha256"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from models.errors import HsError
+from core.errors import HsError
 
 FLAVORS = ("tensorrt", "tensorrt_rtx")
 

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from engines import flavor as F
-from models.errors import HsError
+from core import flavor as F
+from core.errors import HsError
 
 
 def test_symlink_is_created_idempotently(tmp_path, monkeypatch):
@@ -53,7 +53,7 @@ def test_plugin_graph_parses_after_the_link_was_removed(tmp_path):
         link.unlink()
     code = textwrap.dedent(f"""
         import onnx
-        from engines.flavor import get_flavor
+        from core.flavor import get_flavor
         from plugins import register_plugins
         from plugins.onnx_export import single_node_model
         trt = get_flavor("tensorrt_rtx").module

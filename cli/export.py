@@ -1,6 +1,6 @@
 """`hs-export`: ONNX graphs (plain / plugin, fp32 / fp16) and TensorRT engines for HyperStyle.
 
-Thin CLI: flags -> frozen ExportConfig -> export.pipeline.run_export -> summary table. User errors print one line
+Thin CLI: flags -> frozen ExportConfig -> engines.pipeline.run_export -> summary table. User errors print one line
 `error: ...` on stderr and exit 2; exit 1 when an artifact failed verification or building, or a selected
 graph could not be produced (e.g. the plugin ops are not importable: SKIPPED rows, no silent fallback).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from models.errors import HsError
+from core.errors import HsError
 
 
 def _fmt_size(n: int) -> str:
@@ -103,12 +103,12 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
             raise HsError(f"{what} not found: {p}")
     if aot_plugins:  # fail before minutes of export, not at the engine step
         from engines.builder import check_aot
-        from engines.flavor import get_flavor
+        from core.flavor import get_flavor
 
         check_aot(get_flavor())
     from rich.console import Console
 
-    from export.pipeline import run_export
+    from engines.pipeline import run_export
 
     console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-column wrapping
     if checkpoint is None:
