@@ -1,6 +1,6 @@
 """`hs-bench kernels`: our Triton modulated-conv kernels vs the PyTorch route on every FFHQ-1024 modulated conv
 (the 17 tuned StyledConvs and the 9 toRGBs) at B=1 and B=8, fp16, with the max abs error vs the fp32 reference
-beside each time (CONVENTIONS.md §14). Needs a CUDA GPU; elsewhere it stops with a one-line HsError.
+beside each time (error beside speed, as every benchmark here). Needs a CUDA GPU; elsewhere it stops with a one-line HsError.
 
 Each StyledConv is timed both ways, fused (one launch) and staged (weight kernel + ready-weight conv), and the row's
 `pick` is what the op runs for that layer (plugins.mod_conv.strategy.select_strategy): the goals are judged on the

@@ -86,7 +86,7 @@ def check_aot(flavor: Flavor) -> int:
     TensorRT-RTX, on TensorRT without `tensorrt.plugin.aot_impl` (< 10.9) or without a CUDA GPU."""
     if flavor.is_rtx:
         raise HsError("AOT plugins need full TensorRT >= 10.9 (tensorrt.plugin); TensorRT-RTX accepts only IPluginV3 "
-                      "creators, whose engines call back into Python (TENSORRT.md §6.4)")
+                      "creators, whose engines call back into Python (docs/tensorrt_plugins.md §3)")
     try:
         import tensorrt.plugin as trtp
     except ImportError as e:

@@ -11,7 +11,7 @@ import time
 
 from core import contract as C
 from core.errors import HsError
-from core.flavor import get_flavor
+from core import flavor
 from engines.builder import BuildOptions, batch_profile, get_or_build
 from export import pipeline as P
 from export.config import ExportConfig
@@ -21,7 +21,7 @@ from export.pipeline import Artifact, ExportReport, Step, _nostep
 def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport, step: Step = _nostep) -> None:
     """Build (or reuse) one engine per graph of the plugin set (the plain set when only --plain is selected)."""
     try:
-        fl = get_flavor()
+        fl = flavor.get_flavor()
     except HsError as e:
         report.engines_skipped = f"engines skipped: {e}"
         return

@@ -17,7 +17,7 @@ from core.errors import HsError
 PRECISIONS = ("fp32", "fp16")
 VARIANTS = ("plain", "plugin")
 GRAPHS = ("w_encoder", "hypernet", "generator")
-OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter (SPEC §4)
+OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Strict loading of the official checkpoints, and the embedded default model.
 
-Formats (SPEC.md §5):
+Formats (docs/architecture.md §5):
 - `hyperstyle_ffhq.pt`: {'state_dict': hypernet.* + decoder.*, 'opts': dict, 'latent_avg': (18,512), ...}; the
   shared hypernet tensors appear under 10 names each (one storage) and end up as ONE parameter here.
 - `faces_w_encoder.pt`: {'state_dict': encoder.* + decoder.* (the decoder is unused but checked), 'opts', 'latent_avg'}.

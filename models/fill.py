@@ -1,4 +1,4 @@
-"""The deterministic weight fill of ../shared/reference/golden/README.md ("Fill scheme (exact)").
+"""The deterministic weight fill of tests/data/golden/README.md ("Fill scheme (exact)").
 
 Every tensor's value depends only on its checkpoint key name and shape, so the filled model is the same whatever the
 construction order. It serves two purposes: the golden verification, and the embedded default model (official

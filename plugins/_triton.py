@@ -3,7 +3,7 @@ process (CPU tests), AOT compilation to PTX/CUBIN and raw-pointer tensors.
 
 Nothing here touches CUDA or compiles a kernel at import; this module imports without triton and without a GPU.
 
-Launch ABI of every kernel in plugins/ (TENSORRT.md §6.2, §6.5):
+Launch ABI of every kernel in plugins/ (docs/tensorrt_plugins.md §3):
     (input pointers in plugin input order, int32 scalars, output pointers) + 2 hidden trailing pointers
 Triton (>= 3.3) appends two `.u64 .ptr .global` params to every kernel entry: `global_scratch` and
 `profile_scratch`. Passing NULL for both is valid when the compiled kernel's `global_scratch_size` is 0, which

@@ -4,7 +4,7 @@
 `torch.onnx.export(..., dynamo=True, custom_translation_table=custom_translation_table())`.
 
 The TensorRT ONNX parser maps such a node to the registered IPluginV3 creator: op_type = creator name, namespace from
-the node domain, version from `plugin_version` (TENSORRT.md 3.2); the INT attributes become INT32 plugin fields.
+the node domain, version from `plugin_version` (docs/tensorrt_plugins.md §2); the INT attributes become INT32 plugin fields.
 """
 
 from __future__ import annotations

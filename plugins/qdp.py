@@ -1,5 +1,5 @@
 """Quickly Deployable Plugins with AOT implementations (full TensorRT >= 10.9, `tensorrt.plugin`): the engine embeds
-the Triton-compiled PTX and runs without Python (TENSORRT.md §6). TensorRT-RTX rejects QDP creators (§6.4): there,
+the Triton-compiled PTX and runs without Python (docs/tensorrt_plugins.md §3). TensorRT-RTX rejects QDP creators: there,
 use the IPluginV3 creators of plugins/trt_common.py.
 
 A QDP has a fixed input list, while HsModConv / HsToRGB drop optional inputs by attribute, so each op is registered
@@ -7,7 +7,7 @@ once per input variant: `variant_name` = op name + "_<optional input>"... (`HsMo
 `HsToRGB_delta_skip`). `qdp_node_op_type(node attrs)` gives the op type an ONNX node needs for the QDP route (plus
 the node attributes `plugin_namespace="hyperstyle"` and `aot=1`; `to_qdp_model` rewrites a model so).
 
-AOT kernel ABI (TENSORRT.md §6.2; the kernels' order): input pointers in node order, int32 scalars (`EXTRAS`),
+AOT kernel ABI (docs/tensorrt_plugins.md §3; the kernels' order): input pointers in node order, int32 scalars (`EXTRAS`),
 output pointer; launch params are symbolic expressions of the input shapes. The pure functions (`variants`,
 `kernel_args`, `aot_launch`) run anywhere and are tested on CPU; `register_qdp` needs full TensorRT.
 """

@@ -1,11 +1,11 @@
-"""Layer table and presets against SPEC.md §1.5."""
+"""Layer table and presets against the official layer table (docs/architecture.md §2)."""
 
 import pytest
 
 from core.config import get_config, layer_specs, GeneratorConfig
 from core.errors import HsError
 
-# (idx, module, res, Cin, Cout, k, latent row, noise) — SPEC.md §1.5 for FFHQ 1024
+# (idx, module, res, Cin, Cout, k, latent row, noise) — the official table for FFHQ 1024
 SPEC_TABLE = [
     (0, "conv1", 4, 512, 512, 3, 0, 0), (1, "to_rgb1", 4, 512, 3, 1, 1, None),
     (2, "convs.0", 8, 512, 512, 3, 1, 1), (3, "convs.1", 8, 512, 512, 3, 2, 2), (4, "to_rgbs.0", 8, 512, 3, 1, 3, None),
@@ -45,7 +45,7 @@ def test_presets(name, n_layers, n_latent, n_tuned):
 
 
 def test_deltas_total_official_count():
-    # SPEC §1.5: deltas for one image total 23,583,744 floats
+    # docs/architecture.md §2: deltas for one image total 23,583,744 floats
     total = sum(s.out_ch * s.in_ch * s.kernel**2 for s in get_config("ffhq1024").tuned)
     assert total == 23_583_744
 

@@ -26,7 +26,7 @@ def test_flops_per_case():
     assert by["convs.14", 8].flops == 8 * 2 * 512 * 512 * 32 * 64 * 9  # upsampling: at the input resolution
     assert by["to_rgbs.7", 1].flops == 2 * 1024 * 1024 * 3 * 32
     total = sum(c.flops for c in kb.bench_cases((1,)) if c.layer.kind != "rgb")
-    assert 145e9 < total < 152e9  # ~74.3 GMAC per generator pass (SPEC.md §6, toRGBs and blur excluded)
+    assert 145e9 < total < 152e9  # ~74.3 GMAC per generator pass (docs/architecture.md §4, toRGBs and blur excluded)
 
 
 def test_unknown_layer_is_a_user_error():
