@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from core.contract import DeltaMode
 from core.errors import HsError
 from models.ops import fused_leaky_relu, make_kernel, modulated_conv2d
 
-DELTA_MODES = (0, 1, 2)
+DELTA_MODES = tuple(int(m) for m in DeltaMode)  # the `delta_mode` attribute: NONE, FULL, PER_CHANNEL
 
 
 def to_ohwi(t: torch.Tensor) -> torch.Tensor:
@@ -30,9 +31,9 @@ def from_ohwi(t: torch.Tensor) -> torch.Tensor:
 def expand_delta(delta: torch.Tensor | None, delta_mode: int) -> torch.Tensor | None:
     """Contract delta -> models' [B,Cout,Cin,3,3] (full: OHWI [B,Cout,3,3,Cin] back to OIHW; per-channel
     [B,Cout,Cin] broadcast over the 3x3 taps)."""
-    if delta_mode == 0:
+    if delta_mode == DeltaMode.NONE:
         return None
-    if delta_mode == 1:
+    if delta_mode == DeltaMode.FULL:
         return from_ohwi(delta)
     return delta[..., None, None].expand(*delta.shape, 3, 3)  # [B,O,I] -> [B,O,I,3,3]
 
@@ -50,12 +51,12 @@ def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
     want = {"style": (style, (b, cin)), "noise": (noise, (f * h, f * w)), "bias": (bias, (cout,))}
     if delta_mode not in DELTA_MODES:
         raise HsError(f"mod_conv: delta_mode must be one of {DELTA_MODES}, got {delta_mode}")
-    if delta_mode == 0 and delta is not None:
+    if delta_mode == DeltaMode.NONE and delta is not None:
         raise HsError("mod_conv: delta given but delta_mode=0")
     if delta_mode:
         if delta is None:
             raise HsError(f"mod_conv: delta_mode={delta_mode} needs a delta tensor")
-        want["delta"] = (delta, (b, cout, 3, 3, cin) if delta_mode == 1 else (b, cout, cin))
+        want["delta"] = (delta, (b, cout, 3, 3, cin) if delta_mode == DeltaMode.FULL else (b, cout, cin))
     for name, (t, shape) in want.items():
         if tuple(t.shape) != shape:
             raise HsError(f"mod_conv: {name} must be {list(shape)}, got {list(t.shape)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from core.contract import DeltaMode
 from core.errors import HsError
 from models.ops import make_kernel, modulated_conv2d, upfirdn2d
 
@@ -19,8 +20,8 @@ def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
         raise HsError(f"to_rgb: x must be NHWC [B,H,W,Cin], got {tuple(x.shape)}")
     b, h, w, cin = x.shape
     want = {"style": (style, (b, cin)), "weight": (weight, (3, cin)), "bias": (bias, (3,))}
-    if delta_mode not in (0, 1):
-        raise HsError(f"to_rgb: delta_mode must be 0 or 1, got {delta_mode}")
+    if delta_mode not in (DeltaMode.NONE, DeltaMode.FULL):
+        raise HsError(f"to_rgb: delta_mode must be 0 (none) or 1 (full), got {delta_mode}")
     if (delta is not None) != bool(delta_mode):
         raise HsError(f"to_rgb: delta {'missing' if delta is None else 'given'} with delta_mode={delta_mode}")
     if delta is not None:
