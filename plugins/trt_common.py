@@ -152,7 +152,8 @@ def _build_classes(trt, impl: OpImpl):
             return attrs_to_fields(trt, spec, self.attrs)
 
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
-            assert self.dtype is not None, "on_shape_change precedes enqueue"
+            if self.dtype is None:  # a real check (python -O removes asserts): no shapes, no launch
+                raise HsError(f"{spec.name}: enqueue before configure_plugin/on_shape_change (input shapes unknown)")
             ptrs = dict(zip(self.input_names, (int(p) for p in inputs)))
             impl.launch(self.attrs, ptrs, int(outputs[0]), self.shapes, self.dtype, int(stream), int(workspace))
             return 0

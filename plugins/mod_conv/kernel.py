@@ -27,6 +27,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from core.errors import HsError
 from plugins._triton import AotKernel, TileConfig, cdiv, check_dtype, compile_aot, triton_dtype
 
 SQRT2 = tl.constexpr(1.4142135623730951)
@@ -312,6 +313,23 @@ def _precision(dtype_name: str) -> str:
     return "ieee" if dtype_name == "fp32" else "tf32"  # fp16 operands ignore it
 
 
+def check_contiguous(name: str, **tensors) -> None:
+    """HsError naming the first non-contiguous tensor (None entries are absent inputs): the kernels index raw
+    pointers with dense strides, so a strided view would be read and written out of bounds. A real check, not an
+    assert (python -O removes asserts)."""
+    for k, t in tensors.items():
+        if t is not None and not t.is_contiguous():
+            raise HsError(f"{name}: {k} must be contiguous (got strides {tuple(t.stride())} for shape "
+                          f"{tuple(t.shape)}); pass .contiguous()")
+
+
+def check_out(name: str, out, shape: tuple, dtype) -> None:
+    """HsError unless the preallocated output has exactly `shape` and `dtype` (the kernel writes that many
+    elements through out's pointer)."""
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
+        raise HsError(f"{name}: out must be {list(shape)} {dtype}, got {list(out.shape)} {out.dtype}")
+
+
 def prepare_launch(name: str, x, style, weight, delta, noise, bias, upsample: int, out):
     """Checks shared by the torch-tensor launchers: one dtype T, contiguous tensors; allocates y when out is None.
     Returns (T, B, H, W, Cin, Cout, y, arch), arch = 10*major+minor of x's GPU (90 for the CPU interpreter)."""
@@ -323,8 +341,8 @@ def prepare_launch(name: str, x, style, weight, delta, noise, bias, upsample: in
     f = 2 if upsample else 1
     if out is None:
         out = torch.empty((b, f * h, f * w, cout), device=x.device, dtype=dt)
-    ts = [x, style, weight, delta, noise, bias, out]
-    assert all(t is None or t.is_contiguous() for t in ts), f"{name} needs contiguous tensors"
+    check_out(name, out, (b, f * h, f * w, cout), dt)
+    check_contiguous(name, x=x, style=style, weight=weight, delta=delta, noise=noise, bias=bias, out=out)
     major, minor = torch.cuda.get_device_capability(x.device) if x.is_cuda else (9, 0)
     return dt, b, h, w, cin, cout, out, 10 * major + minor
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from core.errors import HsError
 from plugins._triton import TileConfig, cdiv, triton_dtype
 from plugins.mod_conv.kernel import (LARGE_SMEM_ARCHS, _coef, _compose, _delta_base, _epilogue, _k_setup, _load_x,
                                      _mod_w9, _precision, _sumsq9, prepare_launch, select_config)
@@ -261,6 +262,20 @@ def launch_conv(x, wq, coef, noise, bias, out, part, upsample: int, cfg: TileCon
             num_warps=ft.num_warps)
 
 
+def check_workspace(workspace, total: int, device) -> None:
+    """HsError unless `workspace` is a contiguous 1-D uint8 tensor of at least `total` bytes on `device`: the stages
+    write that many bytes through its pointer. A real check, not an assert (python -O removes asserts)."""
+    import torch
+
+    if workspace.dtype != torch.uint8 or workspace.dim() != 1 or not workspace.is_contiguous():
+        raise HsError(f"mod_conv_staged: workspace must be a contiguous 1-D uint8 tensor, got {workspace.dtype} "
+                      f"{list(workspace.shape)}")
+    if workspace.numel() < total:
+        raise HsError(f"mod_conv_staged: workspace has {workspace.numel()} bytes, this launch needs {total}")
+    if workspace.device != device:
+        raise HsError(f"mod_conv_staged: workspace is on {workspace.device}, the inputs on {device}")
+
+
 def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, delta_mode: int = 0,
                     demodulate: int = 1, out=None, cfg: TileConfig | None = None, workspace=None,
                     split: int | None = None, wcfg: TileConfig | None = None):
@@ -278,7 +293,7 @@ def mod_conv_staged(x, style, weight, delta, noise, bias, upsample: int = 0, del
     lay = workspace_layout(b, cin, cout, upsample, tname, split=split, HW=h * w)
     if workspace is None:
         workspace = torch.empty(lay.total, device=x.device, dtype=torch.uint8)
-    assert workspace.dtype == torch.uint8 and workspace.numel() >= lay.total, f"workspace needs {lay.total} bytes"
+    check_workspace(workspace, lay.total, x.device)
     f = 2 if upsample else 1
     wq = workspace[:b * cout * f * f * 9 * cin * dt.itemsize].view(dt)
     coef = workspace[lay.coef:lay.coef + b * cout * 4].view(torch.float32)

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from plugins._triton import AotKernel, TileConfig, cdiv, check_dtype, compile_aot, triton_dtype
+from plugins.mod_conv.kernel import check_contiguous, check_out
 
 NPAD = tl.constexpr(16)  # N tile: 3 output channels padded to the minimum dot width
 
@@ -117,8 +118,8 @@ def to_rgb_triton(x, style, weight, delta, bias, skip=None, delta_mode: int = 0,
     b, h, w, cin = x.shape
     if out is None:
         out = torch.empty((b, h, w, 3), device=x.device, dtype=dt)
-    assert all(t is None or t.is_contiguous() for t in (x, style, weight, delta, bias, skip, out)), \
-        "to_rgb_triton needs contiguous tensors"
+    check_out("to_rgb_triton", out, (b, h, w, 3), dt)
+    check_contiguous("to_rgb_triton", x=x, style=style, weight=weight, delta=delta, bias=bias, skip=skip, out=out)
     grid, cfg = launch_params(b, h, w, cin, int(skip is not None), cfg)
     to_rgb_kernel[grid](x, style, weight, delta if delta_mode else None, bias, skip, b, h, w, cin, out,
                         DELTA_MODE=int(delta_mode), HAS_SKIP=int(skip is not None), PREC=_precision(triton_dtype(dt)),
