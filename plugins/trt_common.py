@@ -8,6 +8,8 @@ the Triton launcher. Everything that is not enqueue is exercised by CPU tests (p
 
 Fields: every spec attribute is an INT32 plugin field of one element; `get_fields_to_serialize()` writes all of them,
 so `creator.create_plugin(name, plugin.get_fields_to_serialize(), phase)` gives an equal plugin (`plugin.attrs`).
+TensorRT keeps raw pointers into the arrays behind a field collection, so every collection made here owns its
+arrays (`int32_fields`) and the plugin / creator holds the collection it hands TensorRT (tests: test_trt_fields.py).
 Formats: LINEAR only; every tensor has one float type T (HALF or FLOAT), chosen by input 0.
 """
 
@@ -45,11 +47,36 @@ class OpImpl:
     workspace: Callable[[Mapping[str, int], Mapping[str, tuple[int, ...]], str], int] | None = None
 
 
+@functools.lru_cache(maxsize=None)
+def _owning_collection(trt):
+    """A subclass of the flavor's trt.PluginFieldCollection that can carry the objects its fields point into."""
+
+    class OwningFieldCollection(trt.PluginFieldCollection):
+        """trt.PluginFieldCollection that keeps its fields' buffers alive (`.buffers`) for as long as it lives."""
+
+    return OwningFieldCollection
+
+
+def int32_fields(trt, values: Mapping[str, int]):
+    """{name: int} -> PluginFieldCollection of one-element INT32 fields that owns the memory they point into.
+
+    A trt.PluginField keeps only a raw pointer to its array's data, and the collection copies those pointers, not
+    the arrays: a collection built from temporary arrays points into freed memory (TensorRT then reads, and copies
+    into the engine, whatever was allocated there next). Here every field points into one int32 array, `buffers[0]`,
+    held by the returned collection; whoever hands the collection to TensorRT must hold the collection while
+    TensorRT may read it. (Field names are copied by the bindings into strings they never free.)"""
+    names = list(values)
+    data = np.array([int(values[n]) for n in names], dtype=np.int32)  # [n_fields] int32, one per field
+    fields = [trt.PluginField(n, data[i:i + 1], trt.PluginFieldType.INT32) for i, n in enumerate(names)]
+    fc = _owning_collection(trt)(fields)
+    fc.buffers = (data, tuple(fields))
+    return fc
+
+
 def attrs_to_fields(trt, spec: OpSpec, attrs: Mapping[str, int]):
-    """Resolved attributes -> PluginFieldCollection (one INT32 field per attribute, spec order)."""
-    return trt.PluginFieldCollection([
-        trt.PluginField(a.name, np.array([int(attrs[a.name])], dtype=np.int32), trt.PluginFieldType.INT32)
-        for a in spec.attributes])
+    """Resolved attributes -> PluginFieldCollection (one INT32 field per attribute, spec order) that owns its
+    buffers (`int32_fields`): valid for as long as the returned object is held."""
+    return int32_fields(trt, {a.name: int(attrs[a.name]) for a in spec.attributes})
 
 
 def fields_to_attrs(spec: OpSpec, fc) -> dict[str, int]:
@@ -67,9 +94,16 @@ def fields_to_attrs(spec: OpSpec, fc) -> dict[str, int]:
 
 
 def field_names(trt, spec: OpSpec):
-    """The creator's declared fields (names and INT32 type, no data)."""
-    return trt.PluginFieldCollection([trt.PluginField(a.name, np.array([], dtype=np.int32),
-                                                      trt.PluginFieldType.INT32) for a in spec.attributes])
+    """The creator's declared fields: names and INT32 type, no data (a null pointer, size 0: nothing in Python for
+    TensorRT to point into). The creator holds the returned collection for its lifetime."""
+    fields = []
+    for a in spec.attributes:
+        f = trt.PluginField(a.name)
+        f.type = trt.PluginFieldType.INT32
+        fields.append(f)
+    fc = _owning_collection(trt)(fields)
+    fc.buffers = (tuple(fields),)
+    return fc
 
 
 def _dims(d) -> tuple[int, ...]:
@@ -149,7 +183,13 @@ def _build_classes(trt, impl: OpImpl):
             return self.clone()
 
         def get_fields_to_serialize(self):
-            return attrs_to_fields(trt, spec, self.attrs)
+            # TensorRT keeps only a pointer to the returned collection (it reads it after this call returns), so the
+            # plugin holds it, and its buffers, until the next call; rebuilt only when the attributes changed.
+            key = tuple(self.attrs[n] for n in spec.attr_names)
+            held = getattr(self, "_serialized", None)
+            if held is None or held[0] != key:
+                held = self._serialized = (key, attrs_to_fields(trt, spec, self.attrs))
+            return held[1]
 
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
             if self.dtype is None:  # a real check (python -O removes asserts): no shapes, no launch
@@ -173,7 +213,8 @@ def _build_classes(trt, impl: OpImpl):
             self.name = spec.name
             self.plugin_namespace = spec.namespace
             self.plugin_version = spec.version
-            self.field_names = field_names(trt, spec)
+            self._field_names = field_names(trt, spec)  # held here: TensorRT keeps only a pointer to it
+            self.field_names = self._field_names
 
         def create_plugin(self, name, fc, phase):
             return Plugin(fields_to_attrs(spec, fc), phase)
