@@ -79,3 +79,23 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) demo_out hs_export
+
+# The Triton Inference Server binary for hs-serve and the serving test: the nvidia-pytriton 0.7.0 wheel holds
+# tritonserver 2.51.0 with its python backend. It is fetched with `pip download --no-deps` and unpacked into
+# $(TRITON_DIR) (git-ignored), never pip-installed (its Python package pins numpy<2). The python backend's stub for
+# this venv's Python is copied where the backend looks for it. Idempotent: a second run does nothing.
+TRITON_DIR ?= .triton
+TRITON_PYVER = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+TIS_HOME := $(TRITON_DIR)/wheel/pytriton/tritonserver
+$(TRITON_DIR)/.ready:
+	@test -x $(PY) || { echo "error: $(PY) not found: run make setup first"; exit 1; }
+	rm -rf $(TRITON_DIR)/wheel $(TRITON_DIR)/dl
+	mkdir -p $(TRITON_DIR)/dl
+	$(PY) -m pip download -q --no-deps -d $(TRITON_DIR)/dl nvidia-pytriton==0.7.0
+	unzip -q $(TRITON_DIR)/dl/nvidia_pytriton-0.7.0-*.whl -d $(TRITON_DIR)/wheel
+	cp $(TIS_HOME)/python_backend_stubs/$(TRITON_PYVER)/triton_python_backend_stub $(TIS_HOME)/backends/python/
+	test -x $(TIS_HOME)/bin/tritonserver -a -x $(TIS_HOME)/backends/python/triton_python_backend_stub
+	touch $@
+
+.PHONY: triton
+triton: $(TRITON_DIR)/.ready
