@@ -263,3 +263,31 @@ def _check_device(path: Path, side: dict, fl: Flavor, built_for: str, gpu: GpuIn
     if built_for != gpu.describe():
         raise stale(f"built on {built_for or 'an unknown GPU'}, but this GPU is {gpu.describe()} (full TensorRT plans "
                     f"run on the GPU model they were built on)", gpu)
+
+
+
+def make_runtime(flavor: Flavor):
+    """(trt.Runtime, logger) for `flavor`; the logger keeps warnings and errors for one-line reports."""
+    from engines.builder import _make_logger
+
+    log = _make_logger(flavor.module)
+    return flavor.module.Runtime(log), log
+
+
+def deserialize(info: EngineInfo, runtime, log):
+    """The ICudaEngine of a checked engine (check_engine first: it registers the plugin creators a plugin engine
+    needs), deserialized by `runtime` (make_runtime). HsError with TensorRT's last error line when the library
+    refuses it (e.g. no usable CUDA driver). Keep `runtime` alive as long as the engine; free contexts, engines,
+    runtime in that order."""
+    from engines.builder import _errors
+
+    try:
+        blob = info.path.read_bytes()
+    except OSError as e:
+        raise HsError(f"cannot read engine {info.path}: {e.strerror or e}") from None
+    engine = runtime.deserialize_cuda_engine(blob)
+    del blob
+    if engine is None:
+        fl = info.flavor
+        raise HsError(f"{fl.name} {fl.version} could not deserialize {info.path.name}: {_errors(log)}")
+    return engine
