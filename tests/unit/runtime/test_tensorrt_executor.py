@@ -125,8 +125,9 @@ class FakeEngine:
         return c
 
 
-def fake_engines(variant="plugin", precision="fp16", plain_batch=1, edit=None, **kw):
-    """{graph: (path, FakeEngine)} for the tiny config; `edit` = (graph, FakeEngine kwargs) for one engine."""
+def fake_engines(variant="plugin", precision="fp16", plain_batch=1, edit=None, cls=None, **kw):
+    """{graph: (path, FakeEngine)} for the tiny config; `edit` = (graph, FakeEngine kwargs) for one engine; `cls`
+    another engine class (default FakeEngine)."""
     ohwi = variant == "plugin"
     modes = C.delta_modes(TINY, per_channel=ohwi)
     out = {}
@@ -134,7 +135,7 @@ def fake_engines(variant="plugin", precision="fp16", plain_batch=1, edit=None, *
         batch = plain_batch if (g == "generator" and variant == "plain") else "B"
         io = C.graph_io(TINY, g, modes, batch, ohwi, precision)
         args = edit[1] if edit and edit[0] == g else {}
-        out[g] = (Path(engine_name(g, variant, precision)), FakeEngine(io, **{**kw, **args}))
+        out[g] = (Path(engine_name(g, variant, precision)), (cls or FakeEngine)(io, **{**kw, **args}))
     return out
 
 
@@ -436,3 +437,71 @@ def test_registered_as_tensorrt():
     from runtime.executors import get_executor
 
     assert get_executor("tensorrt") is TensorRTExecutor
+
+
+# ---- the real Inverter over the executor, with a fake that computes on the bound addresses (CPU memory) ----------
+class ComputingContext(FakeContext):
+    """execute_async_v3 reads and writes the bound buffers (host memory here): w_encoder codes = image[b,0,0,0];
+    hypernet acc_* = delta_* + 1 (+ 0 * recon_pooled); generator image = image_pooled = codes[b,0,0] + sum over
+    layers of delta[b] (first element). After T iterations every Δ is T and the image is x00 + n_layers * T, unless
+    a buffer was bound to the wrong set or copied."""
+
+    def _arr(self, name):
+        import ctypes
+
+        import numpy as np
+
+        shape = self.get_tensor_shape(name)
+        dt = np.float32 if self.engine.dtype[name] is FakeTrt.DataType.FLOAT else np.float16
+        n = int(np.prod(shape)) * np.dtype(dt).itemsize
+        raw = np.ctypeslib.as_array((ctypes.c_uint8 * n).from_address(self.addr[name]))
+        return raw.view(dt).reshape(shape)
+
+    def execute_async_v3(self, handle):
+        ok = super().execute_async_v3(handle)
+        names = self.engine.names
+        if "codes" in names and "image" in names and len(names) == 2:  # w_encoder
+            self._arr("codes")[:] = self._arr("image")[:, :1, 0, :1]
+        elif "recon_pooled" in names:  # hypernet
+            for n in names:
+                if n.startswith("acc_"):
+                    self._arr(n)[:] = self._arr("delta_" + n[4:]) + 1 + 0 * self._arr("recon_pooled").mean()
+        else:  # generator
+            deltas = [n for n in names if n.startswith("delta_")]
+            v = self._arr("codes")[:, 0, 0] + sum(self._arr(n).reshape(self._arr(n).shape[0], -1)[:, 0] for n in deltas)
+            self._arr("image")[:] = v[:, None, None, None]
+            self._arr("image_pooled")[:] = v[:, None, None, None]
+        return ok
+
+
+class ComputingEngine(FakeEngine):
+    def create_execution_context(self):
+        c = ComputingContext(self)
+        self.contexts.append(c)
+        return c
+
+
+@pytest.mark.parametrize("variant,plain_batch", [("plugin", 1), ("plain", 2)])
+def test_inverter_data_flow_through_executor(monkeypatch, variant, plain_batch):
+    """runtime.Inverter (CPU, no graphs) over TensorRTExecutor with computing fakes: Δ after T iterations equals T
+    in every layer and row, the image is x00 + n_layers * T: the two sets ping-pong without copies, and the plain
+    generator's fixed batch is served in padded chunks."""
+    import runtime.executors.tensorrt_executor as te
+    from runtime.inverter import Inverter
+
+    monkeypatch.setattr(te, "_stream_handle", lambda s: 0)  # the CPU Inverter passes no stream
+    engines = fake_engines(variant, "fp32", plain_batch=plain_batch, cls=ComputingEngine)
+    ex = TensorRTExecutor(TINY, variant, "fp32", FLAVOR, engines, "cpu")
+    inv = Inverter(ex, max_batch=4, n_iters=5, warmup=False)
+    x = torch.tensor([-0.5, 0.25, 0.75])[:, None, None, None].expand(3, 3, TINY.hypernet.input_size,
+                                                                     TINY.hypernet.input_size).contiguous()
+    n_layers = len(TINY.tuned)
+    for T in (5, 2, 1):
+        res = inv.invert(x, n_iters=T)
+        for name, d in res.raw_deltas.items():
+            assert torch.equal(d, torch.full_like(d, float(T))), (name, T)
+        want = x[:, 0, 0, 0] + n_layers * T
+        assert torch.equal(res.images[:, 0, 0, 0], want), (T, res.images[:, 0, 0, 0], want)
+    gen_calls = [c for c in ex._graphs["generator"].context.calls if c[0] == "exec"]
+    per_invert = 1 + 5 + 1 + 2 + 1 + 1  # y0 + T generator passes, for T = 5, 2, 1
+    assert len(gen_calls) == per_invert * (2 if variant == "plain" else 1)  # plain: 2 chunks of 2 rows for B=3
