@@ -100,6 +100,15 @@ class PluginGenerator(nn.Module):
             self._ohwi_cache[spec.name] = hit
         return hit[1]
 
+    def fill_weight_cache(self) -> None:
+        """Compute every 3x3 layer's cached OHWI weight now, eagerly (e.g. before a CUDA-graph capture: a first forward
+        inside a capture would record the transpose without running it, and the cache would hold garbage until the
+        first replay). The keys are the ones forward uses, so forward then hits the cache."""
+        with torch.no_grad():
+            for spec in self.specs:
+                if spec.kind != "rgb":
+                    self._ohwi_weight(spec, self._module(spec).conv.weight[0])
+
     def clear_weight_cache(self) -> None:
         """Drop the cached OHWI weights (needed only after writes through `weight.data`, which the cache cannot
         see; in-place updates of the parameters themselves are detected)."""
