@@ -241,3 +241,22 @@ def test_no_cuda_refuses_in_one_line(built, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
     _one_line_error(_copy(built, tmp_path), r"no CUDA GPU visible .* executor='onnxruntime'")
+
+
+def test_real_deserialize_attempt_on_cpu_is_one_line(built):
+    """The one real deserialization attempt: TensorRT refuses without a CUDA driver (cudaError 35 observed with
+    TensorRT-RTX 1.7.1); engines.compat.deserialize turns it into one HsError line."""
+    import torch
+
+    from engines.compat import deserialize, make_runtime
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU (the engine may deserialize)")
+    path, fl = built
+    info = check_engine(path, device=A6000) if fl.is_rtx else None
+    if info is None:
+        pytest.skip("full TensorRT without a GPU cannot have built this engine")
+    runtime, log = make_runtime(info.flavor)
+    with pytest.raises(HsError, match=r"could not deserialize w_encoder_fp16.engine: .*[Cc]uda") as e:
+        deserialize(info, runtime, log)
+    assert "\n" not in str(e.value)
