@@ -1,7 +1,8 @@
 """Triton python-backend model `hyperstyle` (copied into <repo>/hyperstyle/1/model.py by `hs-serve repo`).
 
 Thin adapter: `initialize` builds one `runtime.Inverter` per model instance from the config's parameters (on
-cuda:<model_instance_device_id> for KIND_GPU, else on the CPU); `execute` takes every request the dynamic batcher
+cuda:<model_instance_device_id> for KIND_GPU, else on the CPU) and runs one 1-image, 1-step inversion so that
+first-call costs are paid before the model reports ready; `execute` takes every request the dynamic batcher
 handed over, concatenates their `image` tensors (uint8 [n_i,S,S,3]) and runs the whole T-step loop once
 (`Inverter.invert`, in chunks of the Inverter's max batch), then splits `inversion` (uint8 [n_i,size,size,3]) and
 `codes` (fp32 [n_i,n_latent,style_dim]) back per request. A request that fails its checks, or a batch whose
@@ -35,10 +36,13 @@ class TritonPythonModel:
         device = f"cuda:{args.get('model_instance_device_id', '0')}" if gpu else "cpu"
         self.torch = torch
         self.inv, self.iters = inverter_from_parameters(params, device)
-        self.max_batch = int(cfg.get("max_batch_size") or params.get("max_batch", "1"))
         dims = {i["name"]: [int(d) for d in i["dims"]] for i in cfg["input"]}
         self.item_shape = tuple(dims["image"])
         self.name = args.get("model_instance_name", "hyperstyle")
+        if params.get("warmup", "yes") == "yes":  # first-call costs (lazy imports, kernel selection) before ready
+            self.inv.invert(torch.zeros((1, *self.item_shape), dtype=torch.uint8), n_iters=1)
+        pb_utils.Logger.log_info(f"{self.name}: Inverter on {device}, python {sys.version.split()[0]} in "
+                                 f"{sys.prefix}, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     def _check(self, x):
         """One request's image tensor -> error message or None (Triton checks dtype and dims before us; this
@@ -50,14 +54,10 @@ class TritonPythonModel:
         return None
 
     def _invert(self, x):
-        """x uint8 [N,S,S,3] -> (uint8 [N,size,size,3], fp32 [N,n_latent,style_dim]) as host torch tensors."""
-        torch = self.torch
-        imgs, codes = [], []
-        for i in range(0, x.shape[0], self.max_batch):
-            res = self.inv.invert(x[i:i + self.max_batch], n_iters=self.iters)
-            imgs.append(torch.from_numpy(res.to_uint8()))
-            codes.append(res.codes.detach().float().cpu())
-        return torch.cat(imgs).contiguous(), torch.cat(codes).contiguous()
+        """x uint8 [N,S,S,3] -> (uint8 [N,size,size,3], fp32 [N,n_latent,style_dim]) as host torch tensors (the
+        Inverter splits N > its max batch into chunks itself)."""
+        res = self.inv.invert(x, n_iters=self.iters)
+        return self.torch.from_numpy(res.to_uint8()), res.codes.detach().float().cpu().contiguous()
 
     def execute(self, requests):
         torch = self.torch

@@ -10,7 +10,7 @@ Layout written under OUT (model name `hyperstyle`):
                                          output codes     FP32  [n_latent,style_dim]   (W+ codes)
                                          max_batch_size = the Inverter's max batch; dynamic batching with
                                          preferred sizes; instance_group KIND_CPU / KIND_GPU x count; parameters
-                                         (all strings): executor, precision, max_batch, iters, threads, source
+                                         (all strings): executor, precision, max_batch, iters, threads, warmup, source
                                          (config / checkpoint+w_encoder / export_dir), project_root,
                                          EXECUTION_ENV_PATH
     OUT/hyperstyle/1/model.py            runtime/serving/model.py, copied: one Inverter per instance, DLPack I/O
@@ -178,7 +178,7 @@ def config_pbtxt(spec: RepoSpec, shapes: ModelShapes, env_dir: Path | None, name
     s = shapes
     kind = "KIND_GPU" if spec.device == "cuda" else "KIND_CPU"
     params = {"executor": spec.executor, "precision": spec.precision, "max_batch": spec.max_batch,
-              "iters": spec.iters, "threads": spec.threads, "project_root": PROJECT_ROOT}
+              "iters": spec.iters, "threads": spec.threads, "warmup": "yes", "project_root": PROJECT_ROOT}
     for k in ("config", "checkpoint", "w_encoder", "export_dir"):
         if getattr(spec, k) is not None:
             params[k] = getattr(spec, k)
@@ -306,7 +306,8 @@ def inverter_from_parameters(params: dict[str, str], device: str):
     executor, precision = params.get("executor", "torch"), params.get("precision", "fp32")
     max_batch = int(params.get("max_batch", "8"))
     if params.get("export_dir"):
-        inv = Inverter.from_export(params["export_dir"], executor=executor, device=device, max_batch=max_batch)
+        inv = Inverter.from_export(params["export_dir"], executor=executor, device=device, precision=precision,
+                                  max_batch=max_batch)
     else:
         inv = Inverter.from_checkpoint(params.get("checkpoint") or None, w_encoder=params.get("w_encoder") or None,
                                        config=params.get("config") or None, executor=executor, device=device,

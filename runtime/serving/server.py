@@ -107,12 +107,15 @@ class TritonServer:
 
     `start()` launches it (ports: given or free ones), `wait_ready(timeout)` polls /v2/health/ready, `stop()` sends
     SIGTERM and waits (SIGKILL after `kill_after` s). Also a context manager (start + wait_ready / stop). The server's
-    stdout and stderr go to `log_file` (default: <repo>/../<repo name>.tritonserver.log)."""
+    stdout and stderr go to `log_file` (default: <repo>/../<repo name>.tritonserver.log). `stub_env`: set PATH /
+    LD_LIBRARY_PATH / OMP_NUM_THREADS for the stubs (`stub_environment`); False passes this process's environment
+    unchanged (repositories written by hs-serve repo carry their own EXECUTION_ENV_PATH)."""
 
     def __init__(self, repo: str | os.PathLike, install: TritonInstall | None = None, host: str = "127.0.0.1",
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
                  log_file: str | os.PathLike | None = None, python_env: str | os.PathLike | None = None,
-                 omp_threads: int | None = 1, gpu_metrics: bool | None = None, extra_args: tuple[str, ...] = ()):
+                 omp_threads: int | None = 1, gpu_metrics: bool | None = None, extra_args: tuple[str, ...] = (),
+                 stub_env: bool = True):
         self.repo = Path(repo).resolve()
         if not self.repo.is_dir():
             raise HsError(f"model repository {self.repo} is not a directory")
@@ -126,6 +129,7 @@ class TritonServer:
         self.omp_threads = omp_threads
         self.gpu_metrics = Path("/dev/nvidiactl").exists() if gpu_metrics is None else gpu_metrics
         self.extra_args = tuple(extra_args)
+        self.stub_env = stub_env
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -158,7 +162,7 @@ class TritonServer:
         if self.proc is not None:
             raise HsError(f"server already started (pid {self.proc.pid})")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = stub_environment(self.python_env, omp_threads=self.omp_threads)
+        env = stub_environment(self.python_env, omp_threads=self.omp_threads) if self.stub_env else dict(os.environ)
         with open(self.log_file, "ab") as log:
             # A session of its own: a Ctrl-C in the terminal reaches hs-serve, which stops the server in order.
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,

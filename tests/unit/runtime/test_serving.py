@@ -1,0 +1,287 @@
+"""Serving: the model repository, the real tritonserver (2.51.0 from the nvidia-pytriton 0.7.0 wheel) on 127.0.0.1,
+tritonclient[http] against it, outputs compared with `Inverter.invert` run in this process.
+
+The server comes from `make triton` (run here when it has not been: it fetches the wheel with pip download).
+The tests skip, with the reason, only when that fails (no registry reachable). The server runs the repository as
+written, with this process's environment unchanged (stub_env=False): the repository's own EXECUTION_ENV_PATH must
+bring the stubs into the project's venv.
+
+Tolerances (the server merges requests into batches of other sizes than the reference's, and torch's CPU kernels
+are not batch-invariant): over every sub-batch of 2..8 of 8 tiny-config images against their batch-1 inversions,
+the worst observed differences were 1 level on 1 uint8 value of 49152 per image, and 3.6e-7 on the W+ codes
+(|codes| <= 1.9). Gates: <= 1 level on <= 3 values per image, codes <= 1e-6. A request that ran alone must be
+bitwise equal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import HsError
+from runtime.serving.repository import RepoSpec, config_pbtxt, ModelShapes, validate_config, write_repository
+from runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver, free_port
+
+tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+MAX_BATCH, ITERS = 8, 5
+IMG_TOL_LEVELS, IMG_TOL_COUNT, CODES_TOL = 1, 3, 1e-6
+S, SIZE, N_LATENT, STYLE_DIM = 64, 128, 12, 32  # the tiny config
+
+
+def _install():
+    try:
+        return find_tritonserver()
+    except HsError:
+        pass
+    try:
+        p = subprocess.run(["make", "-s", "triton"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"tritonserver not found and `make triton` could not run: {e}")
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"tritonserver not found and `make triton` failed (nvidia-pytriton wheel not fetched): {last}")
+    return find_tritonserver()
+
+
+def _images(seed: int, n: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, S, S, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The in-process Inverter with the server's settings (tiny config, torch fp32 CPU, 1 thread)."""
+    from runtime import Inverter
+
+    inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", precision="fp32",
+                                   max_batch=MAX_BATCH)
+    threads = torch.get_num_threads()
+
+    def run(x: np.ndarray):
+        torch.set_num_threads(1)
+        try:
+            r = inv.invert(x, n_iters=ITERS)
+            return r.to_uint8(), r.codes.detach().float().cpu().numpy().copy()
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    install = _install()
+    repo = tmp_path_factory.mktemp("serving") / "repo"
+    write_repository(repo, RepoSpec(config="tiny", max_batch=MAX_BATCH, iters=ITERS, threads=1,
+                                    queue_delay_us=100_000))
+    s = TritonServer(repo, install=install, stub_env=False)
+    s.start()
+    try:
+        request.getfixturevalue("reference")(_images(0, 1))  # warm the reference up while the server loads
+        s.wait_ready(timeout=90)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = tritonclient_http.InferenceServerClient(server.http_url, concurrency=8, network_timeout=60)
+    yield c
+    c.close()
+
+
+def _request(x: np.ndarray, dtype: str = "UINT8"):
+    inp = tritonclient_http.InferInput("image", list(x.shape), dtype)
+    inp.set_data_from_numpy(x, binary_data=True)
+    return [inp]
+
+
+def _batch_counts(client) -> dict[int, int]:
+    st = client.get_inference_statistics("hyperstyle")["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in st["batch_stats"]}
+
+
+def _assert_close(got_img, got_codes, ref_img, ref_codes, what: str) -> None:
+    assert got_img.dtype == np.uint8 and got_img.shape == ref_img.shape, what
+    assert got_codes.dtype == np.float32 and got_codes.shape == ref_codes.shape, what
+    d = np.abs(got_img.astype(np.int16) - ref_img.astype(np.int16))
+    assert d.max() <= IMG_TOL_LEVELS, f"{what}: image differs by {d.max()} levels"
+    per_image = (d > 0).reshape(d.shape[0], -1).sum(1)
+    assert per_image.max() <= IMG_TOL_COUNT, f"{what}: {per_image.tolist()} differing values per image"
+    err = float(np.abs(got_codes - ref_codes).max())
+    assert err <= CODES_TOL, f"{what}: codes differ by {err:.3g}"
+
+
+def test_repository_config_is_valid_and_served_as_written(server, client):
+    meta = client.get_server_metadata()
+    assert meta["version"] == "2.51.0"
+    cfg = client.get_model_config("hyperstyle")
+    assert cfg["max_batch_size"] == MAX_BATCH
+    (inp,) = cfg["input"]
+    assert (inp["name"], inp["data_type"], [int(d) for d in inp["dims"]]) == ("image", "TYPE_UINT8", [S, S, 3])
+    outs = {o["name"]: (o["data_type"], [int(d) for d in o["dims"]]) for o in cfg["output"]}
+    assert outs == {"inversion": ("TYPE_UINT8", [SIZE, SIZE, 3]), "codes": ("TYPE_FP32", [N_LATENT, STYLE_DIM])}
+    assert [int(b) for b in cfg["dynamic_batching"]["preferred_batch_size"]] == [2, 4, 8]
+    assert [(g["kind"], g["count"]) for g in cfg["instance_group"]] == [("KIND_CPU", 1)]
+    params = {k: v["string_value"] for k, v in cfg["parameters"].items()}
+    assert params["config"] == "tiny" and params["iters"] == str(ITERS) and params["executor"] == "torch"
+    assert Path(params["EXECUTION_ENV_PATH"]).is_dir()
+    # the stub ran the project's venv (this process's PATH was left alone): the model's initialize logs its prefix
+    import sys
+
+    assert f"Inverter on cpu, python {sys.version.split()[0]} in {sys.prefix}, torch" in server.log_tail(400)
+    text = (server.repo / "hyperstyle" / "config.pbtxt").read_text()
+    assert validate_config(text) is not None
+
+
+def test_single_request_runs_alone_and_is_bitwise_equal(server, client, reference):
+    x = _images(100, 3)
+    before = _batch_counts(client)
+    t0 = time.perf_counter()
+    res = client.infer("hyperstyle", _request(x))
+    first_s = time.perf_counter() - t0
+    after = _batch_counts(client)
+    assert after.get(3, 0) - before.get(3, 0) == 1, (before, after)
+    ref_img, ref_codes = reference(x)
+    np.testing.assert_array_equal(res.as_numpy("inversion"), ref_img)
+    np.testing.assert_array_equal(res.as_numpy("codes"), ref_codes)
+    assert first_s < 60
+
+
+def test_concurrent_requests_are_merged_and_match(server, client, reference):
+    sizes = [1, 3, 1, 3, 1, 3, 1, 3]  # 16 images, distinct per request, so a mix-up between requests shows
+    xs = [_images(200 + i, n) for i, n in enumerate(sizes)]
+    before = _batch_counts(client)
+    pending = [client.async_infer("hyperstyle", _request(x)) for x in xs]
+    results = [p.get_result(block=True, timeout=90) for p in pending]
+    after = _batch_counts(client)
+    executed = {b: after.get(b, 0) - before.get(b, 0) for b in after if after.get(b, 0) != before.get(b, 0)}
+    assert sum(b * n for b, n in executed.items()) == sum(sizes), executed
+    assert sum(executed.values()) < len(sizes), f"no request was merged: executions by batch size {executed}"
+    assert any(b not in (1, 3) for b in executed), f"no merged batch size: {executed}"
+    for i, (x, r) in enumerate(zip(xs, results)):
+        ref_img, ref_codes = reference(x)
+        _assert_close(r.as_numpy("inversion"), r.as_numpy("codes"), ref_img, ref_codes, f"request {i} (batch {len(x)})")
+
+
+def test_bad_requests_get_clear_errors_and_server_stays_healthy(server, client, reference):
+    with pytest.raises(InferenceServerException) as e:
+        client.infer("hyperstyle", _request(_images(1, 1)[:, :32, :32]))
+    assert "unexpected shape for input 'image'" in e.value.message() and "[-1,64,64,3]" in e.value.message()
+    with pytest.raises(InferenceServerException) as e:
+        client.infer("hyperstyle", _request(_images(2, 1).astype(np.float32), "FP32"))
+    assert "image" in e.value.message() and "UINT8" in e.value.message()
+    with pytest.raises(InferenceServerException) as e:
+        client.infer("hyperstyle", _request(_images(3, MAX_BATCH + 1)))
+    assert "batch size" in e.value.message().lower() or str(MAX_BATCH) in e.value.message()
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("hyperstyle")
+    x = _images(4, 1)
+    res = client.infer("hyperstyle", _request(x))
+    ref_img, ref_codes = reference(x)
+    np.testing.assert_array_equal(res.as_numpy("inversion"), ref_img)
+
+
+def test_client_helper(server, reference):
+    from runtime.serving.client import InversionClient
+
+    x = _images(5, 2)
+    with InversionClient(server.http_url) as c:
+        assert c.item_shape == (S, S, 3)
+        out = c.invert(x)
+        with pytest.raises(HsError, match=r"uint8 \[B,64,64,3\]"):
+            c.invert(x[:, :10])
+        with pytest.raises(HsError, match="uint8"):
+            c.invert(x.astype(np.float32))
+    ref_img, ref_codes = reference(x)
+    np.testing.assert_array_equal(out.inversion, ref_img)
+    np.testing.assert_array_equal(out.codes, ref_codes)
+
+
+def _listening(ports: set[int]) -> list[tuple[str, int]]:
+    """(local address hex, port) of LISTEN sockets on `ports` from /proc/net/tcp{,6}."""
+    found = []
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(f).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            cols = ln.split()
+            addr, port = cols[1].rsplit(":", 1)
+            if cols[3] == "0A" and int(port, 16) in ports:
+                found.append((addr, int(port, 16)))
+    return found
+
+
+def test_binds_loopback_only_then_stops_by_pid(server, client):
+    client.close()  # an open keep-alive connection holds the shutdown until --exit-timeout-secs (10 s)
+    ports = {server.http_port, server.grpc_port, server.metrics_port}
+    socks = _listening(ports)
+    assert {p for _, p in socks} == ports, socks
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::ffff:127.0.0.1 (little-endian hex)
+    assert all(a in loopback for a, _ in socks), socks
+    pid = server.pid
+    os.kill(pid, 0)
+    t0 = time.monotonic()
+    rc = server.stop(kill_after=30)
+    assert time.monotonic() - t0 < 30 and rc == 0, rc
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not _listening(ports)
+
+
+# ---- no server needed ------------------------------------------------------------------------------------------------
+def test_repo_spec_rejects_bad_input(tmp_path):
+    with pytest.raises(HsError, match="--w-encoder"):
+        RepoSpec(checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(HsError, match="not an existing file"):
+        RepoSpec(checkpoint=str(tmp_path / "missing.pt"), w_encoder=str(tmp_path / "w.pt"))
+    with pytest.raises(HsError, match="--export-dir carries its own model"):
+        RepoSpec(export_dir=str(tmp_path), config="tiny")
+    with pytest.raises(HsError, match="--device"):
+        RepoSpec(config="tiny", device="tpu")
+    with pytest.raises(HsError, match="--max-batch"):
+        RepoSpec(config="tiny", max_batch=0)
+    with pytest.raises(HsError, match=r"outside 1\.\.4"):
+        RepoSpec(config="tiny", max_batch=4, preferred=(2, 8))
+    with pytest.raises(HsError, match="export_summary.json"):
+        write_repository(tmp_path / "r", RepoSpec(export_dir=str(tmp_path)))
+
+
+def test_gpu_config_text_and_schema_check():
+    spec = RepoSpec(config="tiny", device="cuda", instances=2, max_batch=4)
+    text = config_pbtxt(spec, ModelShapes(S, SIZE, N_LATENT, STYLE_DIM), None)
+    cfg = validate_config(text)
+    if cfg is None:
+        pytest.skip("tritonclient's model_config_pb2 / protobuf not importable")
+    assert [(g.kind, g.count) for g in cfg.instance_group] == [(cfg.instance_group[0].KIND_GPU, 2)]
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [2, 4] and cfg.max_batch_size == 4
+    assert cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "yes"
+    with pytest.raises(HsError, match="not a valid Triton ModelConfig"):
+        validate_config(text.replace("max_batch_size", "max_batch_sise"))
+
+
+def test_cli_repo_and_errors(tmp_path, capsys, monkeypatch):
+    from cli.serve import main
+
+    assert main(["repo", str(tmp_path / "r"), "--config", "tiny", "--max-batch", "4", "--instances", "2"]) == 0
+    text = (tmp_path / "r" / "hyperstyle" / "config.pbtxt").read_text()
+    assert "max_batch_size: 4" in text and "count: 2" in text and "KIND_CPU" in text
+    assert (tmp_path / "r" / "hyperstyle" / "1" / "model.py").read_bytes() == \
+        (PROJECT_ROOT / "runtime" / "serving" / "model.py").read_bytes()
+    capsys.readouterr()
+    assert main(["repo", str(tmp_path / "x"), "--checkpoint", "a.pt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--w-encoder" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("TRITONSERVER", str(tmp_path / "no_such_tritonserver"))
+    assert main(["start", str(tmp_path / "r"), "--http-port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "$TRITONSERVER is not an executable file" in err and len(err.strip().splitlines()) == 1
