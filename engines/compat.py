@@ -191,7 +191,10 @@ def check_engine(engine_path: Path | str, flavor: Flavor | str | None = None, de
     if verify_sha256 and side.get("engine_sha256") != sha256_file(path):
         raise stale("its sha256 differs from the sidecar's (corrupt, or not the engine the sidecar describes)")
     target = comp["target"]
-    fl = _resolve_flavor(flavor, target.get("flavor"))
+    try:
+        fl = _resolve_flavor(flavor, target.get("flavor"))
+    except HsError as e:
+        raise HsError(f"{path.name} needs {target.get('flavor')} {target.get('version')}: {e}") from None
     if target.get("flavor") != fl.name:
         raise stale(f"built with {target.get('flavor')} {target.get('version')}, but {fl.name} {fl.version} is "
                     f"the TensorRT here", flavor_changed=True)
