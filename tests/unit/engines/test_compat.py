@@ -260,3 +260,15 @@ def test_real_deserialize_attempt_on_cpu_is_one_line(built):
     with pytest.raises(HsError, match=r"could not deserialize w_encoder_fp16.engine: .*[Cc]uda") as e:
         deserialize(info, runtime, log)
     assert "\n" not in str(e.value)
+
+
+def test_no_flavor_importable_names_the_engine(built, tmp_path, monkeypatch):
+    import engines.compat as compat
+
+    def none(name=None):
+        raise HsError("no TensorRT flavor importable (tensorrt: not installed; tensorrt_rtx: not installed)")
+
+    monkeypatch.setattr(compat, "get_flavor", none)
+    monkeypatch.setattr(compat, "available_flavors", lambda: [])
+    _one_line_error(_copy(built, tmp_path), r"e.engine needs tensorrt\S* \S+: no TensorRT flavor importable",
+                    device=A6000)
