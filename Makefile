@@ -99,3 +99,15 @@ $(TRITON_DIR)/.ready:
 
 .PHONY: triton
 triton: $(TRITON_DIR)/.ready
+
+# The C++ / C embedding (cpp/, docs/cpp.md): configure and build cpp/build against the venv's Python (pybind11 from
+# the `cpp` extra); its tests are registered in CTest: `ctest --test-dir cpp/build --output-on-failure`.
+CPP_BUILD ?= cpp/build
+$(VENV)/.cpp-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[cpp]'
+	touch $@
+
+.PHONY: cpp
+cpp: $(VENV)/.cpp-installed
+	cmake -S cpp -B $(CPP_BUILD) -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(CPP_BUILD) -j $$(nproc)
