@@ -32,8 +32,10 @@ def cli():
 @click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (needs --w-encoder).")
 @click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt.")
 @click.option("--export-dir", "export_dir", default=None, help="An hs-export output directory (engines / ONNX).")
-@click.option("--executor", default="torch", show_default=True, help="Inverter executor (torch, tensorrt, ...).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]))
+@click.option("--executor", default=None,
+              help="Inverter executor: torch (default), onnxruntime, tensorrt (default with --export-dir).")
+@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16"]),
+              help="Inverter precision (default: fp32; an export's own with --export-dir).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cpu: instance_group KIND_CPU; cuda: KIND_GPU.")
 @click.option("--max-batch", "max_batch", type=int, default=8, show_default=True,
@@ -56,7 +58,7 @@ def repo_cmd(out, config, checkpoint, w_encoder, export_dir, executor, precision
                     python_env=python_env)
     model_dir = write_repository(out, spec)
     click.echo(f"wrote {model_dir} ({'KIND_GPU' if device == 'cuda' else 'KIND_CPU'} x {instances}, "
-               f"max batch {max_batch}, T={iters}, executor {executor}, {precision})")
+               f"max batch {max_batch}, T={iters}, executor {spec.executor}, {spec.precision or 'export precision'})")
     click.echo(f"start it with: hs-serve start {Path(out)}")
     return 0
 

@@ -80,8 +80,8 @@ class RepoSpec:
     checkpoint: str | None = None
     w_encoder: str | None = None
     export_dir: str | None = None
-    executor: str = "torch"
-    precision: str = "fp32"
+    executor: str | None = None
+    precision: str | None = None
     device: str = "cpu"
     max_batch: int = 8
     instances: int = 1
@@ -114,7 +114,15 @@ class RepoSpec:
             get_config(self.config)  # HsError naming the presets when unknown
         if self.device not in DEVICES:
             raise HsError(f"--device must be one of {DEVICES}, got {self.device!r}")
-        if self.precision not in PRECISIONS:
+        if self.executor is None:
+            object.__setattr__(self, "executor", "tensorrt" if self.export_dir is not None else "torch")
+        from runtime.executors import available_executors  # names only: no backend is imported
+
+        if self.executor not in available_executors():
+            raise HsError(f"--executor {self.executor!r} unknown; expected one of {available_executors()}")
+        if self.precision is None and self.export_dir is None:
+            object.__setattr__(self, "precision", "fp32")
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise HsError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name, lo in (("max_batch", 1), ("instances", 1), ("iters", 1), ("queue_delay_us", 0)):
             v = getattr(self, name)
@@ -177,7 +185,7 @@ def config_pbtxt(spec: RepoSpec, shapes: ModelShapes, env_dir: Path | None, name
     """The model's config.pbtxt text (see the module docstring)."""
     s = shapes
     kind = "KIND_GPU" if spec.device == "cuda" else "KIND_CPU"
-    params = {"executor": spec.executor, "precision": spec.precision, "max_batch": spec.max_batch,
+    params = {"executor": spec.executor, "precision": spec.precision or "", "max_batch": spec.max_batch,
               "iters": spec.iters, "threads": spec.threads, "warmup": "yes", "project_root": PROJECT_ROOT}
     for k in ("config", "checkpoint", "w_encoder", "export_dir"):
         if getattr(spec, k) is not None:
@@ -303,7 +311,7 @@ def inverter_from_parameters(params: dict[str, str], device: str):
     `device` ("cpu" or "cuda:<id>"). Returns (inverter, iters)."""
     from runtime import Inverter
 
-    executor, precision = params.get("executor", "torch"), params.get("precision", "fp32")
+    executor, precision = params.get("executor", "torch"), params.get("precision") or None
     max_batch = int(params.get("max_batch", "8"))
     if params.get("export_dir"):
         inv = Inverter.from_export(params["export_dir"], executor=executor, device=device, precision=precision,
@@ -311,5 +319,5 @@ def inverter_from_parameters(params: dict[str, str], device: str):
     else:
         inv = Inverter.from_checkpoint(params.get("checkpoint") or None, w_encoder=params.get("w_encoder") or None,
                                        config=params.get("config") or None, executor=executor, device=device,
-                                       precision=precision, max_batch=max_batch)
+                                       precision=precision or "fp32", max_batch=max_batch)
     return inv, int(params.get("iters", "5"))

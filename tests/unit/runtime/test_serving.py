@@ -205,6 +205,20 @@ def test_client_helper(server, reference):
     np.testing.assert_array_equal(out.codes, ref_codes)
 
 
+def test_metrics_the_autoscaler_reads_exist(server):
+    """deploy/kubernetes/prometheus-adapter-rules.yaml queries Triton metrics by name: each must be served."""
+    import re
+    import urllib.request
+
+    rules = (PROJECT_ROOT / "deploy" / "kubernetes" / "prometheus-adapter-rules.yaml").read_text()
+    names = set(re.findall(r"\bnv_[a-z_]+\b", "\n".join(ln for ln in rules.splitlines()
+                                                         if not ln.lstrip().startswith("#"))))
+    assert {"nv_inference_queue_duration_us", "nv_inference_request_success"} <= names
+    with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+        served = {ln.split("{")[0].split()[0] for ln in r.read().decode().splitlines() if ln and ln[0] != "#"}
+    assert names <= served, names - served
+
+
 def _listening(ports: set[int]) -> list[tuple[str, int]]:
     """(local address hex, port) of LISTEN sockets on `ports` from /proc/net/tcp{,6}."""
     found = []
