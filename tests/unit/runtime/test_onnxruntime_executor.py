@@ -1,0 +1,113 @@
+"""runtime.Inverter.from_export(..., executor="onnxruntime") on a tiny hs-export directory (plain fp32 graphs, CPU).
+
+The plain generator is exported with plain_batch=2, so every batch runs it on padded 2-row chunks (B=3 -> rows
+0-1, 2-3 with row 3 a pad row). Tolerances vs HyperStyle.invert (fp32 max abs; observed on this CPU):
+    images / pooled: ORT's grouped conv vs torch's conv, observed 1.4e-6 after T=2   -> gate 4e-6
+    Δ (the plain layout is the official OIHW):  observed 6e-8                       -> gate 2e-7
+    codes: observed 2.4e-7                                                            -> gate 1e-6
+(hs-export's own per-graph gate for fp32 graphs is 1e-4 relative, export.verify.TOLERANCES.)
+"""
+
+import shutil
+
+import pytest
+import torch
+
+from core.errors import HsError
+
+IMG_TOL, DELTA_TOL, CODES_TOL = 4e-6, 2e-7, 1e-6
+
+
+def _err(a, b) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_model):
+    """hs-export --config tiny --plain --fp32 --no-engines --no-verify --plain-batch 2 --max-batch 4."""
+    from export.config import ExportConfig
+    from export.pipeline import run_export
+
+    out = tmp_path_factory.mktemp("hs_export_tiny")
+    rep = run_export(ExportConfig(config="tiny", variants=("plain",), precisions=("fp32",), build_engines=False,
+                                  verify=False, plain_batch=2, max_batch=4, out=out), model=tiny_model)
+    assert not rep.failed, [a.status for a in rep.failed]
+    return out
+
+
+@pytest.fixture(scope="module")
+def ort_inv(tiny_export):
+    from runtime import Inverter
+
+    return Inverter.from_export(tiny_export, executor="onnxruntime", max_batch=4)
+
+
+@pytest.fixture(scope="module")
+def ort_res(ort_inv, images_f):
+    return ort_inv.invert(images_f, n_iters=2, copy=True)
+
+
+def test_executor_facts(ort_inv):
+    d = ort_inv.describe()
+    assert d["executor"] == "onnxruntime" and d["delta_layout"] == "OIHW" and d["per_channel_layers"] == []
+    assert d["fixed_batch"] == {"generator": 2} and ort_inv.rows == 4 and not ort_inv.use_graphs
+
+
+def test_matches_reference(ort_res, ref5):
+    assert _err(ort_res.codes, ref5.codes) <= CODES_TOL
+    assert _err(ort_res.images, ref5.iterations[2]) <= IMG_TOL
+    assert _err(ort_res.images_pooled, torch.nn.functional.adaptive_avg_pool2d(ref5.iterations[2], 64)) <= IMG_TOL
+    for k, d in ref5.iteration_deltas[1].items():
+        assert ort_res.deltas[k].shape == d.shape and _err(ort_res.deltas[k], d) <= DELTA_TOL, k
+    assert _err(ort_res.images[0], ort_res.images[2]) > 0.05  # distinct rows stay distinct through the padding
+
+
+def test_binds_the_inverters_buffers(ort_inv, images_f):
+    """I/O binding writes straight into the Inverter's buffers (no copies out): a B=1 result is a view of them."""
+    r = ort_inv.invert(images_f[:1], n_iters=1)
+    assert r.images.data_ptr() == ort_inv.y.data_ptr() and r.raw_deltas["conv1"].data_ptr() == \
+        ort_inv.sets[1]["conv1"].data_ptr()
+
+
+def test_edit_and_fine_tuned_weights(ort_inv, ort_res, tiny_model):
+    from models.stylegan2 import Generator
+
+    zero = ort_inv.edit(ort_res, torch.ones(32), 0)  # B=3 on the 2-row generator: padded chunks
+    assert _err(zero, ort_res.images) <= 1e-6
+    g = Generator(tiny_model.cfg.generator).eval()
+    g.load_state_dict(ort_inv.fine_tuned_weights(ort_res, 2))  # weights from export_summary.json's config
+    with torch.no_grad():
+        assert _err(g(ort_res.codes[2:]), ort_res.images[2:]) <= IMG_TOL
+
+
+def test_missing_graph(tiny_export, tmp_path):
+    from runtime import Inverter
+
+    part = tmp_path / "partial"
+    shutil.copytree(tiny_export, part)
+    (part / "hypernet_plain_fp32.onnx").unlink()
+    with pytest.raises(HsError, match=r"lacks hypernet_plain_fp32.onnx; create it with hs-export --out .* --plain "
+                                      r"--fp32 --no-engines") as e:
+        Inverter.from_export(part, executor="onnxruntime")
+    assert "\n" not in str(e.value)
+
+
+def test_foreign_graph_refused(tiny_export, tmp_path):
+    """A file whose I/O is not the contract's (here: the W encoder in the generator's place) is refused by name."""
+    from runtime import Inverter
+
+    part = tmp_path / "swapped"
+    shutil.copytree(tiny_export, part)
+    shutil.copy(part / "w_encoder_fp32.onnx", part / "generator_plain_fp32.onnx")
+    with pytest.raises(HsError, match="generator_plain_fp32.onnx: inputs .* are not the contract's"):
+        Inverter.from_export(part, executor="onnxruntime")
+
+
+def test_cpu_refuses_cuda_and_stream(tiny_export):
+    from runtime import Inverter
+
+    if not torch.cuda.is_available():
+        with pytest.raises(HsError, match="CUDAExecutionProvider|is_available"):
+            Inverter.from_export(tiny_export, executor="onnxruntime", device="cuda")
+    with pytest.raises(HsError, match="stream= applies to CUDA"):
+        Inverter.from_export(tiny_export, executor="onnxruntime", stream=object())
