@@ -3,6 +3,7 @@
     hs-serve repo model_repo --config tiny --device cpu --max-batch 8 --instances 1
     hs-serve repo model_repo --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt --device cuda
     hs-serve repo model_repo --export-dir hs_export --executor tensorrt --device cuda --instances 2
+    hs-serve repo ngc_repo --export-dir hs_export --device cuda --layout ngc   # tensorrt_plan x 3 + BLS loop
     hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
     hs-serve infer face.png --url 127.0.0.1:8000 --out served/
 
@@ -47,10 +48,25 @@ def cli():
               help="Dynamic batcher: longest wait for a fuller batch.")
 @click.option("--python-env", "python_env", default=None, type=click.Path(),
               help="Environment the stubs run (default: this interpreter's).")
+@click.option("--layout", default="inverter", show_default=True, type=click.Choice(["inverter", "ngc"]),
+              help="inverter: one python model around runtime.Inverter; ngc: the export's engines as three "
+                   "tensorrt_plan models + a BLS loop model (NGC Triton container; needs --export-dir).")
 def repo_cmd(out, config, checkpoint, w_encoder, export_dir, executor, precision, device, max_batch, instances,
-             iters, threads, queue_delay_us, python_env):
+             iters, threads, queue_delay_us, python_env, layout):
     """Write a model repository OUT with the model `hyperstyle`."""
     from runtime.serving.repository import RepoSpec, write_repository
+
+    if layout == "ngc":
+        from runtime.serving.ngc import write_ngc_repository
+
+        if export_dir is None or config or checkpoint or w_encoder or executor or device != "cuda":
+            raise HsError("--layout ngc serves an export's TensorRT engines on GPUs: give --export-dir and "
+                          "--device cuda, and no --config / --checkpoint / --w-encoder / --executor")
+        dirs = write_ngc_repository(out, export_dir, max_batch=max_batch, iters=iters, instances=instances,
+                                    precision=precision, queue_delay_us=queue_delay_us)
+        click.echo(f"wrote {', '.join(d.name for d in dirs)} under {Path(out)} (tensorrt_plan x 3 + BLS loop; "
+                   "for the NGC Triton container, not runnable with the wheel's server)")
+        return 0
 
     spec = RepoSpec(config=config, checkpoint=checkpoint, w_encoder=w_encoder, export_dir=export_dir,
                     executor=executor, precision=precision, device=device, max_batch=max_batch,

@@ -190,7 +190,7 @@ class TritonServer:
         t0 = time.monotonic()
         while True:
             if self.proc.poll() is not None:
-                tail = self.log_tail()
+                tail = self.log_tail(400)
                 raise HsError(f"tritonserver exited with code {self.proc.returncode} before it was ready "
                               f"(log {self.log_file}): {_last_error(tail)}")
             if self.is_ready():
@@ -228,11 +228,17 @@ class TritonServer:
         self.stop()
 
 
+_HARMLESS = ("CudaDriverHelper has not been initialized", "Unable to allocate pinned system memory",
+             "CUDA memory pool disabled", "failed to enable peer access")
+
+
 def _last_error(log: str) -> str:
-    """The most telling line of a failed start: the last line starting with E (Triton's error lines), else the last."""
+    """The most telling line of a failed start: the first error line (Triton's E... lines, a Python traceback's
+    last line) that is not one of the harmless no-GPU notices, else the last line."""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln[:1] == "E" or "error" in ln.lower()]
-    pick = errors[-1] if errors else (lines[-1] if lines else "no log output")
+    errors = [ln for ln in lines if (ln[:1] == "E" and ln[1:5].isdigit() or "rror" in ln)
+              and not any(h in ln for h in _HARMLESS) and "failed to load all models" not in ln]
+    pick = errors[0] if errors else (lines[-1] if lines else "no log output")
     return pick[:400]
 
 

@@ -1,0 +1,161 @@
+"""The NGC layout (runtime.serving.ngc): three tensorrt_plan sub-models + the BLS loop model.
+
+No TensorRT engine can execute here (no TensorRT runtime for Triton, no GPU, no NGC container), so:
+- the tensorrt_plan configs are written for fake engine files and checked against Triton's ModelConfig schema and
+  the graph contract (names, dims, dtypes, fixed batch), never loaded;
+- the BLS loop model itself (runtime/serving/bls_model.py) runs on the real tritonserver, with python stand-ins for
+  the three engines (tests/unit/runtime/serving_graph_standin.py: the torch executor's graphs, same I/O), and is
+  compared with Inverter.invert in this process: bitwise for a request that ran alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.config import get_config
+from core.contract import GRAPHS, delta_modes, graph_io
+from core.errors import HsError
+from runtime.serving.repository import RepoSpec, read_parameters, validate_config, write_env_dir
+from runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver
+
+tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
+from runtime.serving.ngc import SUBMODELS, write_graph_repository, write_ngc_repository  # noqa: E402
+from runtime.executors.tensorrt_executor import engine_name  # noqa: E402
+
+STANDIN = Path(__file__).with_name("serving_graph_standin.py")
+
+
+def _fake_export(tmp_path: Path, variant: str, prec: str, max_batch: int = 8, plain_batch: int = 1) -> Path:
+    d = tmp_path / f"export_{variant}_{prec}"
+    d.mkdir()
+    for g in GRAPHS:
+        (d / engine_name(g, variant, prec)).write_bytes(b"not an engine")
+    (d / "export_summary.json").write_text(json.dumps({"config": {"config": "tiny", "checkpoint": None,
+                                                                  "max_batch": max_batch, "plain_batch": plain_batch}}))
+    return d
+
+
+def _pb2():
+    from runtime.serving.repository import _model_config_pb2
+
+    return _model_config_pb2()
+
+
+def _parsed(path: Path):
+    cfg = validate_config(path.read_text(), str(path))
+    if cfg is None:
+        pytest.skip("tritonclient's model_config_pb2 / protobuf not importable")
+    return cfg
+
+
+@pytest.mark.parametrize("variant,prec", [("plugin", "fp16"), ("plain", "fp32")])
+def test_ngc_configs_follow_the_contract(tmp_path, variant, prec):
+    exp = _fake_export(tmp_path, variant, prec)
+    dirs = write_ngc_repository(tmp_path / "ngc", exp, max_batch=4, iters=3, instances=2)
+    assert [d.name for d in dirs] == [SUBMODELS[g] for g in GRAPHS] + ["hyperstyle"]
+    cfg = get_config("tiny")
+    ios = {g: graph_io(cfg, g, delta_modes(cfg, per_channel=variant == "plugin"), "B", variant == "plugin", prec)
+           for g in GRAPHS}
+    want_type = {"fp16": "TYPE_FP16", "fp32": "TYPE_FP32"}[prec]
+    for g in GRAPHS:
+        m = _parsed(tmp_path / "ngc" / SUBMODELS[g] / "config.pbtxt")
+        assert m.platform == "tensorrt_plan" and m.name == SUBMODELS[g]
+        fixed = variant == "plain" and g == "generator"
+        assert m.max_batch_size == (0 if fixed else 4)
+        got = {t.name: (list(t.dims), _pb2().DataType.Name(t.data_type)) for t in [*m.input, *m.output]}
+        want = {t.name: (([1] if fixed else []) + [int(d) for d in t.shape[1:]], want_type)
+                for t in [*ios[g].inputs, *ios[g].outputs]}
+        assert got == want
+        assert [(m.instance_group[0].KIND_GPU, 2)] == [(i.kind, i.count) for i in m.instance_group]
+        plan = tmp_path / "ngc" / SUBMODELS[g] / "1" / "model.plan"
+        assert plan.is_symlink() and plan.resolve() == (exp / engine_name(g, variant, prec)).resolve()
+    bls = _parsed(tmp_path / "ngc" / "hyperstyle" / "config.pbtxt")
+    assert bls.backend == "python" and bls.max_batch_size == 4 and list(bls.dynamic_batching.preferred_batch_size) \
+        == [2, 4]
+    contract = json.loads(bls.parameters["contract"].string_value)
+    assert contract["dtype"] == {"fp16": "float16", "fp32": "float32"}[prec]
+    assert [d["input"] for d in contract["deltas"]] == [s.input_name for s in cfg.tuned]
+    assert contract["graphs"]["generator"].get("fixed_batch") == (1 if variant == "plain" else None)
+
+
+def test_ngc_layout_rejects_what_the_engines_cannot_serve(tmp_path):
+    exp = _fake_export(tmp_path, "plugin", "fp16", max_batch=4)
+    with pytest.raises(HsError, match="exceeds the engines' profile"):
+        write_ngc_repository(tmp_path / "ngc", exp, max_batch=8)
+    with pytest.raises(HsError, match="no complete TensorRT engine set"):
+        write_ngc_repository(tmp_path / "ngc2", exp, precision="fp32")
+
+
+def _install():
+    try:
+        return find_tritonserver()
+    except HsError:
+        pass
+    p = subprocess.run(["make", "-s", "triton"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"tritonserver not found and `make triton` failed (nvidia-pytriton wheel not fetched): {last}")
+    return find_tritonserver()
+
+
+def test_bls_loop_on_real_server_matches_inverter(tmp_path):
+    from runtime import Inverter
+    from runtime.executors.torch_executor import TorchExecutor
+    from models.checkpoint import build_model
+
+    install = _install()
+    cfg = get_config("tiny")
+    ex = TorchExecutor.from_model(build_model("tiny", quiet=True), "cpu", "fp32")
+    ios = {g: ex.io(g) for g in GRAPHS}
+    repo = tmp_path / "bls_repo"
+    env = write_env_dir(tmp_path / "env_home", RepoSpec(config="tiny", threads=1))  # outside the repository
+    params = (f'parameters: {{ key: "EXECUTION_ENV_PATH", value: {{ string_value: "{env}" }} }}\n'
+              f'parameters: {{ key: "project_root", value: {{ string_value: "{PROJECT_ROOT}" }} }}\n')
+    standin = params + 'parameters: { key: "config", value: { string_value: "tiny" } }\n'
+    write_graph_repository(repo, cfg, ios, {}, max_batch=4, iters=3, device="cpu", backend="python",
+                           submodel_py=STANDIN, submodel_extra=standin, bls_extra=params, queue_delay_us=100_000)
+    inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=4)
+    x = np.random.default_rng(7).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    s = TritonServer(repo, install=install, stub_env=False).start()
+    try:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            r = inv.invert(x, n_iters=3)
+            ref_img, ref_codes = r.to_uint8(), r.codes.float().numpy().copy()
+        finally:
+            torch.set_num_threads(threads)
+        s.wait_ready(timeout=120)
+        c = tritonclient_http.InferenceServerClient(s.http_url, network_timeout=60)
+        inp = tritonclient_http.InferInput("image", list(x.shape), "UINT8")
+        inp.set_data_from_numpy(x, binary_data=True)
+        res = c.infer("hyperstyle", [inp])
+        np.testing.assert_array_equal(res.as_numpy("inversion"), ref_img)
+        np.testing.assert_array_equal(res.as_numpy("codes"), ref_codes)
+        # 2T+2 sub-model calls for the one BLS execution: w_encoder once, hypernet T times, generator T+1 times
+        counts = {m["name"]: int(m["execution_count"]) for m in c.get_inference_statistics()["model_stats"]}
+        assert counts == {"hyperstyle": 1, "hs_w_encoder": 1, "hs_hypernet": 3, "hs_generator": 4}, counts
+        assert read_parameters(c.get_model_config("hyperstyle"))["iters"] == "3"
+        c.close()
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.log_tail()
+
+
+def test_cli_ngc_layout(tmp_path, capsys):
+    from cli.serve import main
+
+    exp = _fake_export(tmp_path, "plugin", "fp16")
+    assert main(["repo", str(tmp_path / "ngc"), "--export-dir", str(exp), "--device", "cuda", "--layout", "ngc",
+                 "--max-batch", "8"]) == 0
+    assert (tmp_path / "ngc" / "hs_generator" / "1" / "model.plan").is_symlink()
+    capsys.readouterr()
+    assert main(["repo", str(tmp_path / "x"), "--config", "tiny", "--layout", "ngc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --layout ngc") and len(err.strip().splitlines()) == 1
