@@ -18,7 +18,6 @@ device->host read). Batches above max_batch are split into chunks; smaller ones 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -104,17 +103,19 @@ class Inverter:
                 self._capture_stream = torch.cuda.Stream(self.device)
                 self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
                 self._host_x = torch.zeros(self.x.shape, dtype=self.x.dtype, pin_memory=True)
+                self._host_x_free = torch.cuda.Event()  # recorded after each upload from _host_x
                 self._host_stats = torch.zeros(2, dtype=self.x.dtype, pin_memory=True)
+                self._stats = torch.zeros(2, dtype=self.x.dtype, device=self.device)
             self._stats_graphs: dict[int, object] = {}
         else:
             if stream is not None:
                 raise HsError("stream= applies to CUDA Inverters; this one runs on the CPU")
             self.stream = None
         if warmup if warmup is not None else self._cuda:
-            with self._lock:
-                self.warmup()
-        for b in capture:
-            self._graph(b, self.n_iters)
+            self.warmup()
+        with self._lock:
+            for b in capture:
+                self._graph(b, self.n_iters)
 
     # ---- construction helpers ------------------------------------------------------------------------------------
     @classmethod
@@ -234,13 +235,18 @@ class Inverter:
     def warmup(self, batches: Iterable[int] | None = None) -> None:
         """Run the loop once (T=2: both Δ parities) eagerly at each batch size (default 1..max_batch) on the capture
         stream: compiles every kernel variant and fills weight caches before any capture."""
-        s = self._capture_stream if self._cuda else None
-        ctx = torch.cuda.stream(s) if s is not None else contextlib.nullcontext()
-        with ctx:
-            for b in batches or range(1, self.max_batch + 1):
-                self._loop(self._plan(b), 2, s)
-        if s is not None:
-            s.synchronize()
+        with self._lock:
+            if not self._cuda:
+                for b in batches or range(1, self.max_batch + 1):
+                    self._loop(self._plan(b), 2, None)
+                return
+            s = self._capture_stream
+            with torch.cuda.device(self.device):
+                s.wait_stream(torch.cuda.current_stream(self.device))  # weights / buffers made on the caller's stream
+                with torch.cuda.stream(s):
+                    for b in batches or range(1, self.max_batch + 1):
+                        self._loop(self._plan(b), 2, s)
+                s.synchronize()
 
     def _graph(self, b: int, n_iters: int):
         """The CUDA graph of (b, T): captured at first use after an eager run at b on the capture stream (which also
@@ -250,28 +256,27 @@ class Inverter:
         if g is not None:
             return g
         plan, cs = self._plan(b), self._capture_stream
-        cs.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(cs):
-            self._loop(plan, 1, cs)
-        cs.synchronize()
-        g = torch.cuda.CUDAGraph()
-        # One pool for all graphs: no tensor allocated inside a capture outlives it (results live in the buffers),
-        # and graphs never run concurrently (one stream, one lock), so they may reuse each other's scratch.
-        with torch.cuda.graph(g, pool=self._pool, stream=cs, capture_error_mode="thread_local"):
-            self._loop(plan, n_iters, cs)
+        with torch.cuda.device(self.device):
+            cs.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(cs):
+                self._loop(plan, 1, cs)
+            cs.synchronize()
+            g = torch.cuda.CUDAGraph()
+            # One pool for all graphs: no tensor allocated inside a capture outlives it (results live in the
+            # buffers), and graphs never run concurrently (one stream, one lock), so they may share scratch.
+            with torch.cuda.graph(g, pool=self._pool, stream=cs, capture_error_mode="thread_local"):
+                self._loop(plan, n_iters, cs)
         self._graphs[key] = g
         return g
 
     def _device_value_check(self, b: int, s) -> None:
-        """min/max of the input buffer's first b rows -> pinned host memory, read after a stream sync (captured
-        per b when graphs are on, so it allocates nothing)."""
+        """min/max of the input buffer's first b rows on the device (a reduction captured per b when graphs are on:
+        its scratch comes from the graph pool, so the check allocates nothing), then one blocking 2-value copy into
+        pinned host memory (the stream sync this check costs)."""
         xb = self.x[:b]
-        if not hasattr(self, "_stats"):
-            self._stats = torch.zeros(2, dtype=self.x.dtype, device=self.device)
 
         def body():
             torch.aminmax(xb, out=(self._stats[0], self._stats[1]))
-            self._host_stats.copy_(self._stats, non_blocking=True)
 
         if self.use_graphs:
             g = self._stats_graphs.get(b)
@@ -289,7 +294,7 @@ class Inverter:
             g.replay()
         else:
             body()
-        s.synchronize()
+        self._host_stats.copy_(self._stats)  # blocking: waits for the input upload and the reduction on s
         lo, hi = self._host_stats.tolist()
         msg = _inputs.value_error(lo, hi)
         if msg:
@@ -334,8 +339,10 @@ class Inverter:
             if s != caller:
                 s.wait_stream(caller)
             if x.device.type == "cpu":
+                self._host_x_free.synchronize()  # the previous call's upload from _host_x has completed
                 self._host_x[:b].copy_(x)  # one host conversion into pinned memory, then an async upload
                 self.x[:b].copy_(self._host_x[:b], non_blocking=True)
+                self._host_x_free.record(s)
             else:
                 self.x[:b].copy_(x)
             if check:
@@ -372,6 +379,17 @@ class Inverter:
                                          {k: self._official(k, v) for k, v in raw.items()}, raw, T, owned=False)
         r = plan.out[T]
         return InverterResult(r.images, r.images_pooled, r.codes, dict(r.deltas), dict(r.raw_deltas), T, owned=False)
+
+    def stages(self, batch: int) -> dict[str, Callable[[object], None]]:
+        """For benchmarks and profiling: {"w_encoder" | "hypernet" | "generator": fn(stream)} running that graph's
+        executor call(s) once at `batch` on the loop's buffers (hypernet: Δ set 0 -> set 1, generator: set 1), as
+        the loop does. They read whatever the buffers hold (run an invert first) and overwrite the results."""
+        b = _positive_int("batch", batch)
+        if b > self.max_batch:
+            raise HsError(f"batch {b} exceeds max_batch={self.max_batch}")
+        plan = self._plan(b)
+        return {"w_encoder": lambda s: self._run(plan.wenc, s), "hypernet": lambda s: self._run(plan.hyp[1], s),
+                "generator": lambda s: self._run(plan.gen[1], s)}
 
     # ---- after inversion ---------------------------------------------------------------------------------------------
     def edit(self, res: InverterResult, direction, strength: float | Sequence[float] = 1.0) -> torch.Tensor:

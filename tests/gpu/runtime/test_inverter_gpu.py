@@ -2,6 +2,8 @@
 device memory over 1,000 calls, zero allocations inside invert.
 
 Gates (what the issue asks; the measured figures go to the log and benchmarks/results/, not here):
+    No GPU figure has been measured for this file yet (written on a CPU-only machine): the first H200 run's log
+    gives the observed values; tighten the loose gates below to ~2-3x of them then.
     fp16 fast path vs fp32 eager HyperStyle.invert (TF32 off): PSNR >= 40 dB on the final images, computed on
         the [0,1] images (y+1)/2 clamped, i.e. 10*log10(1/MSE); Δ error reported (max |Δ16-Δ32| / max |Δ32|
         per layer, printed) and bounded loosely (<= 5e-2 relative: fp16 end-to-end accumulation over T=5).
@@ -91,7 +93,8 @@ def test_fp16_vs_fp32_reference_psnr(inv16, ref32, x2):
 
 
 def test_fp32_torch_inverter_matches_reference(model, ref32, x2):
-    """fp32 on CUDA (Triton staged kernels, fp32) reproduces the fp32 reference closely (gate 1e-3 abs images)."""
+    """fp32 on CUDA (Triton staged kernels, fp32) reproduces the fp32 reference (gate 1e-3 abs on images: loose,
+    not yet observed; the per-layer fp32 kernel checks in tests/gpu/plugins are the tight ones)."""
     from runtime import Inverter
 
     inv = Inverter.from_model(model, executor="torch", device="cuda", precision="fp32", max_batch=2,
@@ -125,14 +128,15 @@ def test_graph_replay_equals_eager(model, inv16, x2):
 
 
 def test_every_batch_size_and_chunks(inv16, x2):
-    """B=1 (own graph) and B=3 > max_batch (chunks 2+1) agree with the B=2 rows."""
+    """B=1 (its own graph) agrees with the B=2 rows (other kernels' batch: PSNR >= 40 dB, not bitwise); B=3 >
+    max_batch runs as chunks 2+1, bitwise equal to the B=2 and B=1 graphs it replays."""
     xd = x2.cuda().half()
     two = inv16.invert(xd, n_iters=T, copy=True)
-    one = inv16.invert(xd[1:2], n_iters=T, copy=True)
+    one = [inv16.invert(xd[i:i + 1], n_iters=T, copy=True) for i in (0, 1)]
     three = inv16.invert(torch.cat([xd, xd[:1]]), n_iters=T)
-    assert (1, T) in inv16._graphs
-    assert float((one.images - two.images[1:2]).abs().max()) <= 2e-2  # other batch bucket: other split-K
-    assert torch.equal(three.images[:2], two.images) and torch.equal(three.images[2:], two.images[:1])
+    assert (1, T) in inv16._graphs and (2, T) in inv16._graphs
+    assert min(_psnr01(one[i].images, two.images[i:i + 1]) for i in (0, 1)) >= 40.0
+    assert torch.equal(three.images[:2], two.images) and torch.equal(three.images[2:], one[0].images)
 
 
 def test_memory_identical_over_1000_calls(inv16, x2):
