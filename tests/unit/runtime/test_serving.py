@@ -299,3 +299,57 @@ def test_cli_repo_and_errors(tmp_path, capsys, monkeypatch):
     assert main(["start", str(tmp_path / "r"), "--http-port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert "$TRITONSERVER is not an executable file" in err and len(err.strip().splitlines()) == 1
+
+
+_ECHO_MODEL = '''
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor.from_dlpack(
+            "y", pb_utils.get_input_tensor_by_name(r, "x"))]) for r in requests]
+'''
+
+
+def test_cli_start_waits_for_ready_and_stops_on_ctrl_c(tmp_path):
+    """`hs-serve start` on a one-model repository (an echo model, no torch in the stub): prints ready, answers,
+    and on Ctrl-C (SIGINT; SIGTERM goes to the same handler) stops the server and exits 0, leaving no
+    tritonserver behind."""
+    import signal
+    import sys
+
+    _install()
+    m = tmp_path / "repo" / "echo"
+    (m / "1").mkdir(parents=True)
+    (m / "1" / "model.py").write_text(_ECHO_MODEL)
+    (m / "config.pbtxt").write_text('name: "echo"\nbackend: "python"\nmax_batch_size: 4\n'
+                                    'input [ { name: "x", data_type: TYPE_UINT8, dims: [ 3 ] } ]\n'
+                                    'output [ { name: "y", data_type: TYPE_UINT8, dims: [ 3 ] } ]\n')
+    port = free_port()
+    cmd = [sys.executable, "-m", "cli.serve", "start", str(tmp_path / "repo"), "--http-port", str(port),
+           "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--ready-timeout", "60"]
+    p = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("ready after"):
+                break
+        assert lines and lines[-1].startswith("ready after"), "".join(lines)
+        server_pid = int(lines[-1].split("(pid ")[1].split(")")[0])
+        c = tritonclient_http.InferenceServerClient(f"127.0.0.1:{port}")
+        x = np.array([[1, 2, 3], [250, 251, 252]], dtype=np.uint8)
+        inp = tritonclient_http.InferInput("x", list(x.shape), "UINT8")
+        inp.set_data_from_numpy(x)
+        np.testing.assert_array_equal(c.infer("echo", [inp]).as_numpy("y"), x)
+        c.close()
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=45)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "".join(lines) + out
+    assert "stopped (tritonserver exit code 0)" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)
