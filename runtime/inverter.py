@@ -92,7 +92,7 @@ class Inverter:
         step = math.lcm(*fixed) if fixed else 1
         self.rows = -(-self.max_batch // step) * step  # buffer rows: a multiple of every fixed graph batch
         self._alloc()
-        executor.prepare(self.rows)
+        executor.prepare(self.max_batch)
         self._cuda = self.device.type == "cuda"
         self.use_graphs = bool(cuda_graphs and self._cuda and executor.capturable)
         self._plans: dict[int, _Plan] = {}
