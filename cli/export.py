@@ -13,6 +13,7 @@ graph could not be produced (e.g. the plugin ops are not importable: SKIPPED row
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -65,6 +66,20 @@ class _Steps:
         self.console.print(f"  {desc}: {time.perf_counter() - t0:.1f} s")
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside the command, carried past click (whose own handler prints a blank line first)."""
+
+
+def _interruptible(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+    return wrapper
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="Graph precision (strongly typed).")
 @click.option("--both-precisions", is_flag=True, help="Export fp32 and fp16.")
@@ -84,6 +99,7 @@ class _Steps:
               help="Full TensorRT >= 10.9: embed the plugin kernels (AOT QDPs); the engine runs without Python.")
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
+@_interruptible
 def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_batch, plain_batch, out, plain, plugin,
         engines, verify, ccs, aot_plugins, cache_dir, dry_run):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
@@ -121,14 +137,14 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the exit code (0 ok, 1 artifact failures, 2 user error)."""
+    """Entry point: returns the exit code (0 ok, 1 artifact failures, 2 user error, 130 interrupted)."""
     try:
         rc = cli.main(args=argv, standalone_mode=False)
     except HsError as e:
         click.echo(f"error: {e}", err=True)
         return _exit(2, argv)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+    except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C: in the command, in click, here
+        click.echo("error: interrupted", err=True)
         return _exit(130, argv)
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)

@@ -1,5 +1,6 @@
-"""hs-export: bad arguments give one `error:` line and a non-zero exit; --dry-run; the tiny fp16 export with all three
-TensorRT engines (marked trt)."""
+"""hs-export: bad arguments give one `error:` line and a non-zero exit; Ctrl-C is `error: interrupted`, exit 130; a
+verifier that raises becomes a FAIL row with the summary still written; --dry-run; re-exporting gives byte-identical
+graphs; the tiny fp16 export with all three TensorRT engines, reused by content hash on a second run (marked trt)."""
 
 import json
 import subprocess
@@ -62,6 +63,59 @@ def test_console_script_error_exit_code():
     assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown config") and "Traceback" not in r.stderr
 
 
+def _onnx_hashes(out: Path) -> dict[str, str]:
+    from core.sidecar import sha256_files
+    from export.onnx_io import onnx_files
+
+    return {p.name: sha256_files(onnx_files(p)) for p in sorted(out.glob("*.onnx"))}
+
+
+def test_re_export_is_byte_identical(tmp_path, capsys):
+    """Two hs-export runs (tiny, plain graphs, fp16, no verification or engines) into different directories write
+    the same bytes for every graph and its external data, and the sidecars record those hashes."""
+    args = ["--config", "tiny", "--fp16", "--plain", "--no-engines", "--no-verify"]
+    for d in ("a", "b"):
+        assert main([*args, "--out", str(tmp_path / d)]) == 0, capsys.readouterr().out
+    a, b = _onnx_hashes(tmp_path / "a"), _onnx_hashes(tmp_path / "b")
+    assert sorted(a) == ["generator_plain_fp16.onnx", "hypernet_plain_fp16.onnx", "w_encoder_fp16.onnx"]
+    assert a == b
+    for name, h in a.items():
+        assert json.loads((tmp_path / "b" / (name + ".json")).read_text())["sha256"] == h, name
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    import engines.pipeline
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(engines.pipeline, "run_export", interrupted)
+    assert main(["--config", "tiny", "--out", str(tmp_path / "o")]) == 130
+    assert _err_line(capsys) == "error: interrupted"
+
+
+def test_verifier_crash_is_a_fail_row_and_the_summary_is_written(tmp_path, capsys, monkeypatch):
+    """A non-HsError from the verifier (onnx.reference / onnxruntime raising) fails that graph's row only; the other
+    graphs are verified, the table is printed, export_summary.json is written and the exit code is 1."""
+    import export.pipeline as pipeline
+
+    real = pipeline.verify_graph
+
+    def flaky(path, model, graph, *a, **k):
+        if graph == "hypernet":
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nsecond line")
+        return real(path, model, graph, *a, **k)
+    monkeypatch.setattr(pipeline, "verify_graph", flaky)
+    out = tmp_path / "o"
+    assert main(["--config", "tiny", "--fp32", "--plain", "--no-engines", "--out", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err + cap.out and "FAIL verify" in cap.out
+    rows = {a["path"].rsplit("/", 1)[-1]: a for a in json.loads((out / "export_summary.json").read_text())["artifacts"]}
+    assert rows["hypernet_plain_fp32.onnx"]["status"] == \
+        "FAIL verify: RuntimeError: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom"
+    assert rows["w_encoder_fp32.onnx"]["status"] == "ok" and rows["generator_plain_fp32.onnx"]["status"] == "ok"
+    assert rows["generator_plain_fp32.onnx"]["max_rel_err"] is not None  # the others were really verified
+
+
 @pytest.mark.trt
 def test_tiny_fp16_export_builds_all_engines(tmp_path, capsys):
     out = tmp_path / "out"
@@ -79,9 +133,11 @@ def test_tiny_fp16_export_builds_all_engines(tmp_path, capsys):
     summary = json.loads((out / "export_summary.json").read_text())
     assert not [a for a in summary["artifacts"] if a["status"].startswith("FAIL")]
     assert "generator_plugin_fp16.engine" in text  # the summary table
-    # the exporter is deterministic: re-exporting gives byte-identical graphs, so engines are reused by content hash
-    side = json.loads((out / "hypernet_plugin_fp16.onnx.json").read_text())
-    from core.sidecar import sha256_files
-    from export.onnx_io import onnx_files
-
-    assert sha256_files(onnx_files(out / "hypernet_plugin_fp16.onnx")) == side["sha256"]
+    # a second run into the same directory re-exports byte-identical graphs, so every engine is reused by its
+    # content hash (up-to-date), none rebuilt
+    hashes = _onnx_hashes(out)
+    assert main(["--fp16", "--config", "tiny", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert _onnx_hashes(out) == hashes
+    summary = json.loads((out / "export_summary.json").read_text())
+    assert sorted(a["status"] for a in summary["artifacts"] if a["kind"] == "engine") == ["up-to-date"] * 3

@@ -1,5 +1,7 @@
 """Engine building with the importable TensorRT flavor (TensorRT-RTX on CPU machines): profiles, targets, errors."""
 
+from pathlib import Path
+
 import onnx
 import onnx.helper as oh
 import pytest
@@ -42,11 +44,30 @@ def test_parse_error_is_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_timing_cache(conv_onnx, tmp_path, profile):
-    """Full TensorRT saves and reloads the timing cache; TensorRT-RTX has none (deprecated no-op calls skipped)."""
+class _ReadSpyPath(type(Path())):
+    """A Path that records read_bytes() calls (the builder reads the timing cache through it)."""
+
+    reads: list = []
+
+    def read_bytes(self):
+        _ReadSpyPath.reads.append(str(self))
+        return super().read_bytes()
+
+
+def test_timing_cache(conv_onnx, tmp_path, profile, monkeypatch):
+    """Full TensorRT saves the timing cache, and a second build reads it back and still builds; TensorRT-RTX has none
+    (its deprecated no-op calls are skipped: nothing is written or read)."""
     from core.flavor import get_flavor
 
+    rtx = get_flavor().is_rtx
     tc = tmp_path / "tc" / "timing.cache"
-    build_serialized(conv_onnx, BuildOptions(profile=profile), timing_cache=tc)
-    assert tc.is_file() != get_flavor().is_rtx
-    build_serialized(conv_onnx, BuildOptions(profile=profile), timing_cache=tc)  # loads it back
+    first = build_serialized(conv_onnx, BuildOptions(profile=profile), timing_cache=tc)
+    assert len(first) > 1000 and tc.is_file() != rtx
+    saved = b"" if rtx else tc.read_bytes()
+    monkeypatch.setattr(_ReadSpyPath, "reads", [])
+    second = build_serialized(conv_onnx, BuildOptions(profile=profile), timing_cache=_ReadSpyPath(tc))
+    assert len(second) > 1000  # a real engine again, built with the cache loaded
+    if rtx:
+        assert _ReadSpyPath.reads == [] and not tc.exists()
+    else:
+        assert _ReadSpyPath.reads == [str(tc)] and len(saved) > 0 and tc.stat().st_size >= len(saved)

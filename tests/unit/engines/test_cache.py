@@ -76,7 +76,21 @@ def test_get_or_build_statuses(tmp_path, make_onnx, profile):
     assert r1.status == "built" and r1.size > 0 and eng.is_file()
     side = read_sidecar(eng)
     assert side["cache_key"] == r1.key and side["build_options"]["profile"][0][0] == "x"
-    assert side["key_components"]["target"]["device"] in ("portable",) or side["versions"]["tensorrt"]
+    # the key names what the engine was built for: this flavor and version, and (RTX) a portable engine since no
+    # compute capability was asked for, or (full TensorRT) this machine's GPU
+    from core.flavor import get_flavor
+
+    fl = get_flavor()
+    target = side["key_components"]["target"]
+    assert target["flavor"] == fl.name and target["version"] == fl.version
+    if fl.is_rtx:
+        assert target["device"] == "portable"
+    else:
+        import torch
+
+        cc = "".join(map(str, torch.cuda.get_device_capability())) if torch.cuda.is_available() else ""
+        assert target["device"] == (f"{torch.cuda.get_device_name()} sm_{cc}" if cc else "no-gpu")
+    assert side["versions"]["tensorrt"] == fl.version
     assert get_or_build(onnx_path, eng, opts, cache).status == "up-to-date"
     eng.unlink()
     sidecar_path(eng).unlink()

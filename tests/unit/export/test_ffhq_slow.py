@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from export.verify import TOLERANCES
+from export.verify import gate
 
 
 @pytest.mark.slow
@@ -23,7 +23,9 @@ def test_ffhq1024_plain_parity(tmp_path):
     arts = {a.path.name: a for a in report.artifacts}
     assert len(arts) == 6, sorted(arts)
     for name, a in arts.items():
-        assert a.status == "ok" and a.max_rel_err <= TOLERANCES[a.precision], (name, a.status, a.max_rel_err)
+        assert a.status == "ok", (name, a.status, a.max_rel_err)
+        for e in a.errors:  # per-output gates from the recorded FFHQ figures (export/verify.py GATES)
+            assert e["rel"] <= gate("ffhq1024", a.graph, e["name"], a.precision), (name, e)
         if a.precision == "fp32":
             assert a.max_rel_err < 1e-4, (name, a.max_rel_err)
     assert (tmp_path / "hypernet_plain_fp32.onnx.data").is_file()  # > 1 GiB of weights -> external data

@@ -1,13 +1,13 @@
 """Tiny-config parity of every exported graph with the PyTorch reference (ORT for plain graphs, onnx.reference for
-plugin graphs). Tolerances: export/verify.py TOLERANCES (relative to max(1, max|ref|)): fp32 1e-4, fp16 3e-2.
-Observed on the tiny config: fp32 <= 3e-6, fp16 <= 2e-3."""
+plugin graphs). Tolerances: export/verify.py GATES, per graph and output (relative to max(1, max|ref|)), each about
+2-3x the worst value measured on the tiny config over three seeds (fp32 <= 1.6e-6, fp16 <= 4.0e-3; figures there)."""
 
 import json
 
 import onnx
 import pytest
 
-from export.verify import TOLERANCES
+from export.verify import gate
 from plugins.registry import all_specs
 
 
@@ -23,18 +23,22 @@ def test_all_graphs_written_and_verified(tiny_export):
     assert want <= set(arts), sorted(arts)
     for name, a in arts.items():
         assert a.status == "ok", (name, a.status)
-        assert a.max_rel_err is not None and a.max_rel_err <= TOLERANCES[a.precision], (name, a.max_rel_err)
+        assert a.max_rel_err is not None and a.errors, name
+        for e in a.errors:  # every output judged against its own gate
+            want = gate("tiny", a.graph, e["name"], a.precision, plugin=a.variant == "plugin")
+            assert e["tol"] == want and e["rel"] <= want, (name, e)
         assert (cfg.out / (name + ".json")).is_file()
     assert (cfg.out / "export_summary.json").is_file()
 
 
 def test_fp32_is_tight_and_fp16_reported(tiny_export):
+    """fp32 graphs agree to fp32 rounding; fp16 graphs really are fp16 (a non-zero error, well above fp32's)."""
     _, report = tiny_export
     for a in _arts(report).values():
         if a.precision == "fp32":
-            assert a.max_rel_err < 1e-5, (a.path.name, a.max_rel_err)
+            assert a.max_rel_err < 5e-6, (a.path.name, a.max_rel_err)
         else:
-            assert 0 < a.max_rel_err < 1e-2, (a.path.name, a.max_rel_err)
+            assert 1e-5 < a.max_rel_err < 1e-2, (a.path.name, a.max_rel_err)
 
 
 def test_fixed_named_io(tiny_export, tiny_model):
@@ -116,7 +120,9 @@ def test_plugin_generator_parity(tiny_export, prec):
     name = f"generator_plugin_{prec}.onnx"
     if name not in arts:
         pytest.fail(f"plugin generator not exported: {report.notes}")
-    assert arts[name].status == "ok" and arts[name].max_rel_err <= TOLERANCES[prec]
+    assert arts[name].status == "ok"
+    for e in arts[name].errors:
+        assert e["rel"] <= gate("tiny", "generator", e["name"], prec, plugin=True), e
     side = json.loads((tiny_export[0].out / (name + ".json")).read_text())
     assert side["plugins"] == {s.name: s.version for s in all_specs()} and side["inputs"]["codes"][0] == "B"
     assert side["plugins"]["HsModConv"] == "2"  # v2: weight and full Δ OHWI

@@ -1,5 +1,7 @@
 """Layer table and presets against the official layer table (docs/architecture.md §2)."""
 
+import dataclasses
+
 import pytest
 
 from core.config import get_config, layer_specs, GeneratorConfig
@@ -60,7 +62,14 @@ def test_bad_configs_are_one_line_errors():
 
 
 def test_configs_are_frozen():
+    """Frozen dataclasses: assignment raises FrozenInstanceError (not an HsError: a programming error, not bad user
+    input), for the top-level config and the nested ones; the value is unchanged."""
     cfg = get_config("tiny")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'name'"):
         cfg.name = "x"
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'size'"):
+        cfg.generator.size = 64
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'input_size'"):
+        cfg.hypernet.input_size = 32
+    assert cfg.name == "tiny" and get_config("tiny") == cfg
     assert layer_specs(cfg.generator) == cfg.layers

@@ -22,18 +22,22 @@ def _pow2(n):
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda s: s.name)
 def test_every_ffhq_layer_gets_a_valid_launch(layer):
     h = layer.res // 2 if layer.kind == "up" else layer.res  # input resolution
-    for b in (1, 8):
+    seen = set()
+    for b in (1, 2, 3, 8, 64):
         if layer.kind == "rgb":
             grid, cfg = kr.launch_params(b, h, h, layer.in_ch, has_skip=int(layer.idx > 1))
             assert grid == ((h * h + cfg.block_m - 1) // cfg.block_m, 1, b) and cfg.block_n == 16
         else:
             up = int(layer.kind == "up")
             grid, cfg = km.launch_params(b, h, h, layer.in_ch, layer.out_ch, up)
-            assert cfg == km.select_config(h, h, layer.in_ch, layer.out_ch, up)  # no dependence on the batch
             assert grid[2] == b and grid[1] * cfg.block_n >= layer.out_ch
             assert (grid[0] - 1) * cfg.block_m < h * h <= grid[0] * cfg.block_m
             assert grid[1] <= 65535
         assert all(_pow2(v) for v in (cfg.block_m, cfg.block_n, cfg.block_k)) and cfg.num_warps in (4, 8)
+        seen.add((cfg, grid[:2]))
+    # no dependence on the batch: an AOT engine has one kernel per layer for every batch of its profile, so the tile
+    # choice and the grid's x/y extent are the same at B = 1, 2, 3, 8, 64 (only grid z = B changes)
+    assert len(seen) == 1, seen
 
 
 def test_launch_params_accept_symbolic_batch_and_custom_cdiv():
