@@ -1,5 +1,9 @@
 """The onnx.reference ops of plugins.onnx_ref on one-node plugin graphs equal the PyTorch references (input order
-and attributes reach the right arguments), and the fp16 graph stays within fp16 rounding of fp32."""
+and attributes reach the right arguments), and the fp16 graph stays within fp16 rounding of fp32.
+
+fp16 gate: |y - ref| <= 1e-4 + 1e-3 |ref| (about 2x one fp16 rounding of the output, 2^-11 = 4.9e-4). Measured
+(2026-12-01, the three attribute sets x input seeds 1..5): max |y - ref| / (|ref| + 1e-3) = 4.86e-4, max abs
+1.9e-3 at |ref| up to 7.2."""
 
 import numpy as np
 import onnx.numpy_helper as onh
@@ -24,8 +28,8 @@ def _feeds_and_all(model, seed=1):
 
 
 @pytest.mark.parametrize("attrs", [{}, {"upsample": 1, "delta_mode": 1}, {"delta_mode": 2, "demodulate": 0}])
-@pytest.mark.parametrize("dtype, atol", [("float32", 1e-5), ("float16", 2e-2)])
-def test_mod_conv_node_equals_reference(attrs, dtype, atol):
+@pytest.mark.parametrize("dtype, atol, rtol", [("float32", 1e-5, 1e-5), ("float16", 1e-4, 1e-3)])
+def test_mod_conv_node_equals_reference(attrs, dtype, atol, rtol):
     model = single_node_model("mod_conv", attrs, dims={"B": 2, "H": 4, "W": 6, "Cin": 8, "Cout": 12}, dtype=dtype)
     feeds, t = _feeds_and_all(model)
     (y,) = run_reference(model, feeds)
@@ -33,7 +37,7 @@ def test_mod_conv_node_equals_reference(attrs, dtype, atol):
     want = mod_conv_ref(t["x"], t["style"], t["weight"], t.get("delta"), t["noise"], t["bias"], **a).numpy()
     f = 2 if a["upsample"] else 1
     assert y.dtype == np.dtype(dtype) and y.shape == (2, 4 * f, 6 * f, 12)
-    np.testing.assert_allclose(y.astype(np.float32), want, atol=atol, rtol=atol)
+    np.testing.assert_allclose(y.astype(np.float32), want, atol=atol, rtol=rtol)
     assert np.abs(want[0] - want[1]).max() > 1e-2  # per-sample inputs differ: batch mixing would be caught
 
 
