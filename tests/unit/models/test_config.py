@@ -11,8 +11,10 @@ from core.errors import HsError
 SPEC_TABLE = [
     (0, "conv1", 4, 512, 512, 3, 0, 0), (1, "to_rgb1", 4, 512, 3, 1, 1, None),
     (2, "convs.0", 8, 512, 512, 3, 1, 1), (3, "convs.1", 8, 512, 512, 3, 2, 2), (4, "to_rgbs.0", 8, 512, 3, 1, 3, None),
-    (5, "convs.2", 16, 512, 512, 3, 3, 3), (6, "convs.3", 16, 512, 512, 3, 4, 4), (7, "to_rgbs.1", 16, 512, 3, 1, 5, None),
-    (8, "convs.4", 32, 512, 512, 3, 5, 5), (9, "convs.5", 32, 512, 512, 3, 6, 6), (10, "to_rgbs.2", 32, 512, 3, 1, 7, None),
+    (5, "convs.2", 16, 512, 512, 3, 3, 3), (6, "convs.3", 16, 512, 512, 3, 4, 4),
+    (7, "to_rgbs.1", 16, 512, 3, 1, 5, None),
+    (8, "convs.4", 32, 512, 512, 3, 5, 5), (9, "convs.5", 32, 512, 512, 3, 6, 6),
+    (10, "to_rgbs.2", 32, 512, 3, 1, 7, None),
     (11, "convs.6", 64, 512, 512, 3, 7, 7), (12, "convs.7", 64, 512, 512, 3, 8, 8),
     (13, "to_rgbs.3", 64, 512, 3, 1, 9, None),
     (14, "convs.8", 128, 512, 256, 3, 9, 9), (15, "convs.9", 128, 256, 256, 3, 10, 10),
@@ -27,7 +29,8 @@ SPEC_TABLE = [
 
 
 def test_layer_table_matches_spec():
-    got = [(s.idx, s.name, s.res, s.in_ch, s.out_ch, s.kernel, s.latent, s.noise) for s in get_config("ffhq1024").layers]
+    got = [(s.idx, s.name, s.res, s.in_ch, s.out_ch, s.kernel, s.latent, s.noise)
+           for s in get_config("ffhq1024").layers]
     assert got == SPEC_TABLE
 
 
