@@ -151,7 +151,7 @@ class TritonServer:
                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                f"--allow-gpu-metrics={'true' if self.gpu_metrics else 'false'}",
-               "--exit-timeout-secs=10"]
+               "--exit-timeout-secs=30"]
         if self.install.backend_dir != Path():
             cmd.append(f"--backend-directory={self.install.backend_dir}")
         if self.install.cache_dir is not None:
@@ -200,7 +200,7 @@ class TritonServer:
                 raise HsError(f"tritonserver was not ready after {timeout:.0f} s (log {self.log_file})")
             time.sleep(0.2)
 
-    def stop(self, kill_after: float = 30.0) -> int | None:
+    def stop(self, kill_after: float = 45.0) -> int | None:
         """SIGTERM, wait up to `kill_after` s, then SIGKILL the server's process group. Returns the exit code."""
         if self.proc is None:
             return None

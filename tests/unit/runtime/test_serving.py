@@ -236,7 +236,7 @@ def _listening(ports: set[int]) -> list[tuple[str, int]]:
 
 
 def test_binds_loopback_only_then_stops_by_pid(server, client):
-    client.close()  # an open keep-alive connection holds the shutdown until --exit-timeout-secs (10 s)
+    client.close()  # an open keep-alive connection holds the shutdown until --exit-timeout-secs (30 s)
     ports = {server.http_port, server.grpc_port, server.metrics_port}
     socks = _listening(ports)
     assert {p for _, p in socks} == ports, socks
@@ -245,8 +245,8 @@ def test_binds_loopback_only_then_stops_by_pid(server, client):
     pid = server.pid
     os.kill(pid, 0)
     t0 = time.monotonic()
-    rc = server.stop(kill_after=30)
-    assert time.monotonic() - t0 < 30 and rc == 0, rc
+    rc = server.stop(kill_after=45)
+    assert time.monotonic() - t0 < 45 and rc == 0, rc
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not _listening(ports)
