@@ -11,6 +11,18 @@ namespace hs {
 
 namespace py = pybind11;
 
+namespace {
+
+bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+}
+
+}  // namespace
+
 struct Inverter::Impl {
     py::object obj;  // runtime.embed.Embedded; touched only with the GIL held
     Info info;
@@ -18,7 +30,7 @@ struct Inverter::Impl {
 
     ~Impl() {
         // Never finalized by us; a host Python may be shutting down, then the reference is leaked on purpose.
-        if (Py_IsInitialized() == 0 || _Py_IsFinalizing() != 0) {
+        if (Py_IsInitialized() == 0 || finalizing()) {
             obj.release();
             return;
         }
