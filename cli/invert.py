@@ -495,6 +495,8 @@ def cli(photos, out, no_align, align_only, align_size, all_faces, checkpoint, w_
     run = Run(out=Path(out), ignored=ignored,
               config={k: ([f"{e.source}:{','.join(map(str, e.strengths))}" for e in v] if k == "edits" else v)
                       for k, v in o.items()})
+    if not all_faces:  # one face per photo: no need for buffers (Δ for every row) larger than the run
+        o["batch"] = batch = min(batch, len(files))
     t = time.perf_counter()
     with console.status("loading the landmark model and the inverter ..."):
         wf = Workflow(o, run)

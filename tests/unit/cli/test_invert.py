@@ -166,6 +166,19 @@ def test_interpolation(run):
     assert (out / it["gif"]).is_file()
 
 
+def test_no_align_on_the_aligned_crop_gives_the_same_inversion(run, tmp_path):
+    """--no-align takes crops as they are: inverting the run's aligned.png again gives its inversion.png."""
+    _, out, _ = run
+    src = tmp_path / "grace_hopper.png"
+    src.write_bytes((out / "grace_hopper" / "aligned.png").read_bytes())
+    o2 = tmp_path / "o"
+    assert main([str(src), "--out", str(o2), "--config", "tiny", "--device", "cpu", "--no-align", "--iters", "2",
+                 "--align-size", str(ALIGN)]) == 0
+    assert np.array_equal(_png(o2 / "grace_hopper" / "inversion.png"), _png(out / "grace_hopper" / "inversion.png"))
+    rec = json.loads((o2 / "results.json").read_text())["images"][0]
+    assert rec["aligned"] == "resized (--no-align)" and "face" not in rec
+
+
 def test_align_only(tmp_path):
     import skimage.data
 
