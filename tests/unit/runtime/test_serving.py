@@ -205,6 +205,23 @@ def test_client_helper(server, reference):
     np.testing.assert_array_equal(out.codes, ref_codes)
 
 
+def test_cli_infer_writes_what_the_inverter_gives(server, reference, tmp_path):
+    from PIL import Image
+
+    from cli.serve import main
+
+    x = _images(6, 1)
+    Image.fromarray(x[0]).save(tmp_path / "face.png")
+    Image.fromarray(x[0]).save(tmp_path / "bad.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    assert main(["infer", str(tmp_path / "face.png"), str(tmp_path / "bad.png"), "--url", server.http_url,
+                 "--out", str(tmp_path / "out")]) == 1  # the bad file is reported, the good one still written
+    ref_img, ref_codes = reference(x)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "face.png")), ref_img[0])
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "face_codes.npy"), ref_codes[0])
+    assert not (tmp_path / "out" / "bad.png").exists()
+
+
 def test_metrics_the_autoscaler_reads_exist(server):
     """deploy/kubernetes/prometheus-adapter-rules.yaml queries Triton metrics by name: each must be served."""
     import re
@@ -353,3 +370,35 @@ def test_cli_start_waits_for_ready_and_stops_on_ctrl_c(tmp_path):
     assert "stopped (tritonserver exit code 0)" in out
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_repository_from_checkpoint_and_export_dir(tmp_path):
+    """The model's shapes come from the checkpoint's opts / the export's summary, without building an Inverter."""
+    import json
+
+    from models.checkpoint import build_model, save_checkpoint, save_w_encoder_checkpoint
+    from runtime.serving.repository import read_parameters
+
+    model = build_model("tiny", quiet=True)
+    save_checkpoint(model, tmp_path / "hs.pt")
+    save_w_encoder_checkpoint(model, tmp_path / "w.pt")
+    d = write_repository(tmp_path / "r1", RepoSpec(checkpoint=str(tmp_path / "hs.pt"), w_encoder=str(tmp_path / "w.pt"),
+                                                   max_batch=2))
+    text = (d / "config.pbtxt").read_text()
+    assert f"dims: [ {S}, {S}, 3 ]" in text and f"dims: [ {N_LATENT}, {STYLE_DIM} ]" in text
+    cfg = validate_config(text)
+    if cfg is not None:
+        params = read_parameters({"parameters": {k: {"string_value": v.string_value}
+                                                 for k, v in cfg.parameters.items()}})
+        assert params["checkpoint"] == str(tmp_path / "hs.pt") and params["w_encoder"] == str(tmp_path / "w.pt")
+        assert "config" not in params
+    with pytest.raises(HsError, match="disagrees with the checkpoint"):
+        write_repository(tmp_path / "r2", RepoSpec(config="ffhq256", checkpoint=str(tmp_path / "hs.pt"),
+                                                   w_encoder=str(tmp_path / "w.pt")))
+    exp = tmp_path / "export"
+    exp.mkdir()
+    (exp / "export_summary.json").write_text(json.dumps({"config": {"config": "tiny", "checkpoint": None}}))
+    d = write_repository(tmp_path / "r3", RepoSpec(export_dir=str(exp)))
+    text = (d / "config.pbtxt").read_text()
+    assert f"dims: [ {SIZE}, {SIZE}, 3 ]" in text and 'key: "executor", value: { string_value: "tensorrt" }' in text
+    assert 'key: "export_dir"' in text and 'key: "precision", value: { string_value: "" }' in text
