@@ -84,6 +84,8 @@ class Inverter:
         self.check_values = bool(check_values)
         self._decoder_state = decoder_state
         self._lock = threading.RLock()
+        self._cuda = self.device.type == "cuda"
+        self._check_stream(stream)
         executor.check(self.max_batch)
         capture = sorted({_positive_int("capture batch", b) for b in capture})
         if capture and capture[-1] > self.max_batch:
@@ -93,7 +95,6 @@ class Inverter:
         self.rows = -(-self.max_batch // step) * step  # buffer rows: a multiple of every fixed graph batch
         self._alloc()
         executor.prepare(self.max_batch)
-        self._cuda = self.device.type == "cuda"
         self.use_graphs = bool(cuda_graphs and self._cuda and executor.capturable)
         self._plans: dict[int, _Plan] = {}
         self._graphs: dict[tuple[int, int], object] = {}
@@ -108,14 +109,23 @@ class Inverter:
                 self._stats = torch.zeros(2, dtype=self.x.dtype, device=self.device)
             self._stats_graphs: dict[int, object] = {}
         else:
-            if stream is not None:
-                raise HsError("stream= applies to CUDA Inverters; this one runs on the CPU")
             self.stream = None
         if warmup if warmup is not None else self._cuda:
             self.warmup()
         with self._lock:
             for b in capture:
                 self._graph(b, self.n_iters)
+
+    def _check_stream(self, stream) -> None:
+        if stream is None:
+            return
+        if not self._cuda:
+            raise HsError("stream= applies to CUDA Inverters; this one runs on the CPU")
+        if not isinstance(stream, torch.cuda.Stream):
+            raise HsError(f"stream must be a torch.cuda.Stream (or torch.cuda.ExternalStream), got "
+                          f"{type(stream).__name__}")
+        if stream.device != self.device:
+            raise HsError(f"stream is on {stream.device}, this Inverter runs on {self.device}")
 
     # ---- construction helpers ------------------------------------------------------------------------------------
     @classmethod
@@ -311,6 +321,7 @@ class Inverter:
         chunks) returns owned tensors. stream: run on this torch.cuda.Stream (default: the Inverter's); the
         caller's current stream waits for the result (no host sync). Bad input -> HsError before any work."""
         T = self.n_iters if n_iters is None else _positive_int("n_iters", n_iters)
+        self._check_stream(stream)
         check = self.check_values if check_values is None else bool(check_values)
         prep = _inputs.prepare(images, self.input_size, self.device, check)
         x, b = prep.tensor, prep.batch

@@ -178,6 +178,11 @@ def test_bad_n_iters(inv, images_u8, n):
         inv.invert(images_u8[:1], n_iters=n)
 
 
+def test_stream_on_cpu_refused(inv, images_u8):
+    with pytest.raises(HsError, match="stream= applies to CUDA Inverters"):
+        inv.invert(images_u8[:1], n_iters=1, stream=object())
+
+
 def test_resize_to_input_size(images_u8):
     """A non-64x64 uint8 image is resized with PIL bilinear (as models.images.read_image), then v/127.5 - 1."""
     from PIL import Image
