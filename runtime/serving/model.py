@@ -1,12 +1,15 @@
 """Triton python-backend model `hyperstyle` (copied into <repo>/hyperstyle/1/model.py by `hs-serve repo`).
 
-Thin adapter: `initialize` builds one `runtime.Inverter` per model instance from the config's parameters (on
-cuda:<model_instance_device_id> for KIND_GPU, else on the CPU) and runs one 1-image, 1-step inversion so that
-first-call costs are paid before the model reports ready; `execute` takes every request the dynamic batcher
-handed over, concatenates their `image` tensors (uint8 [n_i,S,S,3]) and runs the whole T-step loop once
-(`Inverter.invert`, in chunks of the Inverter's max batch), then splits `inversion` (uint8 [n_i,size,size,3]) and
-`codes` (fp32 [n_i,n_latent,style_dim]) back per request. A request that fails its checks, or a batch whose
-inversion raises, gets a TritonError response with a one-line message; the other requests are answered.
+Thin adapter:
+- `initialize` builds one `runtime.Inverter` per model instance from the config's parameters, on
+  cuda:<model_instance_device_id> for KIND_GPU, else on the CPU. On the CPU it runs one 1-image, 1-step
+  inversion so that first-call costs are paid before the model reports ready (a CUDA Inverter warms up at
+  construction).
+- `execute` takes every request the dynamic batcher handed over, concatenates their `image` tensors (uint8
+  [n_i,S,S,3]), runs the whole T-step loop once (`Inverter.invert`, which splits batches over its max batch),
+  then splits `inversion` (uint8 [n_i,size,size,3]) and `codes` (fp32 [n_i,n_latent,style_dim]) back per
+  request. A request that fails its checks, or a batch whose inversion raises, gets a TritonError response with
+  a one-line message; the other requests are answered.
 
 Tensors cross the backend boundary through DLPack only (`torch.from_dlpack(t.to_dlpack())`,
 `pb_utils.Tensor.from_dlpack`): Triton 2.51's python backend is built against pybind11 2.10, whose numpy path
@@ -39,7 +42,8 @@ class TritonPythonModel:
         dims = {i["name"]: [int(d) for d in i["dims"]] for i in cfg["input"]}
         self.item_shape = tuple(dims["image"])
         self.name = args.get("model_instance_name", "hyperstyle")
-        if params.get("warmup", "yes") == "yes":  # first-call costs (lazy imports, kernel selection) before ready
+        if params.get("warmup", "yes") == "yes" and not gpu:  # first-call costs (lazy imports) before ready;
+            # a CUDA Inverter warms up every batch size at construction already
             self.inv.invert(torch.zeros((1, *self.item_shape), dtype=torch.uint8), n_iters=1)
         pb_utils.Logger.log_info(f"{self.name}: Inverter on {device}, python {sys.version.split()[0]} in "
                                  f"{sys.prefix}, torch {torch.__version__}, {torch.get_num_threads()} threads")
