@@ -1,8 +1,11 @@
 """Inverter.edit and Inverter.fine_tuned_weights (torch executor, tiny config, CPU fp32).
 
-Tolerances (fp32 max abs): edit renders vs the reference decoder with the same codes and Δ: gate 2e-6 (as the
-inversion images, test_inverter.py); strength 0 vs the inversion itself: the same generator call at the same
-batch, observed 0, gate 1e-6.
+Tolerances (fp32 max abs, observed on this CPU):
+    edit renders vs the reference decoder with the same codes and Δ: observed 8.3e-7 -> gate IMG_TOL = 3e-6
+    (as the inversion images, test_inverter.py); fine-tuned weights in the plain Generator vs the inversion:
+    observed 7.2e-7 -> IMG_TOL
+    strength 0, scalar (the same generator call at the same batch as the inversion): observed 0 -> gate 1e-6
+    strength 0 inside a batch of K*B rows (another batch composition): observed 7.3e-7 -> gate 2e-6
 """
 
 import numpy as np
@@ -13,7 +16,7 @@ from core.errors import HsError
 from models.stylegan2 import Generator
 from runtime.edit import load_direction, save_weights
 
-IMG_TOL = 2e-6
+IMG_TOL = 3e-6
 
 
 def _err(a, b) -> float:
@@ -39,7 +42,7 @@ def test_strength_zero_returns_the_inversion(inv, res, direction):
 def test_several_strengths_batch_and_match_reference(inv, res, direction, tiny_model):
     out = inv.edit(res, direction, [0, 1.5])  # K*B = 4 rows: one generator call at max_batch=4
     assert out.shape == (2, 2, 3, 128, 128)
-    assert _err(out[0], res.images) <= 1e-6
+    assert _err(out[0], res.images) <= 2e-6
     with torch.no_grad():
         ref = tiny_model.decoder(res.codes + 1.5 * direction, res.deltas)  # Δ kept, codes moved
     assert _err(out[1], ref) <= IMG_TOL

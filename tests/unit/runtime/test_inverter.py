@@ -1,10 +1,12 @@
 """runtime.Inverter (torch executor, tiny config, CPU fp32, reference ops) against HyperStyle.invert.
 
-Tolerances (fp32, max abs error; observed on this machine's CPU with the tiny default weights, gate ~2-3x):
-    codes: bitwise equal at the same batch composition (same modules, same ops)
-    images / images_pooled: observed <= 6e-7 (B=3, T=5)      -> gate IMG_TOL = 2e-6
-    Δ (official layout):    observed <= 6e-8                  -> gate DELTA_TOL = 2e-7
-    different batch composition (B=1 vs the B=3 reference row, chunks): the same gates held (observed <= 6e-7)
+Tolerances (fp32, max abs error; observed on this machine's CPU with the tiny default weights and the conftest
+images, gate ~2-3x the worst observed):
+    codes: bitwise equal at the same batch composition (same modules, same ops); across batch compositions (B=1 vs
+        the B=3 reference row, chunks of 2+1) observed 2.7e-7                 -> gate CODES_TOL = 1e-6
+    images / images_pooled: observed 1.0e-6 (B=3 T=5), 6.7e-7 (B=1 T=1), 1.3e-6 (B=1 T=5 vs the B=3 row),
+        1.0e-6 (chunks, T=1)                                                     -> gate IMG_TOL = 3e-6
+    Δ (official layout): observed 6.0e-8 (T=5), 3.4e-8 (T=1)                     -> gate DELTA_TOL = 2e-7
 """
 
 import threading
@@ -16,8 +18,9 @@ import torch
 from core.errors import HsError
 from models.images import to_uint8
 
-IMG_TOL = 2e-6
+IMG_TOL = 3e-6
 DELTA_TOL = 2e-7
+CODES_TOL = 1e-6
 
 
 def _err(a, b) -> float:
@@ -28,7 +31,7 @@ def _check_against(res, ref_img, ref_codes, ref_deltas, rows=slice(None), exact_
     if exact_codes:
         assert torch.equal(res.codes, ref_codes[rows])
     else:
-        assert _err(res.codes, ref_codes[rows]) <= IMG_TOL
+        assert _err(res.codes, ref_codes[rows]) <= CODES_TOL
     assert _err(res.images, ref_img[rows]) <= IMG_TOL
     assert _err(res.images_pooled, torch.nn.functional.adaptive_avg_pool2d(ref_img[rows], 64)) <= IMG_TOL
     assert set(res.deltas) == set(ref_deltas)
@@ -219,6 +222,10 @@ def test_export_dir_missing(tmp_path):
 
     with pytest.raises(HsError, match="not found; create it with hs-export"):
         Inverter.from_export(tmp_path / "nope", executor="onnxruntime")
+    with pytest.raises(HsError, match="lacks w_encoder_fp32.onnx, hypernet_plain_fp32.onnx, generator_plain_fp32.onnx"):
+        Inverter.from_export(tmp_path, executor="onnxruntime")  # an empty directory
+    with pytest.raises(HsError, match="executor 'torch' cannot run from an export directory"):
+        Inverter.from_export(tmp_path, executor="torch")
 
 
 def test_describe(inv):

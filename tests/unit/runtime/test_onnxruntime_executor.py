@@ -1,10 +1,12 @@
 """runtime.Inverter.from_export(..., executor="onnxruntime") on a tiny hs-export directory (plain fp32 graphs, CPU).
 
 The plain generator is exported with plain_batch=2, so every batch runs it on padded 2-row chunks (B=3 -> rows
-0-1, 2-3 with row 3 a pad row). Tolerances vs HyperStyle.invert (fp32 max abs; observed on this CPU):
-    images / pooled: ORT's grouped conv vs torch's conv, observed 1.4e-6 after T=2   -> gate 4e-6
-    Δ (the plain layout is the official OIHW):  observed 6e-8                       -> gate 2e-7
-    codes: observed 2.4e-7                                                            -> gate 1e-6
+0-1, 2-3 with row 3 a pad row). Tolerances vs HyperStyle.invert (fp32 max abs; observed on this CPU with the
+conftest images, T=2):
+    images / pooled: ORT's grouped conv vs torch's conv, observed 1.1e-6      -> gate 3e-6
+    Δ (the plain layout is the official OIHW): observed 6e-8                   -> gate 2e-7
+    codes: observed 4.8e-7                                                       -> gate 1e-6
+    fine-tuned weights in the plain Generator vs the ORT images: observed 1.0e-6 -> gate 3e-6
 (hs-export's own per-graph gate for fp32 graphs is 1e-4 relative, export.verify.TOLERANCES.)
 """
 
@@ -15,7 +17,7 @@ import torch
 
 from core.errors import HsError
 
-IMG_TOL, DELTA_TOL, CODES_TOL = 4e-6, 2e-7, 1e-6
+IMG_TOL, DELTA_TOL, CODES_TOL = 3e-6, 2e-7, 1e-6
 
 
 def _err(a, b) -> float:
