@@ -289,8 +289,29 @@ int two_threads() {
     t1.join();
     for (auto &e : errors)
         if (!e.empty()) std::fprintf(stderr, "thread error: %s\n", e.c_str());
-    std::printf("two threads: %d calls, %d failures\n", calls.load(), failures.load());
+    std::printf("two threads, one Inverter: %d calls, %d failures\n", calls.load(), failures.load());
     CHECK(failures == 0 && calls == 2 * kCalls);
+
+    // One Inverter per thread: the two run at the same time (no shared lock), results still exact.
+    hs::Inverter inv2 = hs::Inverter::from_checkpoint("", tiny_options());
+    std::vector<int> ok(2, 0);
+    auto own = [&](int id) {
+        Outputs o;
+        hs::Inverter &mine = id == 0 ? inv : inv2;
+        const std::vector<uint8_t> &x = id == 0 ? xa : xb;
+        try {
+            mine.invert(hs::Tensor::host(x.data(), hs::DType::UInt8, {kBatch, kS, kS, 3}),
+                        hs::Tensor::host(o.u8.data(), hs::DType::UInt8, {kBatch, kSize, kSize, 3}), nullptr, 1);
+            ok[id] = bitwise_equal(o.u8, id == 0 ? ra.u8 : rb.u8) ? 1 : 0;
+        } catch (const hs::Error &e) {
+            std::fprintf(stderr, "thread %d: %s\n", id, e.what());
+        }
+    };
+    std::thread u0(own, 0), u1(own, 1);
+    u0.join();
+    u1.join();
+    std::printf("two threads, one Inverter each: results exact: %d %d\n", ok[0], ok[1]);
+    CHECK(ok[0] == 1 && ok[1] == 1);
     return 0;
 }
 
