@@ -82,7 +82,8 @@ clean:
 
 # The Triton Inference Server binary for hs-serve and the serving test: the nvidia-pytriton 0.7.0 wheel holds
 # tritonserver 2.51.0 with its python backend. It is fetched with `pip download --no-deps` and unpacked into
-# $(TRITON_DIR) (git-ignored), never pip-installed (its Python package pins numpy<2). The python backend's stub for
+# $(TRITON_DIR) (git-ignored; zipfile keeps no modes, hence the chmod), never pip-installed (its Python package pins
+# numpy<2). The python backend's stub for
 # this venv's Python is copied where the backend looks for it. Idempotent: a second run does nothing.
 TRITON_DIR ?= .triton
 TRITON_PYVER = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -92,7 +93,8 @@ $(TRITON_DIR)/.ready:
 	rm -rf $(TRITON_DIR)/wheel $(TRITON_DIR)/dl
 	mkdir -p $(TRITON_DIR)/dl
 	$(PY) -m pip download -q --no-deps -d $(TRITON_DIR)/dl nvidia-pytriton==0.7.0
-	unzip -q $(TRITON_DIR)/dl/nvidia_pytriton-0.7.0-*.whl -d $(TRITON_DIR)/wheel
+	$(PY) -m zipfile -e $(TRITON_DIR)/dl/nvidia_pytriton-0.7.0-*.whl $(TRITON_DIR)/wheel
+	chmod +x $(TIS_HOME)/bin/tritonserver $(TIS_HOME)/python_backend_stubs/*/triton_python_backend_stub
 	cp $(TIS_HOME)/python_backend_stubs/$(TRITON_PYVER)/triton_python_backend_stub $(TIS_HOME)/backends/python/
 	test -x $(TIS_HOME)/bin/tritonserver -a -x $(TIS_HOME)/backends/python/triton_python_backend_stub
 	touch $@
