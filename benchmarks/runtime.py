@@ -1,10 +1,12 @@
 """The runtime benchmark: ms/image of `runtime.Inverter` (the fast path) beside the fp32 eager reference.
 
     python -m benchmarks.runtime --json benchmarks/results/runtime.json        # on a GPU; FFHQ-1024, B=1 and 8, T=5
+    python -m benchmarks.runtime --export hs_export --executor tensorrt --json out.json   # engines as the fast path
     python -m benchmarks.runtime --cpu-dry-run --config tiny --batches 1 --reps 1   # harness check on a CPU
 
 For every batch size B, in one process and on the same inputs:
-    fast       Inverter(torch executor, fp16, CUDA graph per (B, T)): invert() of a device fp16 batch
+    fast       Inverter(torch executor, fp16, CUDA graph per (B, T)): invert() of a device fp16 batch; with --export,
+               Inverter.from_export(DIR, executor=--executor) instead (its precision; reference = the export's model)
     eager16    the same Inverter configuration without CUDA graphs (what the graphs save: launch/Python overhead)
     reference  models.hyperstyle.HyperStyle.invert in fp32, eager, TF32 off (the numerical source of truth)
 Timing: CUDA events on the caller's stream around `reps` calls after `warmup` calls: `ms_per_call` with one sync at
@@ -175,8 +177,23 @@ def _bench_batch(fast, eager, ref, b: int, T: int, reps: int, warmup: int, timer
     return row
 
 
+def _export_model(path: Path):
+    """The HyperStyle model an hs-export directory was made from (export_summary.json's config)."""
+    import json
+
+    from models.checkpoint import build_model
+
+    try:
+        c = json.loads((path / "export_summary.json").read_text())["config"]
+    except (OSError, ValueError, KeyError) as e:
+        raise HsError(f"cannot read {path / 'export_summary.json'} ({type(e).__name__}); is {path} an hs-export "
+                      "directory?") from None
+    return build_model(c.get("config"), checkpoint=c.get("checkpoint"), w_encoder=c.get("w_encoder"), quiet=True)
+
+
 def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, warmup: int = 3,
-        cpu_dry_run: bool = False, profile: bool = False, log=print) -> dict:
+        cpu_dry_run: bool = False, profile: bool = False, log=print, export: Path | None = None,
+        executor: str = "tensorrt") -> dict:
     """Measure (module docstring) and return the JSON-able report."""
     from models.checkpoint import build_model
     from runtime import Inverter
@@ -190,13 +207,21 @@ def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, wa
     if cuda:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     timer = _Timer(cuda)
-    model = build_model(config, quiet=True)
     mb = max(batches)
     t0 = time.perf_counter()
-    fast = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T)
+    if export is not None:
+        model = _export_model(Path(export))
+        config = model.cfg.name
+        fast = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev)
+        eager = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev,
+                                     cuda_graphs=False, warmup=False) if cuda else None
+        prec = fast.precision
+    else:
+        model = build_model(config, quiet=True)
+        fast = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T)
+        eager = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T,
+                                    cuda_graphs=False, warmup=False) if cuda else None
     build_s = time.perf_counter() - t0
-    eager = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T,
-                                cuda_graphs=False, warmup=False) if cuda else None
     ref = model.to(dev).eval()
     rows = []
     for b in batches:
@@ -239,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the report here (atomically)")
     ap.add_argument("--profile", action="store_true", help="top CUDA kernels of one eager fp16 inversion")
     ap.add_argument("--cpu-dry-run", action="store_true", help="run the harness on the CPU (not a measurement)")
+    ap.add_argument("--export", type=Path, default=None, help="hs-export dir: its engines/graphs are the fast path")
+    ap.add_argument("--executor", default="tensorrt", help="executor for --export (tensorrt | onnxruntime)")
     a = ap.parse_args(argv)
     try:
         batches = tuple(int(v) for v in a.batches.split(","))
@@ -248,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --batches must be positive integers (got {a.batches!r}); --iters/--reps >= 1", file=sys.stderr)
         return 2
     try:
-        report = run(a.config, batches, a.iters, a.reps, a.warmup, a.cpu_dry_run, a.profile)
+        report = run(a.config, batches, a.iters, a.reps, a.warmup, a.cpu_dry_run, a.profile, export=a.export,
+                     executor=a.executor)
     except HsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
