@@ -160,13 +160,13 @@ def psnr(mse01: float) -> float:
 
 def quality(pooled: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
     """MSE on [0,1] and PSNR (dB) of the output pooled to the input size vs the input."""
-    mse = float(((pooled.float() - x.float()) / 2).pow(2).mean())
+    mse = float(((pooled.float().to(x.device) - x.float()) / 2).pow(2).mean())
     return {"mse": mse, "psnr_db": psnr(mse)}
 
 
 def vs_reference(images: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
     """max |Δ| (in [-1,1] units) and PSNR (dB, on [0,1]) of the full-size output vs hyperstyle-ref's."""
-    d = images.float() - ref.float()
+    d = images.float().to(ref.device) - ref.float()  # an executor may return host tensors (onnxruntime on CPU)
     return {"max_abs_err": float(d.abs().max()), "psnr_db": psnr(float((d / 2).pow(2).mean()))}
 
 
