@@ -538,7 +538,7 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
     if console is None:
         console = Console(stderr=True)
         if not console.is_terminal:
-            console = Console(stderr=True, width=200)  # logs: the whole table on one line per method
+            console = Console(stderr=True, width=230)  # logs: the whole table on one line per method
     device = pick_device(cfg.device)
     try:
         import matplotlib  # noqa: F401 - checked before any work: the plots need it
