@@ -174,7 +174,10 @@ def test_no_align_on_the_aligned_crop_gives_the_same_inversion(run, tmp_path):
     o2 = tmp_path / "o"
     assert main([str(src), "--out", str(o2), "--config", "tiny", "--device", "cpu", "--no-align", "--iters", "2",
                  "--align-size", str(ALIGN)]) == 0
-    assert np.array_equal(_png(o2 / "grace_hopper" / "inversion.png"), _png(out / "grace_hopper" / "inversion.png"))
+    # the run inverted it in a batch of 2, this one alone: batched convolutions round differently. Observed: one
+    # channel of one pixel off by 1 level (mean |diff| 2e-5).
+    diff = np.abs(_png(o2 / "grace_hopper" / "inversion.png") - _png(out / "grace_hopper" / "inversion.png"))
+    assert diff.max() <= 1 and diff.mean() < 1e-3
     rec = json.loads((o2 / "results.json").read_text())["images"][0]
     assert rec["aligned"] == "resized (--no-align)" and "face" not in rec
 
