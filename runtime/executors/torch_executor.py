@@ -106,13 +106,14 @@ class TorchExecutor(Executor):
 
     name = "torch"
 
-    def __init__(self, model, device="cpu", precision: str = "fp32", copy: bool = True):
+    def __init__(self, model, device="cpu", precision: str = "fp32", copy: bool = True, allow_cpu_fp16: bool = False):
         """model: models.hyperstyle.HyperStyle (fp32); copy=False lets the executor cast/move it in place (the
-        Inverter does so for models it loaded itself)."""
+        Inverter does so for models it loaded itself). allow_cpu_fp16: run the fp16 policy on the CPU (torch's CPU
+        half kernels and the reference ops in fp16; slow): only to test the policy's plumbing without a GPU."""
         dev = _device(device)
         if precision not in ("fp32", "fp16"):
             raise HsError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-        if precision == "fp16" and dev.type != "cuda":
+        if precision == "fp16" and dev.type != "cuda" and not allow_cpu_fp16:
             raise HsError("precision='fp16' needs device='cuda'; the CPU path runs fp32 with the reference ops")
         if dev.type == "cuda":
             from plugins._triton import triton_available

@@ -135,3 +135,28 @@ def test_list_of_uint8_images():
     imgs = [np.full((64, 64, 3), v, np.uint8) for v in (0, 255)]
     p = prepare(imgs, 64, torch.device("cpu"))
     assert p.tensor.shape == (2, 3, 64, 64) and float(p.tensor[0].max()) == -1 and float(p.tensor[1].min()) == 1
+
+
+def test_fp16_policy_plumbing_on_cpu(tiny_model, images_f, ref5):
+    """The fp16 policy (BN folded in fp32, fp16 parameters and buffers end to end) on the CPU's half kernels: every
+    buffer and parameter fp16, no BatchNorm left, and the result close to the fp32 reference. Observed (tiny,
+    conftest images, T=1): PSNR 72.5 / 70.4 dB ((y+1)/2, 10 log10(1/MSE)), worst Δ relative error 6.5e-4; gates
+    PSNR >= 65 dB (~3x the MSE) and Δ <= 2e-3. The GPU figure (FFHQ-1024, T=5, >= 40 dB) is tests/gpu/runtime's."""
+    import math
+
+    from runtime import Inverter
+    from runtime.executors.torch_executor import TorchExecutor
+
+    ex = TorchExecutor(tiny_model, "cpu", "fp16", allow_cpu_fp16=True)
+    assert ex.bn_folded > 0 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in ex.model.modules())
+    assert {p.dtype for p in ex.model.parameters()} | {b.dtype for b in ex.model.buffers()} == {torch.float16}
+    inv = Inverter(ex, max_batch=2)
+    assert {t.dtype for t in (inv.x, inv.codes, inv.y, *inv.sets[0].values())} == {torch.float16}
+    res = inv.invert(images_f[:2], n_iters=1)
+    ref = ref5.iterations[1][:2]
+    psnr = [10 * math.log10(1 / float(((((res.images[i].float() + 1) / 2).clamp(0, 1) - ((ref[i] + 1) / 2).clamp(0, 1))
+                                       ** 2).mean())) for i in range(2)]
+    d = max(float((res.deltas[k].float() - v[:2]).abs().max() / v[:2].abs().max())
+            for k, v in ref5.iteration_deltas[0].items())
+    print(f"fp16 policy on CPU: PSNR {psnr[0]:.1f} / {psnr[1]:.1f} dB, worst Δ rel {d:.2e}")
+    assert min(psnr) >= 65.0 and d <= 2e-3
