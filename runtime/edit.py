@@ -93,6 +93,10 @@ def render(inv, codes: torch.Tensor, raw_deltas: Mapping[str, torch.Tensor]) -> 
     pooled = torch.empty((chunk, 3, inv.input_size, inv.input_size), dtype=codes.dtype, device=inv.device)
     img = torch.empty((chunk, 3, inv.size, inv.size), dtype=codes.dtype, device=inv.device)
     s = inv.stream if inv.device.type == "cuda" else None
+    if s is not None:  # inputs were made on the caller's stream, res on the stream of the last invert
+        s.wait_stream(torch.cuda.current_stream(inv.device))
+        if inv._last_stream is not None and inv._last_stream != s:
+            s.wait_stream(inv._last_stream)
     for i in range(0, n, chunk):
         j = min(n, i + chunk)
         rows = chunk if fixed else j - i

@@ -110,6 +110,7 @@ class Inverter:
             self._stats_graphs: dict[int, object] = {}
         else:
             self.stream = None
+        self._last_stream = None  # the stream the previous invert ran on
         if warmup if warmup is not None else self._cuda:
             self.warmup()
         with self._lock:
@@ -253,6 +254,8 @@ class Inverter:
             s = self._capture_stream
             with torch.cuda.device(self.device):
                 s.wait_stream(torch.cuda.current_stream(self.device))  # weights / buffers made on the caller's stream
+                if self._last_stream is not None:
+                    s.wait_stream(self._last_stream)  # an earlier invert may still use the buffers
                 with torch.cuda.stream(s):
                     for b in batches or range(1, self.max_batch + 1):
                         self._loop(self._plan(b), 2, s)
@@ -349,6 +352,9 @@ class Inverter:
         with torch.cuda.device(self.device), torch.cuda.stream(s):
             if s != caller:
                 s.wait_stream(caller)
+            if self._last_stream is not None and self._last_stream != s:
+                s.wait_stream(self._last_stream)  # the previous call's replay still reads/writes the buffers there
+            self._last_stream = s
             if x.device.type == "cpu":
                 self._host_x_free.synchronize()  # the previous call's upload from _host_x has completed
                 self._host_x[:b].copy_(x)  # one host conversion into pinned memory, then an async upload
