@@ -128,3 +128,12 @@ $(JAX_VENV)/.installed:
 .PHONY: lpips-reference
 lpips-reference: $(JAX_VENV)/.installed
 	$(JAX_VENV)/bin/python tests/data/make_lpips_reference.py
+
+# hs-invert on a real photo shipped inside matplotlib's wheel (grace_hopper): FFHQ-aligned, inverted (T=5) on the
+# embedded default FFHQ-1024 weights, one edit (a seed-0 direction at -3 / +3); the grid lands in
+# demo_out/invert/grace_hopper/grid.png. Needs the align, invert and photos extras.
+.PHONY: demo-invert
+demo-invert: setup
+	$(VENV)/bin/hs-invert "$$($(PY) -c 'import matplotlib.cbook as c; print(c.get_sample_data("grace_hopper.jpg", asfileobj=False))')" \
+		--out demo_out/invert --edit seed:0:-3,3
+	@echo "grid: demo_out/invert/grace_hopper/grid.png"

@@ -191,6 +191,14 @@ def test_align_only(tmp_path):
     assert sorted(p.name for p in (out / "a").iterdir()) == ["aligned.png"]
     res = json.loads((out / "results.json").read_text())
     assert res["images"][0]["status"] == "ok" and res["model"] == {}
+    # --all-faces: the astronaut photo has two detections (the face, then the mission patch), best first
+    out2 = tmp_path / "all"
+    assert main([str(tmp_path / "a.png"), "--out", str(out2), "--align-only", "--align-size", "64",
+                 "--all-faces"]) == 0
+    recs = json.loads((out2 / "results.json").read_text())["images"]
+    assert [r["name"] for r in recs] == ["a", "a_face2"]
+    assert recs[0]["face"]["score"] > recs[1]["face"]["score"]
+    assert (out2 / "a_face2" / "aligned.png").is_file()
 
 
 def _err_line(capsys) -> str:
