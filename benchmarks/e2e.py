@@ -727,7 +727,11 @@ def write_plots(record: dict, out: Path) -> list[Path]:
     colors = ["#c44e52" if record["methods"][n].get("projected") else
               "#4c72b0" if n.startswith("hyperstyle") else "#dd8452" for n in names]
     ys = list(range(len(names)))
-    ax.barh(ys, [v or 0 for v in vals], color=colors)
+    ax.set_xlim(1, 1e3)
+    ax.set_xscale("log")
+    bars = [(y, v, c) for y, v, c in zip(ys, vals, colors) if v]  # a skipped method gets its reason, no bar
+    if bars:
+        ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     for y, n, v in zip(ys, names, vals):
         m = record["methods"][n]
         txt = (f"{v:.3g} ms" + (" (projected)" if m.get("projected") else "")) if v else \
@@ -741,8 +745,7 @@ def write_plots(record: dict, out: Path) -> list[Path]:
                        Patch(color="#c44e52", label="optimisation (projected from measured steps)")],
               loc="lower right", fontsize=7)
     ax.set_yticks(ys, names)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first method on top
     ax.set_xlabel("ms per image (log scale)")
     env = record["environment"]
     ax.set_title(f"hs-bench: batch {record['batch']}, T={record['iters']}, {env['config']} on "
@@ -751,8 +754,6 @@ def write_plots(record: dict, out: Path) -> list[Path]:
         lo = min(v for v in vals if v)
         hi = max(v for v in vals if v)
         ax.set_xlim(lo / 3, hi * 30)
-    else:
-        ax.set_xlim(1, 1e3)  # nothing ran: an empty log axis with the reasons written on it
     paths.append(_save_fig(fig, out / "ms_per_image.png"))
     plt.close(fig)
     if record["sweep"]:
@@ -760,6 +761,9 @@ def write_plots(record: dict, out: Path) -> list[Path]:
         for name, rows in record["sweep"].items():
             ax.plot([r["batch"] for r in rows], [r["ms_per_image"] for r in rows], marker="o", label=name)
         ax.set_xscale("log", base=2)
+        bs = sorted({r["batch"] for rows in record["sweep"].values() for r in rows})
+        ax.set_xticks(bs, [str(b) for b in bs])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("batch")
         ax.set_ylabel("ms per image (log scale)")
