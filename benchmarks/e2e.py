@@ -507,6 +507,9 @@ def environment(cfg: BenchConfig, device: torch.device, model) -> dict:
             pass
         p = torch.cuda.get_device_properties(device)
         env["gpu_memory_bytes"] = int(p.total_memory)
+        # torch's defaults, left as they are (the reference is "fp32" with whatever TF32 use these allow)
+        env["tf32"] = {"cudnn": bool(torch.backends.cudnn.allow_tf32),
+                       "matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
     env["device"] = str(device)
     env["cpu_threads"] = torch.get_num_threads()
     env["config"] = model.cfg.name
