@@ -31,7 +31,7 @@ def inverted(tiny_model):
 
 
 # fp32 on CPU: G(codes, Δ) computes scale * (W (1+Δ) s); the folded generator scale * (W(1+Δ)) s: a different
-# rounding order. Observed max |diff| 6e-7 on the tiny model (images ~[-1,1]).
+# rounding order. Observed max |diff| 7.7e-7 on the tiny model (images ~[-1,1]).
 FOLD_TOL = 2e-6
 
 
@@ -63,7 +63,7 @@ def test_adapt_onto_another_generator(tiny_model, inverted, tmp_path):
     got = render(adapt_generator(target, d0, cfg), res.codes)
     want = render(other, res.codes, {k: v for k, v in res.deltas.items()})
     # relative to the image range: a randomly initialised generator renders values well outside [-1,1]
-    # (observed max |diff| 3.5e-6 at max |want| ~ 1e0..1e1)
+    # (observed max |diff| 3.5e-6 at max |want| 8.6)
     assert (got - want).abs().max().item() < FOLD_TOL * max(1.0, want.abs().max().item())
     assert (got - res.image).abs().max().item() > 1e-2  # a different generator: a different image
     same = render(adapt_generator(tiny_model.decoder, d0, cfg), res.codes)
