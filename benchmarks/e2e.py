@@ -491,13 +491,22 @@ def environment(cfg: BenchConfig, device: torch.device, model) -> dict:
         env["triton"] = triton.__version__
     except ImportError:
         env["triton"] = None
-    try:
-        from core import flavor
+    from core import flavor
 
-        fl = flavor.get_flavor()
-        env["tensorrt_flavor"], env["tensorrt"] = fl.name, fl.version
-    except HsError as e:
-        env["tensorrt_flavor"], env["tensorrt"] = None, f"none: {e}"
+    if device.type == "cuda":
+        try:
+            fl = flavor.get_flavor()
+            env["tensorrt_flavor"], env["tensorrt"] = fl.name, fl.version
+        except HsError as e:
+            env["tensorrt_flavor"], env["tensorrt"] = None, f"none: {e}"
+    else:  # no engine can run: name the installed flavor from its metadata, without importing its bindings
+        import importlib.metadata as md
+
+        found = flavor.available_flavors()
+        dists = md.packages_distributions()
+        env["tensorrt_flavor"] = found[0] if found else None
+        env["tensorrt"] = (next((md.version(d) for d in dists.get(found[0], [])), "unknown") if found else
+                           "none installed")
     env["driver"] = None
     if device.type == "cuda":
         try:
