@@ -5,7 +5,7 @@ Implicit GEMM per sample b: M = output pixels, N = Cout, K = 9*Cin (outer loop o
 over the 9 taps). W and full delta come OHWI ([Cout,3,3,Cin], Cin contiguous), so their [BLOCK_K, BLOCK_N] tiles
 are contiguous along K: 16-byte cp.async loads that Triton pipelines through shared memory, like the x tiles. (With
 the official OIHW layout they were scalar 2-byte gathers at a 9-element stride: 26-98 LDG.E.U16 per K step in the
-sm_90 SASS and register spills at KERNELS.md's M256xN128xK64 tiles.) Each K step loads tiles of x (masked
+sm_90 SASS and register spills at M256xN128xK64 tiles.) Each K step loads tiles of x (masked
 3x3 halo), W and delta, forms W*(1+delta)*s in fp32 registers (never written to memory), adds its square to the
 per-(b,o) demodulation sum and runs the tensor-core dot (operands in T, fp32 accumulator). The epilogue applies
 scale*rsqrt(scale^2*sum + 1e-8) (or scale without demodulation), + noise[Ho,Wo] + bias[Cout], lrelu*sqrt(2).
@@ -18,7 +18,8 @@ models.ops.upfirdn2d; checked against it by the tests). One program owns BLOCK_M
 phases (4 accumulators), so the 9 x tiles and the 9 modulated W' tiles of a K step serve 36 dots. Demodulation uses
 the *unblurred* W' as in the official code.
 
-Launch ABI (TENSORRT.md §6.2): x, style, weight, [delta], noise, bias, B, H, W, Cin, Cout (int32), y, then Triton's 2
+Launch ABI (docs/tensorrt_plugins.md §3): x, style, weight, [delta], noise, bias, B, H, W, Cin, Cout (int32), y,
+then Triton's 2
 hidden scratch pointers (NULL). Grid / block / shared memory: `launch_params`, `aot_compile`.
 """
 
@@ -267,11 +268,11 @@ def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str
     (TensorRT's B is dynamic). Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output
     pixels (4 phases).
 
-    fp16 (the production path), from KERNELS.md's tiles measured on an H100 for this kernel design (OHWI W/delta,
+    fp16 (the production path), from tiles measured on an H100 for a kernel of this design (docs/kernels.md; OHWI W/delta,
     weight formed in fp32 registers), one step smaller where theirs spills here: `hs-bench codegen` (sm_90, Triton
     3.9, aligned like a JIT launch) reports no register spills for any FFHQ-1024 layer and delta mode with these.
-    <= 32^2 keeps the smaller tiles so B=1 still fills the GPU (KERNELS.md: few-tile problems are what limit there).
-    KERNELS.md's M256xN128xK64 spills 32-360 bytes here; M128xN128xK64 does not. Not yet timed by us.
+    <= 32^2 keeps the smaller tiles so B=1 still fills the GPU (few-tile problems are what limit there).
+    M256xN128xK64 (the H100 measurement's tile) spills 32-360 bytes here; M128xN128xK64 does not. Not yet timed by us.
     M128xN128xK64 stages 96-128 KB of shared memory: only on LARGE_SMEM_ARCHS; elsewhere every fp16 tile stays
     under 80 KB (`hs-bench codegen --arch 89`).
     fp32 (tests, fp32 engines): the smaller tiles (up to 144 KB of shared memory and 1.2-30 KB of register spills

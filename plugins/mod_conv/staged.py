@@ -1,7 +1,8 @@
 """The staged path of `HsModConv`, which every layer runs on a GPU (plugins.mod_conv.strategy; the fused one-launch
 kernel remains for TensorRT's AOT path and convs.0 at B >= 3): two or three launches.
 
-KERNELS.md measured the one-launch fused kernel 0.58-0.97x of the PyTorch route at >= 128^2 (conv only), and the
+An H100 measurement of a kernel of this design (docs/kernels.md) found the one-launch fused kernel 0.58-0.97x of
+the PyTorch route at >= 128^2 (conv only), and the
 same Triton GEMM fed *ready* weights 1.23-1.39x faster than the fused one at B=8: each weight tile serves many
 pixels, so forming it once and letting the tensor cores read it straight from shared memory beats re-forming it in
 registers in every program. On an H200 (benchmarks/results/) this path with split-K beat the fused kernel on 33 of

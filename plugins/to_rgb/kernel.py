@@ -6,7 +6,8 @@ weight W*(1+delta)*s*scale is formed in registers. The skip upsample (upfirdn2d 
 outer(f1, f1), f1 = [1,3,3,1]/4) is fused in the epilogue: output row 2q+r reads skip rows q-1+r and q+r with
 weights (1/4 + r/2, 3/4 - r/2), likewise for columns (zero outside the skip image).
 
-Launch ABI (TENSORRT.md §6.2): x, style, weight, [delta], bias, [skip], B, H, W, Cin (int32), rgb, then Triton's 2
+Launch ABI (docs/tensorrt_plugins.md §3): x, style, weight, [delta], bias, [skip], B, H, W, Cin (int32), rgb,
+then Triton's 2
 hidden scratch pointers (NULL). Grid / block / shared memory: `launch_params`, `aot_compile`.
 """
 
