@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import onnx
+import onnx_ir as ir
+import onnx_ir.passes.common as ir_passes
+import onnxscript.rewriter.onnx_fusions
 import torch
+from onnxscript import rewriter
+from onnxscript.optimizer import _constant_folding
+from onnxscript.rewriter import pattern
+from onnxscript.rewriter.rules.common import _no_op
 
 from core.atomic import atomic_path
 from core.errors import HsError
@@ -31,7 +38,8 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
 
     dynamic_batch: axis 0 of every input is the symbolic dim "B" (traced with the range 1..max(max_batch, 64) so
     the exporter never specializes it; the engine profile sets the real 1..max_batch); otherwise the example batch
-    is baked in. The exporter's own optimizer (constant folding, BN folding into Conv) runs.
+    is baked in. The exporter runs unoptimized and `optimize_ir` then runs its optimizer (constant folding, BN folding
+    into Conv, ...) with exact no-op rules, so the demodulation's `+ 1e-8` survives.
     """
     dyn = None
     if dynamic_batch:
@@ -46,7 +54,8 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
         try:
             prog = torch.onnx.export(module.eval(), tuple(args), dynamo=True, opset_version=opset,
                                      input_names=list(input_names), output_names=list(output_names),
-                                     dynamic_shapes=dyn, optimize=True, verbose=False, **kw)
+                                     dynamic_shapes=dyn, optimize=False, verbose=False, **kw)
+            optimize_ir(prog.model)
         except Exception as e:  # the exporter raises many types; report as one line with the cause
             raise HsError(f"ONNX export of {type(module).__name__} failed: {type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}") from e
@@ -56,6 +65,62 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
         prog.save(str(p), external_data=True)
         del prog
         return onnx.load(str(p), load_external_data=True)
+
+
+def _identity(op, x, **_):
+    return op.Identity(x)
+
+
+def _exact(value: float) -> pattern.Constant:
+    return pattern.Constant(value, rel_tol=0.0, abs_tol=0.0)
+
+
+# onnxscript's no-op rules match their constant with math.isclose(rel_tol=1e-5, abs_tol=1e-8): `x + 1e-8` counts as
+# `x + 0` and is removed, which drops the demodulation epsilon (models/ops.py modulated_conv2d; docs/verification.md).
+# These match exactly 0 / 1 (a true no-op) and replace onnxscript's Mul/Add/Sub/Div ones; the Dropout rules stay.
+EXACT_NO_OP_RULES: tuple[pattern.RewriteRule, ...] = (
+    *pattern.RewriteRule(lambda op, x: op.Mul(x, _exact(1.0)), _identity, name="mul_by_1_exact").commute(),
+    *pattern.RewriteRule(lambda op, x: op.Add(x, _exact(0.0)), _identity, name="add_0_exact").commute(),
+    pattern.RewriteRule(lambda op, x: op.Sub(x, _exact(0.0)), _identity, name="sub_0_exact"),
+    pattern.RewriteRule(lambda op, x: op.Div(x, _exact(1.0)), _identity, name="div_by_1_exact"),
+)
+_KEPT_NO_OP = {id(_no_op.dropout_zero_rule), id(_no_op.dropout_inference_rule)}
+_TOLERANT_NO_OP = {id(r) for r in _no_op.rules} - _KEPT_NO_OP
+# The rule set torch.onnx.export(optimize=True) applies (onnxscript 0.7.2 rewriter._DEFAULT_REWRITE_RULES), in its
+# order, with the tolerant arithmetic no-op rules swapped for EXACT_NO_OP_RULES.
+REWRITE_RULES: tuple[pattern.RewriteRule, ...] = (
+    *EXACT_NO_OP_RULES, *(r for r in rewriter._DEFAULT_REWRITE_RULES if id(r) not in _TOLERANT_NO_OP))
+assert len(_TOLERANT_NO_OP) == 6 and len(REWRITE_RULES) == len(rewriter._DEFAULT_REWRITE_RULES), \
+    "onnxscript's no-op rules changed: re-check export/onnx_io.py against the pinned onnxscript"
+
+
+def optimize_ir(model: ir.Model, rules: Sequence[pattern.RewriteRule] = REWRITE_RULES) -> None:
+    """Optimize `model` in place: what torch.onnx.export(optimize=True) runs (torch 2.13 -> onnxscript 0.7.2
+    `_framework_apis.torch_2_8.optimize`: `optimizer.optimize_ir` with its defaults, then `onnx_fusions.fuse`), with
+    `rules` as the rewrite rules. `optimize_ir` hard-codes its rule set, so its pass list is written out here; with
+    `rules=onnxscript.rewriter._DEFAULT_REWRITE_RULES` the result is byte-identical to the exporter's
+    (tests/unit/export/test_demod_epsilon.py checks that)."""
+    cf = _constant_folding
+    ir.passes.Sequential(
+        ir_passes.InlinePass(),
+        ir.passes.PassManager([
+            cf.FoldConstantsPass(shape_inference=True, input_size_limit=cf.DEFAULT_CONSTANT_FOLD_INPUT_SIZE_LIMIT,
+                                 output_size_limit=cf.DEFAULT_CONSTANT_FOLD_OUTPUT_SIZE_LIMIT,
+                                 should_fold=lambda node: None),
+            rewriter.RewritePass(list(rules)),
+            ir_passes.RemoveUnusedNodesPass(),
+            ir_passes.RemoveUnusedFunctionsPass(),
+            ir_passes.RemoveUnusedOpsetsPass(),
+        ], steps=2, early_stop=True),
+        ir_passes.RemoveUnusedNodesPass(),
+        ir_passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        ir_passes.LiftSubgraphInitializersToMainGraphPass(),
+        ir_passes.DeduplicateInitializersPass(),
+        ir_passes.CommonSubexpressionEliminationPass(),
+        ir_passes.OutputFixPass(),
+        ir_passes.NameFixPass(),
+    )(model)
+    onnxscript.rewriter.onnx_fusions.fuse(model)
 
 
 def _batch_dynamic_shapes(module: torch.nn.Module, n_args: int, spec: dict) -> tuple:
