@@ -23,6 +23,7 @@ def pytest_collection_modifyitems(config, items):
             if has_gpu is None:
                 has_gpu = _cuda_available()
             if not has_gpu:
-                item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
+                item.add_marker(pytest.mark.skip(
+                    reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
         if "trt" in item.keywords and not has_trt:
             item.add_marker(pytest.mark.skip(reason="no TensorRT flavor installed (neither tensorrt nor tensorrt_rtx)"))

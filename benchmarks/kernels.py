@@ -1,6 +1,7 @@
 """`hs-bench kernels`: our Triton modulated-conv kernels vs the PyTorch route on every FFHQ-1024 modulated conv
 (the 17 tuned StyledConvs and the 9 toRGBs) at B=1 and B=8, fp16, with the max abs error vs the fp32 reference
-beside each time (error beside speed, as every benchmark here). Needs a CUDA GPU; elsewhere it stops with a one-line HsError.
+beside each time (error beside speed, as every benchmark here). Needs a CUDA GPU; elsewhere it stops with a
+one-line HsError.
 
 Each StyledConv is timed both ways, fused (one launch) and staged (weight kernel + ready-weight conv), and the row's
 `pick` is what the op runs for that layer (plugins.mod_conv.strategy.select_strategy): the goals are judged on the
@@ -94,7 +95,8 @@ def _inputs(c: KernelCase, dev: str) -> dict[str, torch.Tensor | None]:
     else:
         f = 2 if s.kind == "up" else 1
         d = {0: None, 1: 0.1 * r(b, s.out_ch, 3, 3, s.in_ch), 2: 0.1 * r(b, s.out_ch, s.in_ch)}[c.delta_mode]
-        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch), weight=r(s.out_ch, 3, 3, s.in_ch), delta=d,  # OHWI
+        t = dict(x=r(b, h, h, s.in_ch), style=1 + 0.2 * r(b, s.in_ch),
+                 weight=r(s.out_ch, 3, 3, s.in_ch), delta=d,  # OHWI
                  noise=0.1 * r(f * h, f * h), bias=0.1 * r(s.out_ch))
     return {k: None if v is None else v.half().float() for k, v in t.items()}
 

@@ -1,9 +1,9 @@
 """Frozen model configurations: the official FFHQ presets and tiny test presets.
 
 A `HyperStyleConfig` fully determines every module shape, so a state_dict can be checked against it key by key.
-The layer table (`layer_specs`) is the single source of the HyperStyle layer indexing (docs/architecture.md §2): index 0 is
-`conv1`, 1 is `to_rgb1`, and for k = 0.. : 2+3k is `convs.{2k}` (upsampling), 3+3k is `convs.{2k+1}`, 4+3k is
-`to_rgbs.{k}`.
+The layer table (`layer_specs`) is the single source of the HyperStyle layer indexing (docs/architecture.md §2):
+index 0 is `conv1`, 1 is `to_rgb1`, and for k = 0.. : 2+3k is `convs.{2k}` (upsampling), 3+3k is `convs.{2k+1}`,
+4+3k is `to_rgbs.{k}`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """JSON sidecars (`<artifact>.json`) and the version/environment record every artifact carries.
 
-A sidecar is written atomically (core.atomic) next to its artifact and holds: the export config, software versions (torch, onnx,
-onnxruntime, TensorRT flavor, CUDA, GPU), content hashes (sha256), I/O shapes and timings.
+A sidecar is written atomically (core.atomic) next to its artifact and holds: the export config, software
+versions (torch, onnx, onnxruntime, TensorRT flavor, CUDA, GPU), content hashes (sha256), I/O shapes and timings.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from export.onnx_io import graph_meta, plugin_versions_of
 def cache_key(onnx_path: Path, target: dict, build_options: dict) -> tuple[str, dict]:
     """(hex key, the components hashed). `target`: flavor/version/device (engines.builder.build_target)."""
     files, ops = graph_meta(onnx_path)
-    comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": plugin_versions_of(ops), "build": build_options}
+    comp = {"onnx_sha256": sha256_files(files), "target": target, "plugins": plugin_versions_of(ops),
+            "build": build_options}
     if ops:  # the plugin code an engine freezes at build time (e.g. HsModConv's workspace size)
         from plugins.registry import build_digest
 

@@ -203,7 +203,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 "sha256": sha256_files(files), "files": [f.name for f in files],
                 "inputs": {t.name: list(t.shape) for t in io.inputs},
                 "outputs": {t.name: list(t.shape) for t in io.outputs},
-                "delta_modes": {k: ("per_channel" if v == C.DeltaMode.PER_CHANNEL else "full") for k, v in modes.items()},
+                "delta_modes": {k: C.DeltaMode(v).name.lower() for k, v in modes.items()},
                 "delta_layout": C.delta_layout(ohwi).value,
                 "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
                 "fp16": fp16_stats if prec == "fp16" else None,

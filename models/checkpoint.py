@@ -123,7 +123,8 @@ def config_from_opts(opts: Mapping, sd: Mapping[str, torch.Tensor]) -> HyperStyl
     tune = tuple(range(gen.n_layers)) if ltt == "" else tuple(int(t) for t in ltt.split(","))
     in_sd = sorted({int(k.split(".")[2]) for k in sd if k.startswith("hypernet.refinement_blocks.")})
     if in_sd and tuple(in_sd) != tuple(sorted(tune)):
-        raise HsError(f"opts.layers_to_tune {list(tune)} disagrees with the refinement blocks in the state_dict {in_sd}")
+        raise HsError(f"opts.layers_to_tune {list(tune)} disagrees with the refinement blocks in the state_dict "
+                      f"{in_sd}")
     if base_cfg:
         return base_cfg.replace(hypernet=dataclasses.replace(base_cfg.hypernet, encoder_type=enc, layers_to_tune=tune))
     return HyperStyleConfig(name=f"ffhq{size}", generator=gen,
@@ -209,7 +210,8 @@ def build_model(config: str | HyperStyleConfig | None = None, checkpoint: str | 
     cfg = get_config(config) if isinstance(config, str) else config
     if checkpoint is None:
         if w_encoder is not None:
-            raise HsError("--w-encoder given without --checkpoint; the W encoder only pairs with a HyperStyle checkpoint")
+            raise HsError("--w-encoder given without --checkpoint; the W encoder only pairs with a HyperStyle "
+                          "checkpoint")
         model = fill_default_(HyperStyle(cfg or get_config("ffhq1024")))
         if not quiet:
             print(DEFAULT_NOTICE, file=sys.stderr)

@@ -34,7 +34,8 @@ class HypernetGraph(nn.Module):
 
     The nine shared-layer codes are stacked into one [B,9,z] operand so the shared hypernet's w2 (134 M weights for
     FFHQ) is read once per call instead of nine times; the math is the official SharedWeightsHypernet's (row r of h
-    becomes C_out). Per-channel layers (modes[name] == DeltaMode.PER_CHANNEL) skip the official 3x3 repeat: [B,Cout,Cin].
+    becomes C_out). Per-channel layers (modes[name] == DeltaMode.PER_CHANNEL) skip the official 3x3 repeat:
+    [B,Cout,Cin].
 
     `ohwi`: full Δ of 3x3 layers as [B,Cout,3,3,Cin] (the HsModConv v2 layout; toRGB and per-channel Δ unchanged).
     Shared layers get it at no runtime cost: the columns of w1/b1 are permuted once here (buffers `w1_ohwi`,

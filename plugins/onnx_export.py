@@ -4,7 +4,8 @@
 `torch.onnx.export(..., dynamo=True, custom_translation_table=custom_translation_table())`.
 
 The TensorRT ONNX parser maps such a node to the registered IPluginV3 creator: op_type = creator name, namespace from
-the node domain, version from `plugin_version` (docs/tensorrt_plugins.md §2); the INT attributes become INT32 plugin fields.
+the node domain, version from `plugin_version` (docs/tensorrt_plugins.md §2); the INT attributes become INT32 plugin
+fields.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def single_node_model(op: str, attrs: Mapping[str, int] | None = None, dims: Map
         else:
             inputs.append(oh.make_tensor_value_info(t.name, elem, shape))
     out = spec.outputs[0]
-    outputs = [oh.make_tensor_value_info(out.name, elem, concrete_shape(out.shape_for(a), {**sym_d, "Cout": d["Cout"]}))]
+    out_shape = concrete_shape(out.shape_for(a), {**sym_d, "Cout": d["Cout"]})
+    outputs = [oh.make_tensor_value_info(out.name, elem, out_shape)]
     node = make_node(spec.key, spec.input_names(a), [out.name], name=f"{spec.key}0", attrs=a)
     graph = oh.make_graph([node], f"{spec.key}_single", inputs, outputs, initializer=inits)
     model = oh.make_model(graph, opset_imports=opset_imports(), producer_name="hyperstyle-trt")

@@ -268,7 +268,8 @@ def select_config(H: int, W: int, Cin: int, Cout: int, upsample: int, dtype: str
     (TensorRT's B is dynamic). Upsampling: BLOCK_M counts low-res positions; each program writes 4*BLOCK_M output
     pixels (4 phases).
 
-    fp16 (the production path), from tiles measured on an H100 for a kernel of this design (docs/kernels.md; OHWI W/delta,
+    fp16 (the production path), from tiles measured on an H100 for a kernel of this design (docs/kernels.md; OHWI
+    W/delta,
     weight formed in fp32 registers), one step smaller where theirs spills here: `hs-bench codegen` (sm_90, Triton
     3.9, aligned like a JIT launch) reports no register spills for any FFHQ-1024 layer and delta mode with these.
     <= 32^2 keeps the smaller tiles so B=1 still fills the GPU (few-tile problems are what limit there).

@@ -75,8 +75,8 @@ def mod_conv_ref(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
     check_inputs(x, style, weight, delta, noise, bias, upsample, delta_mode)
     blur = (make_kernel() * 4).to(device=x.device, dtype=x.dtype) if upsample else None  # [4,4], gain 4
     xn = x.permute(0, 3, 1, 2)  # NHWC -> NCHW [B,I,H,W]
-    out = modulated_conv2d(xn, from_ohwi(weight)[None], style, expand_delta(delta, delta_mode), bool(demodulate), bool(upsample),
-                           blur)  # [B,O,Ho,Wo]
+    out = modulated_conv2d(xn, from_ohwi(weight)[None], style, expand_delta(delta, delta_mode), bool(demodulate),
+                           bool(upsample), blur)  # [B,O,Ho,Wo]
     out = out + noise[None, None]  # [Ho,Wo] broadcast over B and C
     out = fused_leaky_relu(out, bias)
     return out.permute(0, 2, 3, 1).contiguous()  # NCHW -> NHWC [B,Ho,Wo,O]

@@ -1,4 +1,5 @@
-"""Session fixtures for the export tests: one tiny export run shared by several tests (tiny_model: tests/conftest.py)."""
+"""Session fixtures for the export tests: one tiny export run shared by several tests (tiny_model: in
+tests/conftest.py)."""
 
 from pathlib import Path
 

@@ -32,7 +32,8 @@ def test_delta_shape_and_graph_io():
     assert C.delta_shape(conv, C.DeltaMode.FULL) == (o, i, 3, 3)
     assert C.delta_shape(conv, C.DeltaMode.FULL, ohwi=True) == (o, 3, 3, i)
     assert C.delta_shape(conv, C.DeltaMode.PER_CHANNEL, ohwi=True) == (o, i)
-    assert C.delta_shape(rgb, C.DeltaMode.FULL, ohwi=True) == C.delta_shape(rgb, C.DeltaMode.FULL) == (3, rgb.in_ch, 1, 1)
+    full = C.DeltaMode.FULL
+    assert C.delta_shape(rgb, full, ohwi=True) == C.delta_shape(rgb, full) == (3, rgb.in_ch, 1, 1)
     modes = C.delta_modes(cfg, per_channel=True)
     for graph in ("hypernet", "generator"):
         io = C.graph_io(cfg, graph, modes, ohwi=True)

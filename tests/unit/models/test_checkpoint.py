@@ -182,7 +182,8 @@ def test_official_ffhq_layout_from_key_list(official_keys_path, tmp_path):
     opts = {"encoder_type": "SharedWeightsHyperNetResNet", "layers_to_tune": keys["source"]["config"]["layers_to_tune"],
             "output_size": 1024, "input_nc": 6, "n_hypernet_outputs": 26, "device": "cuda:0"}
     torch.save({"state_dict": with_kept(state(keys["hyperstyle_state_dict"])), "opts": opts,
-                "latent_avg": default.latent_avg, "global_step": 1, "best_val_loss": 0.5}, tmp_path / "hyperstyle_ffhq.pt")
+                "latent_avg": default.latent_avg, "global_step": 1, "best_val_loss": 0.5},
+               tmp_path / "hyperstyle_ffhq.pt")
     torch.save({"state_dict": with_kept(state(keys["w_encoder_state_dict"])), "opts": {},
                 "latent_avg": torch.zeros(512)}, tmp_path / "faces_w_encoder.pt")
     m = build_model(None, str(tmp_path / "hyperstyle_ffhq.pt"), str(tmp_path / "faces_w_encoder.pt"))

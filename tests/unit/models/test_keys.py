@@ -63,7 +63,8 @@ def test_parameter_counts_match_spec(official, meta_model):
 
 
 @pytest.mark.parametrize("variant,layers,count", [
-    ("SharedWeightsHyperNetResNetSeparable", (0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24), 215_123_456),
+    ("SharedWeightsHyperNetResNetSeparable", (0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24),
+     215_123_456),
     ("SharedWeightsHyperNetResNet", tuple(range(26)), 369_205_472),
 ])
 def test_variant_parameter_counts_match_spec(variant, layers, count):

@@ -72,7 +72,8 @@ def test_delta_forms_agree(tiny):
 
 
 def test_demodulation_cancels_a_uniform_filter_scale(tiny):
-    # docs/architecture.md §3: demod is computed on the offset weight, so a delta scaling a whole filter uniformly is cancelled.
+    # docs/architecture.md §3: demod is computed on the offset weight, so a delta scaling a whole filter uniformly is
+    # cancelled.
     g = tiny.decoder
     codes = torch.randn(1, 12, 32)
     s = tiny.cfg.layers[15]  # convs.9, a demodulated 3x3 conv

@@ -119,7 +119,8 @@ def test_importing_plugins_needs_no_tensorrt():
 
     code = ("import sys, plugins, plugins.registry, plugins.trt_common, plugins.qdp, plugins.onnx_export, "
             "plugins.onnx_ref, plugins.mod_conv.trt_plugin, plugins.to_rgb.trt_plugin; plugins.trt_impls(); "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_rtx_bindings')]; "
+            "bad = [m for m in sys.modules "
+            "if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_rtx_bindings')]; "
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PLUGIN_DIR.parent))
     assert r.returncode == 0, r.stderr[-2000:]
