@@ -153,7 +153,7 @@ def _build_classes(trt, impl: OpImpl):
             return [impl.output_exprs(trt, self.attrs, list(inputs), expr_builder)]
 
         def supports_format_combination(self, pos, in_out, num_inputs):
-            desc = in_out[pos].desc  # V3: DynamicPluginTensorDesc; .format/.type live on .desc (TENSORRT.md 3.4)
+            desc = in_out[pos].desc  # V3: DynamicPluginTensorDesc: .format/.type on .desc (docs/tensorrt_plugins.md §2)
             if desc.format != trt.TensorFormat.LINEAR:
                 return False
             if pos == 0:
