@@ -10,6 +10,7 @@ never touch the Inverter's loop buffers, so `res` stays valid.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -97,21 +98,24 @@ def render(inv, codes: torch.Tensor, raw_deltas: Mapping[str, torch.Tensor]) -> 
         s.wait_stream(torch.cuda.current_stream(inv.device))
         if inv._last_stream is not None and inv._last_stream != s:
             s.wait_stream(inv._last_stream)
-    for i in range(0, n, chunk):
-        j = min(n, i + chunk)
-        rows = chunk if fixed else j - i
+    # Everything below (the padding copies, the generator, the copy out of img) is enqueued on s, in order: a copy
+    # on another stream could read img before the generator wrote it, or the next chunk overwrite it first.
+    with torch.cuda.stream(s) if s is not None else contextlib.nullcontext():
+        for i in range(0, n, chunk):
+            j = min(n, i + chunk)
+            rows = chunk if fixed else j - i
 
-        def take(t, i=i, j=j, rows=rows):
-            part = t[i:j]
-            if part.shape[0] < rows:  # pad to the graph's fixed batch
-                part = torch.cat([part, part.new_zeros((rows - part.shape[0], *part.shape[1:]))])
-            return part.contiguous()
+            def take(t, i=i, j=j, rows=rows):
+                part = t[i:j]
+                if part.shape[0] < rows:  # pad to the graph's fixed batch
+                    part = torch.cat([part, part.new_zeros((rows - part.shape[0], *part.shape[1:]))])
+                return part.contiguous()
 
-        b = {"codes": take(codes), "image": img[:rows], "image_pooled": pooled[:rows],
-             **{spec.input_name: take(raw_deltas[spec.name]) for spec in inv.specs}}
-        with torch.no_grad():
-            ex.run("generator", b, rows, s)
-        out[i:j].copy_(img[:j - i])
+            b = {"codes": take(codes), "image": img[:rows], "image_pooled": pooled[:rows],
+                 **{spec.input_name: take(raw_deltas[spec.name]) for spec in inv.specs}}
+            with torch.no_grad():
+                ex.run("generator", b, rows, s)
+            out[i:j].copy_(img[:j - i])
     if s is not None:
         torch.cuda.current_stream(inv.device).wait_stream(s)
     return out

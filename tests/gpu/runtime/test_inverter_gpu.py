@@ -15,13 +15,16 @@ Gates (what the issue asks; the measured figures go to the log and benchmarks/re
 Run: make gpu-check (or .venv/bin/python -m pytest -q tests/gpu/runtime).
 """
 
+import gc
 import math
 
 import numpy as np
 import pytest
 import torch
 
-pytestmark = pytest.mark.gpu
+# One xdist group (make gpu-check runs pytest -n 8 --dist loadgroup): every test of this module runs on one worker,
+# so the FFHQ-1024 model and the fp16 Inverter (Triton compiles per batch bucket) are built once, not per worker.
+pytestmark = [pytest.mark.gpu, pytest.mark.xdist_group("ffhq_runtime")]
 
 T = 5
 
@@ -142,11 +145,13 @@ def test_every_batch_size_and_chunks(inv16, x2):
 def test_memory_identical_over_1000_calls(inv16, x2):
     xd = x2[:1].cuda().half()
     inv16.invert(xd, n_iters=T)  # captured
+    gc.collect()  # free earlier tests' unreachable device tensors now, not (by the cyclic GC) during the 1000 calls
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     free0 = torch.cuda.mem_get_info()[0]
     for _ in range(1000):
         inv16.invert(xd, n_iters=T)
+    gc.collect()
     torch.cuda.synchronize()
     after = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     print(f"\n1000 calls: allocated {before[0]} -> {after[0]}, reserved {before[1]} -> {after[1]}, "
@@ -190,3 +195,24 @@ def test_eager_capture_at_construction(model):
                               capture=[1, 2], n_iters=2)
     assert {(1, 2), (2, 2)} <= set(inv._graphs)
     inv.close()
+
+
+def test_edit_copies_out_on_the_inverter_stream(inv16, x2):
+    """runtime.edit.render enqueues the generator AND the copy out of its image buffer on the Inverter's stream.
+    The Inverter's stream is held back by a GPU sleep before the edit: a copy enqueued on the caller's stream (the
+    old code) would then read the image buffer before the generator wrote it, i.e. whatever the allocator's reused
+    block held (here: the strength +3 render just before), not the strength-0 render (= res.images)."""
+    res = inv16.invert(x2.cuda().half(), n_iters=T, copy=True)
+    d = torch.randn(512, generator=torch.Generator().manual_seed(0))
+    far = inv16.edit(res, d, 3.0)
+    torch.cuda.synchronize()
+    moved = float((far.float() - res.images.float()).abs().max())
+    del far  # its blocks go back to the cache: the next render's buffers likely reuse them
+    with torch.cuda.stream(inv16.stream):
+        torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time on the Inverter's stream only
+    zero = inv16.edit(res, d, 0.0)
+    torch.cuda.synchronize()
+    err = float((zero.float() - res.images.float()).abs().max())
+    print(f"\nedit strength 0 vs res.images (delayed Inverter stream): max abs {err:.2e}; strength 3 moved {moved:.2f}")
+    assert moved > 0.1  # the +3 render differs clearly, so stale data would be caught
+    assert err <= 1e-3  # the same generator kernels as the loop's (replay vs eager gate above)
