@@ -113,9 +113,10 @@ class Inverter:
         self._last_stream = None  # the stream the previous invert ran on
         if warmup if warmup is not None else self._cuda:
             self.warmup()
-        with self._lock:
-            for b in capture:
-                self._graph(b, self.n_iters)
+        if self.use_graphs:  # capture= only names graphs to capture early; without graphs there is nothing to capture
+            with self._lock:
+                for b in capture:
+                    self._graph(b, self.n_iters)
 
     def _check_stream(self, stream) -> None:
         if stream is None:
@@ -208,6 +209,8 @@ class Inverter:
         plan = self._plans.get(b)
         if plan is not None:
             return plan
+        # b's first use (warm-up / the eager run before b's capture / an eager call): never inside a capture
+        self.executor.prepare_batch(b)
 
         def wenc(i, j):
             return {"image": self.x[i:j], "codes": self.codes[i:j]}
@@ -337,7 +340,7 @@ class Inverter:
                 return self._invert_chunk(x, T, copy, stream, prep.needs_value_check)
             parts = [self._invert_chunk(x[i:i + self.max_batch], T, True, stream, False)
                      for i in range(0, b, self.max_batch)]
-            return _concat(parts)
+            return _concat(parts, self._official)
 
     def _invert_chunk(self, x: torch.Tensor, T: int, copy: bool, stream, check: bool) -> InverterResult:
         b = int(x.shape[0])
@@ -452,10 +455,12 @@ class Inverter:
                                            "captured": sorted(self._graphs)}
 
 
-def _concat(parts: list[InverterResult]) -> InverterResult:
+def _concat(parts: list[InverterResult], official: Callable[[str, torch.Tensor], torch.Tensor]) -> InverterResult:
+    """One owned result from chunk results; the official Δ are views of the concatenated raw Δ (official(name,
+    raw) as the Inverter builds them), not concatenated copies of the per-channel broadcasts."""
     cat = torch.cat
     raw = {k: cat([p.raw_deltas[k] for p in parts]) for k in parts[0].raw_deltas}
-    deltas = {k: cat([p.deltas[k] for p in parts]) for k in parts[0].deltas}
+    deltas = {k: official(k, v) for k, v in raw.items()}
     return InverterResult(cat([p.images for p in parts]), cat([p.images_pooled for p in parts]),
                           cat([p.codes for p in parts]), deltas, raw, parts[0].n_iters, True)
 

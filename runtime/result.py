@@ -35,10 +35,16 @@ class InverterResult:
         return int(self.images.shape[0])
 
     def copy(self) -> "InverterResult":
-        """Owned copies of every tensor (Δ in both layouts share one copy of the raw buffers' contents)."""
-        raw = {k: v.clone() for k, v in self.raw_deltas.items()}
-        return InverterResult(self.images.clone(), self.images_pooled.clone(), self.codes.clone(),
-                              {k: v.clone() for k, v in self.deltas.items()}, raw, self.n_iters, True)
+        """Owned copies of every tensor. Δ in both layouts share one copy of the raw buffers' contents: each official
+        view (permute / per-channel broadcast of its raw Δ) is re-made over the cloned raw tensor, so a per-channel
+        layer stays [B,O,I] in memory instead of being materialised over the k x k taps."""
+        raw = {k: v.clone(memory_format=torch.contiguous_format) for k, v in self.raw_deltas.items()}
+        deltas = {}
+        for k, v in self.deltas.items():
+            view = _view_over(v, self.raw_deltas[k], raw[k]) if k in raw else None
+            deltas[k] = v.clone() if view is None else view
+        return InverterResult(self.images.clone(), self.images_pooled.clone(), self.codes.clone(), deltas, raw,
+                              self.n_iters, True)
 
     def to_uint8(self) -> np.ndarray:
         """Final images as host uint8 HWC [B,size,size,3] (official tensor2im: (y+1)/2 clamped, x255, rounded)."""
@@ -50,3 +56,17 @@ class InverterResult:
         out = {k: getattr(self, k).detach().float().cpu().numpy() for k in ("images", "images_pooled", "codes")}
         out.update({f"delta/{k}": v.detach().float().cpu().numpy() for k, v in self.deltas.items()})
         return out
+
+
+def _view_over(view: torch.Tensor, base: torch.Tensor, new_base: torch.Tensor) -> torch.Tensor | None:
+    """`view` (a view of contiguous `base`'s elements: permute / expand / reshape) re-made with the same sizes, strides
+    and relative offset over `new_base` (a contiguous tensor of base's shape); None when view is not such a view."""
+    if not (base.is_contiguous() and new_base.is_contiguous() and new_base.shape == base.shape
+            and view.device == base.device and view.dtype == base.dtype
+            and view.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()):
+        return None
+    lo = view.storage_offset() - base.storage_offset()
+    hi = lo + sum((n - 1) * st for n, st in zip(view.shape, view.stride()) if n > 0)
+    if view.numel() == 0 or min(view.stride(), default=0) < 0 or lo < 0 or hi >= base.numel():
+        return None
+    return new_base.as_strided(view.shape, view.stride(), new_base.storage_offset() + lo)

@@ -233,3 +233,75 @@ def test_describe(inv):
     assert d["executor"] == "torch" and d["precision"] == "fp32" and d["delta_layout"] == "OHWI"
     assert d["per_channel_layers"] == ["convs.8", "convs.9"] and d["max_batch"] == 4 and not d["cuda_graphs"]
     assert d["buffer_bytes"] == inv.buffer_bytes > 0
+
+
+def _storage_bytes(t: torch.Tensor) -> int:
+    return t.untyped_storage().nbytes()
+
+
+def _check_official_views(res, ref_deltas):
+    """Every official Δ is a view of its raw Δ's storage (per-channel layers: a k x k broadcast, no copy)."""
+    for k, d in res.deltas.items():
+        raw = res.raw_deltas[k]
+        assert d.untyped_storage().data_ptr() == raw.untyped_storage().data_ptr(), k
+        assert _storage_bytes(raw) == raw.numel() * raw.element_size(), k  # owned: exactly the raw data
+        assert torch.equal(d, ref_deltas[k]), k
+    pc = [k for k, d in res.deltas.items() if res.raw_deltas[k].ndim == 3]  # [B,O,I] per-channel layers
+    assert pc == ["convs.8", "convs.9"]
+    assert all(res.deltas[k].stride()[-2:] == (0, 0) for k in pc)  # broadcast over the 3x3 taps
+
+
+def test_copy_keeps_official_deltas_as_views(inv, images_u8):
+    """copy(): the official Δ are re-made over the cloned raw Δ (the old copy cloned the per-channel broadcasts,
+    9x the data), and the copy survives the next invert."""
+    a = inv.invert(images_u8[:2], n_iters=1)
+    want = {k: v.clone() for k, v in a.deltas.items()}
+    raw_want = {k: v.clone() for k, v in a.raw_deltas.items()}
+    kept = a.copy()
+    assert kept.owned
+    for k in kept.deltas:
+        assert kept.raw_deltas[k].data_ptr() != a.raw_deltas[k].data_ptr()
+        assert kept.deltas[k].shape == a.deltas[k].shape and kept.deltas[k].stride() == a.deltas[k].stride()
+    _check_official_views(kept, want)
+    inv.invert(images_u8[2:3], n_iters=1)  # overwrites the buffers `a` views
+    _check_official_views(kept, want)
+    assert all(torch.equal(kept.raw_deltas[k], raw_want[k]) for k in raw_want)
+    assert kept.copy().deltas["convs.8"].untyped_storage().nbytes() == _storage_bytes(kept.raw_deltas["convs.8"])
+
+
+def test_copy_of_plain_tensors_falls_back_to_clone():
+    """A result whose official Δ is not a view of its raw Δ (built by hand) is still copied correctly."""
+    from runtime.result import InverterResult
+
+    raw = {"l": torch.arange(24.0).view(2, 3, 4)}
+    off = {"l": torch.arange(24.0).view(2, 3, 4, 1, 1).expand(2, 3, 4, 3, 3).clone() + 1}  # its own storage
+    r = InverterResult(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 2, 2), torch.zeros(2, 1, 4), off, raw, 1)
+    c = r.copy()
+    assert torch.equal(c.deltas["l"], off["l"]) and c.deltas["l"].data_ptr() != off["l"].data_ptr()
+    assert torch.equal(c.raw_deltas["l"], raw["l"]) and c.raw_deltas["l"].data_ptr() != raw["l"].data_ptr()
+
+
+def test_chunked_result_official_deltas_are_views(images_f, ref5):
+    """B > max_batch (chunks, concatenated): the official Δ are views of the concatenated raw Δ."""
+    from runtime import Inverter
+
+    inv2 = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2)
+    res = inv2.invert(images_f, n_iters=1)
+    whole = {k: inv2._official(k, v) for k, v in res.raw_deltas.items()}
+    _check_official_views(res, whole)
+    _check_against(res, ref5.iterations[1], ref5.codes, ref5.iteration_deltas[0], exact_codes=False)
+
+
+def test_capture_without_graphs_is_ignored(monkeypatch):
+    """capture= on an Inverter without CUDA graphs (here: CPU) captures nothing and never touches torch.cuda."""
+    from runtime import Inverter
+
+    def boom(*a, **k):
+        raise AssertionError("torch.cuda.CUDAGraph() called on an Inverter without graphs")
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", boom)
+    inv2 = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2, capture=[1, 2])
+    d = inv2.describe()
+    assert not d["cuda_graphs"] and d["captured"] == [] and not inv2._graphs
+    with pytest.raises(HsError, match="capture batch 3 exceeds max_batch=2"):  # still validated
+        Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2, capture=[3])
