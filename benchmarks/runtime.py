@@ -7,7 +7,8 @@
 For every batch size B, in one process and on the same inputs:
     fast       Inverter(torch executor, fp16, CUDA graph per (B, T)): invert() of a device fp16 batch; with --export,
                Inverter.from_export(DIR, executor=--executor) instead (its precision; reference = the export's model)
-    eager16    the same Inverter configuration without CUDA graphs (what the graphs save: launch/Python overhead)
+    eager16    the same Inverter configuration without CUDA graphs (what the graphs save: launch/Python overhead),
+               timed with check_values=False as the fast path is
     reference  models.hyperstyle.HyperStyle.invert in fp32, eager, TF32 off (the numerical source of truth)
 Timing: CUDA events on the caller's stream around `reps` calls after `warmup` calls: `ms_per_call` with one sync at
 the end (throughput), `latency_ms` the median of per-call syncs; ms_per_image = ms_per_call / B. The fast path is
@@ -21,6 +22,9 @@ reported, not asserted. `--profile` adds the top CUDA kernels of one eager fp16 
 
 On a machine without CUDA it refuses with one line (exit 2) unless --cpu-dry-run, which runs the same harness with
 host timers on the CPU (fp32 for both paths; the figures are not GPU figures and are marked so).
+With --json the report is (re)written atomically after every finished batch size with "complete": false, and once
+more at the end with "complete": true; on Ctrl-C / SIGINT (e.g. `timeout -s INT`) the rows finished so far are
+written ("complete": false, "interrupted": true) and the exit status is 130.
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ def _bench_batch(fast, eager, ref, b: int, T: int, reps: int, warmup: int, timer
                    "stages": _fast_stages(fast, b, T, timer, reps, cuda)}
     if eager is not None:
         def call_eager():
-            eager.invert(x, n_iters=T)
+            eager.invert(x, n_iters=T, check_values=False)  # like for like with `fast`: no host sync per call
 
         for _ in range(max(1, warmup)):
             call_eager()
@@ -200,8 +204,10 @@ def _export_model(path: Path):
 
 def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, warmup: int = 3,
         cpu_dry_run: bool = False, profile: bool = False, log=print, export: Path | None = None,
-        executor: str = "tensorrt") -> dict:
-    """Measure (module docstring) and return the JSON-able report."""
+        executor: str = "tensorrt", json_path: Path | None = None) -> dict:
+    """Measure (module docstring) and return the JSON-able report. json_path: write the report there (atomically)
+    after every finished batch size ("complete": false) and at the end ("complete": true); on KeyboardInterrupt the
+    partial report ("interrupted": true) is written and the KeyboardInterrupt re-raised."""
     from models.checkpoint import build_model
     from runtime import Inverter
 
@@ -215,31 +221,50 @@ def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, wa
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     timer = _Timer(cuda)
     mb = max(batches)
-    t0 = time.perf_counter()
-    if export is not None:
-        model = _export_model(Path(export))
-        config = model.cfg.name
-        fast = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev)
-        eager = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev,
-                                     cuda_graphs=False, warmup=False) if cuda else None
-        prec = fast.precision
-    else:
-        model = build_model(config, quiet=True)
-        fast = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T)
-        eager = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T,
-                                    cuda_graphs=False, warmup=False) if cuda else None
-    build_s = time.perf_counter() - t0
-    ref = model.to(dev).eval()
-    rows = []
-    for b in batches:
-        row = _bench_batch(fast, eager, ref, b, T, reps, warmup, timer, cuda, profile)
-        log(_line(row, cuda))
-        rows.append(row)
-    report = {"benchmark": "runtime", "config": config, "precision": prec, "device": _device_name(cuda),
-              "cpu_dry_run": not cuda, "note": None if cuda else "CPU dry run: host timers, fp32; not GPU figures",
-              "versions": software_versions(), "inverter": fast.describe(), "build_s": build_s,
-              "max_memory_allocated": torch.cuda.max_memory_allocated() if cuda else None, "rows": rows}
-    return report
+    rows: list[dict] = []
+    st: dict = {"config": config, "precision": prec, "fast": None, "build_s": None}
+
+    def report(complete: bool, **extra) -> dict:
+        fast = st["fast"]
+        return {"benchmark": "runtime", "config": st["config"], "precision": st["precision"],
+                "device": _device_name(cuda), "cpu_dry_run": not cuda,
+                "note": None if cuda else "CPU dry run: host timers, fp32; not GPU figures",
+                "versions": software_versions(), "inverter": None if fast is None else fast.describe(),
+                "build_s": st["build_s"],
+                "max_memory_allocated": torch.cuda.max_memory_allocated() if cuda else None,
+                "complete": complete, **extra, "rows": list(rows)}
+
+    def save(rep: dict) -> None:
+        if json_path is not None:
+            write_json_atomic(json_path, rep)
+
+    try:
+        t0 = time.perf_counter()
+        if export is not None:
+            model = _export_model(Path(export))
+            st["config"] = model.cfg.name
+            fast = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev)
+            eager = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev,
+                                         cuda_graphs=False, warmup=False) if cuda else None
+            st["precision"] = fast.precision
+        else:
+            model = build_model(config, quiet=True)
+            fast = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb, n_iters=T)
+            eager = Inverter.from_model(model, executor="torch", device=dev, precision=prec, max_batch=mb,
+                                        n_iters=T, cuda_graphs=False, warmup=False) if cuda else None
+        st["fast"], st["build_s"] = fast, time.perf_counter() - t0
+        ref = model.to(dev).eval()
+        for b in batches:
+            row = _bench_batch(fast, eager, ref, b, T, reps, warmup, timer, cuda, profile)
+            log(_line(row, cuda))
+            rows.append(row)
+            save(report(False))  # what is finished survives a later interrupt or crash
+    except KeyboardInterrupt:
+        save(report(False, interrupted=True))
+        raise
+    final = report(True)
+    save(final)
+    return final
 
 
 def _device_name(cuda: bool) -> str:
@@ -282,13 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --batches must be positive integers (got {a.batches!r}); --iters/--reps >= 1", file=sys.stderr)
         return 2
     try:
-        report = run(a.config, batches, a.iters, a.reps, a.warmup, a.cpu_dry_run, a.profile, export=a.export,
-                     executor=a.executor)
+        run(a.config, batches, a.iters, a.reps, a.warmup, a.cpu_dry_run, a.profile, export=a.export,
+            executor=a.executor, json_path=a.json)
     except HsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = f"; partial report (\"complete\": false) in {a.json}" if a.json is not None else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
     if a.json is not None:
-        write_json_atomic(a.json, report)
         print(f"wrote {a.json}")
     return 0
 
