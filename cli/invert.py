@@ -409,9 +409,10 @@ class Workflow:
         from runtime.interpolate import interpolate, to_uint8_frames, write_gif
         from runtime.result import InverterResult
 
-        one = InverterResult(res.images[i:i + 1].clone(), res.images_pooled[i:i + 1].clone(),
-                             res.codes[i:i + 1].clone(), {k: v[i:i + 1].clone() for k, v in res.deltas.items()},
-                             {k: v[i:i + 1].clone() for k, v in res.raw_deltas.items()}, res.n_iters, True)
+        one = InverterResult(res.images[i:i + 1], res.images_pooled[i:i + 1], res.codes[i:i + 1],
+                             {k: v[i:i + 1] for k, v in res.deltas.items()},
+                             {k: v[i:i + 1] for k, v in res.raw_deltas.items()}, res.n_iters, False).copy()
+        # copy(): owned, and each official Δ a view over its cloned raw Δ (per-channel layers stay [1,O,I])
         if self.prev is not None:
             pname, pres = self.prev
             t = time.perf_counter()
