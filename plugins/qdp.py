@@ -7,8 +7,8 @@ once per input variant: `variant_name` = op name + "_<optional input>"... (`HsMo
 `HsToRGB_delta_skip`). `qdp_node_op_type(node attrs)` gives the op type an ONNX node needs for the QDP route (plus
 the node attributes `plugin_namespace="hyperstyle"` and `aot=1`; `to_qdp_model` rewrites a model so).
 
-AOT kernel ABI (docs/tensorrt_plugins.md §3; the kernels' order): input pointers in node order, int32 scalars (`EXTRAS`),
-output pointer; launch params are symbolic expressions of the input shapes. The pure functions (`variants`,
+AOT kernel ABI (docs/tensorrt_plugins.md §3; the kernels' order): input pointers in node order, int32 scalars
+(`EXTRAS`), output pointer; launch params are symbolic expressions of the input shapes. The pure functions (`variants`,
 `kernel_args`, `aot_launch`) run anywhere and are tested on CPU; `register_qdp` needs full TensorRT.
 """
 

@@ -1,4 +1,5 @@
-"""core.atomic: the one atomic-write helper (temp file in the target's directory, fsync, rename; nothing left behind)."""
+"""core.atomic: the one atomic-write helper (temp file in the target's directory, fsync, rename; nothing left
+behind)."""
 
 import os
 
