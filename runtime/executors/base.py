@@ -35,8 +35,11 @@ What the Inverter does (so executors need not)
    {I/O name of that graph: tensor view [b, ...] of the buffer above} that holds EVERY input and output of the graph.
 4. It picks the stream: on CUDA a `torch.cuda.Stream` (the caller's `stream=`, or the one the Inverter captures on);
    during CUDA-graph capture it is the capturing stream. On CPU it is None.
-5. It warms up eagerly at each batch size before capturing that size (every kernel variant, weight caches filled),
-   captures when `executor.capturable`, and replays; it validates every user input before anything runs.
+5. Before its first call at a batch size b (when it builds b's plan: before b's warm-up and the eager run that
+   precedes b's capture, never inside a capture) it calls `executor.prepare_batch(b)` once.
+6. It warms up eagerly at each batch size before capturing that size (every kernel variant, weight caches filled),
+   captures when `executor.capturable`, and replays; it validates every user input before anything runs. A graph
+   captured at one batch is replayed after calls at other batches (B=3, B=1, B=3 again).
 
 What an executor must do
 ------------------------
@@ -45,8 +48,9 @@ What an executor must do
   `stream` (`stream.cuda_stream` is the cudaStream_t; work on any other stream breaks capture and ordering). No
   host sync, no allocation of its own buffers in `run` (allocate in `prepare` / the constructor; a torch executor's
   transient op outputs are the exception: under capture they come from the graph's private pool and replay does not
-  allocate). Change per-context shapes (TensorRT `set_input_shape`) only when `batch` differs from the last call
-  for that graph: the Inverter calls graphs at the same batch many times in a row.
+  allocate). Nothing a captured graph holds may change with a later call at another batch: per-batch state lives
+  apart per batch, made in `prepare_batch(b)` (TensorRT: one execution context per engine and batch, its input
+  shapes set once; never re-shaped, since a graph captured around it froze its state).
 - `batch` == `bindings[...].shape[0]` for every tensor; for a graph in `fixed_batch` it is always that batch (the
   Inverter splits and pads rows for it; pad rows hold finite stale values and their outputs are ignored).
 - Tell the Inverter what it runs: `cfg` (core.config.HyperStyleConfig), `device` (torch.device), `precision`
@@ -56,6 +60,8 @@ What an executor must do
   CUDA graph: no host sync, no Python-side state that changes between replays).
 - `check(max_batch)`: raise HsError (one line) before the Inverter allocates anything if it cannot serve
   `max_batch` (profile too small, ...). `prepare(max_batch)`: allocate its own workspaces/contexts once.
+  `prepare_batch(b)`: create what calls at batch b need (default: nothing); a call at a batch not prepared may
+  create it itself, but never inside a capture.
 - Constructors: `from_model(model, device, precision)` (from a models.hyperstyle.HyperStyle) and/or
   `from_export(path, device, precision, max_batch)` (an hs-export directory); the base ones raise HsError naming
   the executors that can. Every user-facing failure is an HsError whose message is one line.
@@ -125,6 +131,12 @@ class Executor(abc.ABC):
 
     def prepare(self, max_batch: int) -> None:
         """Allocate the executor's own state (contexts, workspaces) once; after `check`, before any `run`."""
+        return None
+
+    def prepare_batch(self, batch: int) -> None:
+        """Create the per-batch state (e.g. TensorRT execution contexts with their input shapes) that `run` at
+        `batch` needs, once per batch; the Inverter calls it before its first call at `batch`, outside any CUDA-graph
+        capture (fixed-batch graphs run at their own batch: prepare that one in `prepare`). Default: nothing."""
         return None
 
     @abc.abstractmethod

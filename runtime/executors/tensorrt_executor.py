@@ -1,8 +1,9 @@
 """The `tensorrt` executor: the three engines of an hs-export directory, bound by name to the Inverter's buffers.
 
     ex = TensorRTExecutor.from_export(Path("hs_export"), device="cuda", precision="fp16", max_batch=8)
-    ex.prepare(8)                                   # one execution context per engine
-    ex.run("hypernet", bindings, batch=4, stream)   # set_input_shape (batch changed) + addresses + execute_async_v3
+    ex.prepare(8)                                   # one device-memory block per engine
+    ex.prepare_batch(4)                             # one execution context per engine at batch 4, shapes set once
+    ex.run("hypernet", bindings, batch=4, stream)   # addresses that moved + execute_async_v3
 
 Engines: `w_encoder_<prec>.engine`, `hypernet_<variant>_<prec>.engine`, `generator_<variant>_<prec>.engine`, the
 plugin set when it is complete, else the plain one (the plain generator has the fixed batch `plain_batch`); fp16
@@ -12,12 +13,24 @@ built with when it is importable). Before anything is deserialized every engine 
 `register_plugins()` precedes deserialization). After deserializing, each engine's I/O names, directions, dtypes,
 formats and non-batch dims are compared with `core.contract.graph_io`: a mismatch is one HsError line.
 
-`run` is what the Inverter enqueues (and captures in one CUDA graph per batch size): `set_input_shape` only when the
-batch differs from that context's last call, `set_tensor_address(name, bindings[name].data_ptr())` only for
-addresses that moved (the hypernet's and generator's Δ inputs alternate between the Inverter's two buffer sets, so
-they move every iteration: the executor never copies between the sets), then `execute_async_v3(stream)`. Nothing in
-`run` allocates device memory or synchronizes; the first call at a new batch also checks the bound tensors' shapes
-and dtypes against the context's and the engine's output shapes against the contract (host-side only).
+Contexts. The Inverter captures one CUDA graph per (batch, T), and a graph captured around `execute_async_v3`
+freezes the context it enqueued (its shapes and internal state), so a context is never re-shaped once a graph may
+hold it: each engine gets ONE execution context PER BATCH SIZE, created without device memory of its own
+(`ExecutionContextAllocationStrategy.USER_MANAGED`, or `create_execution_context_without_device_memory()` on older
+bindings), its dynamic inputs' `set_input_shape` done once at creation. All contexts of an engine share one
+device-memory block of `device_memory_size_v2` (or `device_memory_size`) bytes, a torch uint8 tensor allocated once
+in `prepare` (`set_device_memory(ptr, size)`, or `device_memory = ptr` on older bindings). Sharing is safe because
+the Inverter runs every graph on one stream, one call after another (TensorRT forbids only concurrent use).
+`prepare_batch(b)` creates the contexts of batch b; the Inverter calls it before its first call at b, i.e. before
+the eager run that precedes any capture at b. `run` creates a missing one itself (a direct caller that skipped
+prepare_batch), except while torch's current stream is capturing: that is one HsError line.
+
+`run` is then: `set_tensor_address(name, bindings[name].data_ptr())` on that batch's context for the addresses
+that moved since that context's previous enqueue (the hypernet's and generator's Δ inputs alternate between the
+Inverter's two buffer sets, so they move every iteration and are set before each enqueue, inside a capture too: the
+executor never copies between the sets), then `execute_async_v3(stream)`. Nothing in `run` allocates device memory
+or synchronizes; a context's first `run` also checks the bound tensors' names, shapes, dtypes, contiguity and device
+(host-side only; the context's shapes were checked against the contract when it was created).
 """
 
 from __future__ import annotations
@@ -76,9 +89,23 @@ def find_engines(path: Path, precision: str | None = None) -> tuple[str, str, di
 
 
 @dataclass
+class _Context:
+    """One execution context of an engine at one batch (its input shapes set once, at creation). `addr`: the
+    addresses bound in it ({name: ptr}, mirrors the context's state); `checked`: its first run's bindings passed."""
+
+    batch: int
+    context: Any
+    addr: dict[str, int] = field(default_factory=dict)
+    checked: bool = False
+
+
+@dataclass
 class _Graph:
-    """One engine and its context. `dynamic`: (input name, shape without batch) of the inputs whose batch is a
-    runtime dim; `fixed`: the engine's static batch (None when dynamic); `profile`: (min, max) batch."""
+    """One engine, its device-memory block and its contexts. `dynamic`: (input name, shape without batch) of the
+    inputs whose batch is a runtime dim; `fixed`: the engine's static batch (None when dynamic); `profile`: (min, max)
+    batch; `memory`: the uint8 device tensor holding the block every context of this engine uses (None before
+    prepare), `mem_ptr` / `mem_bytes`: the block (256-byte aligned start, device_memory_size bytes); `contexts`:
+    {batch: _Context}."""
 
     name: str
     path: Path
@@ -87,13 +114,56 @@ class _Graph:
     dynamic: tuple[tuple[str, tuple[int, ...]], ...]
     fixed: int | None
     profile: tuple[int, int] | None
-    context: Any = None
-    batch: int | None = None
-    addr: dict[str, int] = field(default_factory=dict)
+    memory: Any = None
+    mem_ptr: int = 0
+    mem_bytes: int = 0
+    contexts: dict[int, _Context] = field(default_factory=dict)
 
 
 def _dims(d) -> tuple[int, ...]:
     return tuple(int(v) for v in d)
+
+
+def _device_memory_size(engine) -> int:
+    """Bytes one context of `engine` needs at any shape of its profiles: `device_memory_size_v2` (TensorRT >= 10.1,
+    TensorRT-RTX), else `device_memory_size`."""
+    for attr in ("device_memory_size_v2", "device_memory_size"):
+        v = getattr(engine, attr, None)
+        if v is not None:
+            return int(v)
+    raise HsError("this TensorRT exposes neither ICudaEngine.device_memory_size_v2 nor device_memory_size")
+
+
+def _create_context(trt, engine):
+    """An execution context without device memory of its own: `create_execution_context(USER_MANAGED)` (TensorRT
+    >= 10, TensorRT-RTX), else `create_execution_context_without_device_memory()` (deprecated since TensorRT 10.0)."""
+    strategy = getattr(getattr(trt, "ExecutionContextAllocationStrategy", None), "USER_MANAGED", None)
+    if strategy is not None:
+        return engine.create_execution_context(strategy)
+    make = getattr(engine, "create_execution_context_without_device_memory", None)
+    if make is None:
+        raise HsError("this TensorRT can create execution contexts only with their own device memory "
+                      "(no ExecutionContextAllocationStrategy.USER_MANAGED)")
+    return make()
+
+
+def _set_device_memory(ctx, ptr: int, size: int) -> None:
+    """Give `ctx` the block [ptr, ptr + size): `set_device_memory(ptr, size)` (TensorRT >= 10.1, TensorRT-RTX), else
+    the `device_memory` property."""
+    setter = getattr(ctx, "set_device_memory", None)
+    if setter is not None:
+        setter(ptr, size)
+    else:
+        ctx.device_memory = ptr
+
+
+def _capturing(device) -> bool:
+    """Whether torch's current stream on `device` is capturing a CUDA graph (False off CUDA)."""
+    if getattr(device, "type", None) != "cuda":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_current_stream_capturing())
 
 
 def _inspect(trt, graph: str, path: Path, engine, io: C.GraphIO, rebuild: str) -> _Graph:
@@ -219,26 +289,41 @@ class TensorRTExecutor(Executor):
                           f"`hs-export --max-batch {max_batch} ...` or lower max_batch")
 
     def prepare(self, max_batch: int) -> None:
-        """One execution context per engine (TensorRT allocates its activation memory here, once)."""
+        """Allocate each engine's device-memory block once (`device_memory_size_v2` bytes from a 256-byte aligned
+        start, as TensorRT requires, inside one uint8 tensor on `device`) and create the contexts of fixed-batch
+        engines. Contexts of dynamic engines come with `prepare_batch`."""
+        import torch
+
         for g in self._graphs.values():
-            if g.context is not None:
-                continue
-            ctx = g.engine.create_execution_context()
-            if ctx is None:
-                raise HsError(f"{self.flavor.name} could not create an execution context for {g.path.name} "
-                              f"(out of device memory?)")
-            g.context, g.batch, g.addr = ctx, None, {}
+            if g.memory is None:
+                g.mem_bytes = max(_device_memory_size(g.engine), 256)
+                g.memory = torch.empty(g.mem_bytes + 255, dtype=torch.uint8, device=self.device)
+                g.mem_ptr = -(-g.memory.data_ptr() // 256) * 256
+            if g.fixed is not None:
+                self._context(g, g.fixed)
+
+    def prepare_batch(self, batch: int) -> None:
+        """Create (once) every dynamic engine's execution context at `batch`, its input shapes set; fixed-batch
+        engines keep the one context `prepare` made. Not inside a CUDA-graph capture."""
+        for g in self._graphs.values():
+            if g.memory is None:
+                raise HsError("TensorRTExecutor.prepare_batch before prepare(): no device memory for the contexts")
+            if g.fixed is None:
+                self._context(g, batch)
 
     def run(self, graph: str, bindings: Mapping[str, Any], batch: int, stream) -> None:
-        """Bind `bindings` by name and enqueue `graph` on `stream` (see the module docstring). No allocation, no
-        sync: capturable."""
+        """Bind `bindings` by name in `graph`'s context for `batch` and enqueue it on `stream` (see the module
+        docstring). No allocation, no sync: capturable."""
         g = self._graphs[graph]
-        ctx = g.context
-        if ctx is None:
-            raise HsError("TensorRTExecutor.run before prepare(): no execution context")
-        if g.batch != batch:
-            self._set_batch(g, batch, bindings)
-        addr = g.addr
+        c = g.contexts.get(batch)
+        if c is None:
+            if g.memory is None:
+                raise HsError("TensorRTExecutor.run before prepare() (or after close()): no execution context")
+            c = self._context(g, batch)  # a caller that skipped prepare_batch(batch); refused under capture
+        if not c.checked:
+            self._check_bindings(g, batch, bindings)
+            c.checked = True
+        ctx, addr = c.context, c.addr
         for name, t in bindings.items():
             ptr = t.data_ptr()
             if addr.get(name) != ptr:
@@ -248,40 +333,58 @@ class TensorRTExecutor(Executor):
         if not ctx.execute_async_v3(_stream_handle(stream)):
             raise HsError(f"{self.flavor.name}: execute_async_v3 of {g.path.name} failed at batch {batch}")
 
-    def _set_batch(self, g: _Graph, batch: int, bindings: Mapping[str, Any]) -> None:
-        """At a new batch: set the dynamic input shapes, then check the bound tensors against the context (host-side
-        only) and forget the bound addresses (all are re-set, validated, once)."""
+    def _context(self, g: _Graph, batch: int) -> _Context:
+        """`g`'s context at `batch`, created on first use: no own device memory (the engine's block is set), every
+        dynamic input's shape set once, the context's I/O shapes checked against the contract (host-side only)."""
+        c = g.contexts.get(batch)
+        if c is not None:
+            return c
         if g.fixed is not None and batch != g.fixed:
             raise HsError(f"{g.path.name} has the fixed batch {g.fixed}, called with {batch}")
         if g.profile is not None and not g.profile[0] <= batch <= g.profile[1]:
             raise HsError(f"{g.path.name}: batch {batch} is outside its profile {g.profile[0]}..{g.profile[1]}")
-        ctx = g.context
+        if _capturing(self.device):
+            raise HsError(f"{g.path.name}: no execution context for batch {batch} while a CUDA graph is being captured;"
+                          f" call prepare_batch({batch}) before capturing at that batch")
+        ctx = _create_context(self.flavor.module, g.engine)
+        if ctx is None:
+            raise HsError(f"{self.flavor.name} could not create an execution context for {g.path.name} "
+                          f"at batch {batch}")
+        _set_device_memory(ctx, g.mem_ptr, g.mem_bytes)
         for name, rest in g.dynamic:
             if not ctx.set_input_shape(name, (batch, *rest)):
                 raise HsError(f"{g.path.name}: TensorRT refused input shape {[batch, *rest]} for {name}")
+        for t in g.io.inputs + g.io.outputs:
+            ctx_shape, expect = _dims(ctx.get_tensor_shape(t.name)), t.concrete(batch)
+            if ctx_shape != expect:
+                raise HsError(f"{g.path.name}: {t.name} is {list(ctx_shape)} at batch {batch}, the contract wants "
+                              f"{list(expect)}")
+        c = g.contexts[batch] = _Context(batch, ctx)
+        return c
+
+    def _check_bindings(self, g: _Graph, batch: int, bindings: Mapping[str, Any]) -> None:
+        """A context's first run: `bindings` name exactly the graph's I/O, each a contiguous tensor on `device` of
+        the contract's dtype and shape at `batch` (host-side only)."""
         want = set(g.io.input_names + g.io.output_names)
         if set(bindings) != want:
             raise HsError(f"{g.name} bindings must name exactly its I/O: missing {sorted(want - set(bindings))[:4]}, "
                           f"unexpected {sorted(set(bindings) - want)[:4]}")
         for t in g.io.inputs + g.io.outputs:
-            b = bindings[t.name]
-            ctx_shape = _dims(ctx.get_tensor_shape(t.name))
-            expect = t.concrete(batch)
-            if ctx_shape != expect:
-                raise HsError(f"{g.path.name}: {t.name} is {list(ctx_shape)} at batch {batch}, the contract wants "
-                              f"{list(expect)}")
+            b, expect = bindings[t.name], t.concrete(batch)
             if tuple(b.shape) != expect or str(b.dtype).removeprefix("torch.") != t.dtype:
                 raise HsError(f"{g.name}:{t.name} bound to {str(b.dtype).removeprefix('torch.')} {list(b.shape)}, "
                               f"expected {t.dtype} {list(expect)}")
             if not b.is_contiguous() or b.device != self.device:
                 raise HsError(f"{g.name}:{t.name} must be a contiguous tensor on {self.device}, got "
                               f"{'non-contiguous' if not b.is_contiguous() else str(b.device)}")
-        g.batch, g.addr = batch, {}
 
     def close(self) -> None:
-        """Free contexts, then engines, then the runtime (TensorRT's dependency order). Idempotent."""
+        """Free contexts, then their device memory, then engines, then the runtime (TensorRT's dependency order).
+        Idempotent."""
         for g in self._graphs.values():
-            g.context = None
+            g.contexts.clear()
+        for g in self._graphs.values():
+            g.memory, g.mem_ptr, g.mem_bytes = None, 0, 0
         for g in self._graphs.values():
             g.engine = None
         self._runtime = None
@@ -289,7 +392,10 @@ class TensorRTExecutor(Executor):
     def describe(self) -> dict:
         return {**super().describe(), "tensorrt_flavor": self.flavor.name, "tensorrt": self.flavor.version,
                 "variant": self.variant, "engines": {g: p.name for g, p in self.engines.items()},
-                "max_batch": self.max_batch, "fixed_batch": dict(self.fixed_batch)}
+                "max_batch": self.max_batch, "fixed_batch": dict(self.fixed_batch),
+                "contexts": {g: sorted(s.contexts) for g, s in self._graphs.items()},
+                "context_memory_bytes": {g: s.mem_bytes if s.memory is not None else 0
+                                         for g, s in self._graphs.items()}}
 
 
 def _stream_handle(stream) -> int:

@@ -1,5 +1,6 @@
 """The `tensorrt` executor on a GPU: a fresh `hs-export --fp16` of the tiny config, Inverter.from_export(...,
-executor="tensorrt") against the torch executor (fp16), CUDA-graph replay against eager, and batch changes.
+executor="tensorrt") against the torch executor (fp16), CUDA-graph replay against eager, and batch changes (one
+execution context per engine and batch size, all of an engine's contexts on one shared device-memory block).
 
 NEVER RUN: no TensorRT engine has executed anywhere in this project yet (the only GPU lent so far is an H200, where
 TensorRT-RTX refuses SM 9.0 and full TensorRT was not installable). The gates below are set from the exporter's fp16
@@ -86,13 +87,20 @@ def test_graph_replay_equals_eager(export_dir, images):
 
 
 def test_batch_changes(export_dir, images):
-    """B=3, then B=1, then B=3 again through one Inverter: set_input_shape follows each change."""
+    """B=3, then B=1, then B=3 again through one Inverter: B=3's graph is replayed after B=1's was captured. Each
+    batch has its own execution contexts (made at warm-up, shapes set once), so the replay must reproduce the first
+    B=3 result. All contexts of an engine share one device-memory block, so this also checks that the graphs'
+    sharing it is harmless."""
     from runtime import Inverter
 
     inv = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B)
+    ex = inv.executor
+    assert ex.describe()["contexts"] == {g: list(range(1, MAX_B + 1)) for g in ("w_encoder", "hypernet", "generator")}
     r3 = inv.invert(images, n_iters=T, copy=True)
     r1 = inv.invert(images[:1], n_iters=T, copy=True)
     r3b = inv.invert(images, n_iters=T, copy=True)
+    assert sorted(inv._graphs) == [(1, T), (3, T)]
     e1, e3 = _rel(r1.images[0], r3.images[0]), float((r3b.images.float() - r3.images.float()).abs().max())
-    print(f"tensorrt batch 1 vs row 0 of batch 3: {e1:.3e} rel; batch 3 twice: {e3:.3e} abs")
+    print(f"tensorrt batch 1 vs row 0 of batch 3: {e1:.3e} rel; batch 3 twice: {e3:.3e} abs; context memory "
+          f"{ex.describe()['context_memory_bytes']} bytes per engine")
     assert e1 <= FP16_REL and e3 <= REPLAY_ABS

@@ -1,9 +1,10 @@
 """The `tensorrt` executor without executing an engine (no CUDA driver here; TensorRT-RTX refuses SM 9.x anyway).
 
-A fake TensorRT module (engine + context recording set_input_shape / set_tensor_address / execute_async_v3) checks
-the binding, shape and ping-pong logic against buffers laid out as runtime/executors/base.py says the Inverter lays
-them out; real TensorRT-RTX-built engines with real and edited sidecars check that from_export refuses stale,
-foreign or plugin-less engines, and a CPU machine, before anything is deserialized."""
+A fake TensorRT module (engine + contexts recording set_device_memory / set_input_shape / set_tensor_address /
+execute_async_v3) checks the per-batch contexts, the shared device memory, the binding, shape and ping-pong logic
+against buffers laid out as runtime/executors/base.py says the Inverter lays them out; real TensorRT-RTX-built
+engines with real and edited sidecars check that from_export refuses stale, foreign or plugin-less engines, and a
+CPU machine, before anything is deserialized."""
 
 import json
 from pathlib import Path
@@ -41,18 +42,37 @@ class FakeTrt:
     class TensorFormat:
         LINEAR = _E("LINEAR")
 
+    class ExecutionContextAllocationStrategy:
+        STATIC, USER_MANAGED = _E("STATIC"), _E("USER_MANAGED")
+
+
+class OldTrt:
+    """Bindings without ExecutionContextAllocationStrategy (TensorRT < 10: create_execution_context_without_device_
+    memory and the device_memory property)."""
+
+    TensorIOMode, DataType, TensorFormat = FakeTrt.TensorIOMode, FakeTrt.DataType, FakeTrt.TensorFormat
+
 
 FLAVOR = Flavor("tensorrt_rtx", FakeTrt, "1.7.1.116")
 _DT = {"float32": FakeTrt.DataType.FLOAT, "float16": FakeTrt.DataType.HALF}
 
 
 class FakeContext:
-    def __init__(self, engine):
-        self.engine = engine
+    """A context created with `strategy` (STATIC: its own memory; USER_MANAGED / None from the without-memory call:
+    enqueue refused until memory is given, as TensorRT does)."""
+
+    def __init__(self, engine, strategy=FakeTrt.ExecutionContextAllocationStrategy.STATIC, own_memory=True):
+        self.engine, self.strategy = engine, strategy
+        self.memory = (0xA1100, engine.mem) if own_memory else None  # (ptr, size)
         self.shapes = {}  # input name -> shape set
         self.addr = {}
-        self.calls = []  # ("shape", name, shape) | ("addr", name, ptr) | ("exec", handle)
+        self.calls = []  # ("memory", ptr, size) | ("shape", name, shape) | ("addr", name, ptr) | ("exec", handle)
         self.launches = []  # the full address table at each execute_async_v3
+
+    def set_device_memory(self, ptr, size):
+        assert size >= self.engine.mem and ptr % 256 == 0
+        self.calls.append(("memory", ptr, size))
+        self.memory = (ptr, size)
 
     def set_input_shape(self, name, shape):
         assert self.engine.mode[name] is FakeTrt.TensorIOMode.INPUT
@@ -78,13 +98,34 @@ class FakeContext:
         return True
 
     def execute_async_v3(self, handle):
+        if self.memory is None:
+            return False  # TensorRT: a USER_MANAGED context without device memory cannot enqueue
         self.calls.append(("exec", handle))
         self.launches.append(dict(self.addr))
         return True
 
 
+class OldContext(FakeContext):
+    """TensorRT < 10.1: the device_memory property instead of set_device_memory."""
+
+    set_device_memory = None
+
+    @property
+    def device_memory(self):
+        return None if self.memory is None else self.memory[0]
+
+    @device_memory.setter
+    def device_memory(self, ptr):
+        self.calls.append(("memory", ptr, None))
+        self.memory = (ptr, None)
+
+
 class FakeEngine:
     """An engine whose I/O is `io` (a GraphIO with batch "B" or an int); `rename`/`dtype` edit one tensor."""
+
+    mem = 4096  # device bytes a context needs
+    device_memory_size_v2 = property(lambda self: self.mem)
+    context_cls = FakeContext
 
     def __init__(self, io, profile=(1, 4, 8), rename=None, dtype=None, shape=None):
         self.names, self.mode, self.dtype, self.shape = [], {}, {}, {}
@@ -119,8 +160,25 @@ class FakeEngine:
         rest = self.shape[name][1:]
         return tuple((b, *rest) for b in self.profile)
 
+    def create_execution_context(self, strategy=FakeTrt.ExecutionContextAllocationStrategy.STATIC):
+        c = self.context_cls(self, strategy,
+                             own_memory=strategy is not FakeTrt.ExecutionContextAllocationStrategy.USER_MANAGED)
+        self.contexts.append(c)
+        return c
+
+
+class OldEngine(FakeEngine):
+    """TensorRT < 10.1 bindings: device_memory_size, create_execution_context_without_device_memory."""
+
+    device_memory_size_v2 = None
+    device_memory_size = property(lambda self: self.mem)
+    context_cls = OldContext
+
     def create_execution_context(self):
-        c = FakeContext(self)
+        raise AssertionError("the executor must not create contexts with their own device memory")
+
+    def create_execution_context_without_device_memory(self):
+        c = OldContext(self, None, own_memory=False)
         self.contexts.append(c)
         return c
 
@@ -139,8 +197,8 @@ def fake_engines(variant="plugin", precision="fp16", plain_batch=1, edit=None, c
     return out
 
 
-def make_executor(variant="plugin", precision="fp16", **kw):
-    return TensorRTExecutor(TINY, variant, precision, FLAVOR, fake_engines(variant, precision, **kw), "cpu")
+def make_executor(variant="plugin", precision="fp16", flavor=FLAVOR, **kw):
+    return TensorRTExecutor(TINY, variant, precision, flavor, fake_engines(variant, precision, **kw), "cpu")
 
 
 class Stream:
@@ -179,8 +237,13 @@ def run_loop(ex, bufs, b, T):
     return calls
 
 
-def _ctx(ex, graph):
-    return ex._graphs[graph].context
+def _ctx(ex, graph, b):
+    """The fake context of `graph` at batch b."""
+    return ex._graphs[graph].contexts[b].context
+
+
+def _all_contexts(ex, graph):
+    return ex._graphs[graph].engine.contexts
 
 
 # ---- tests -------------------------------------------------------------------------------------------------------
@@ -204,51 +267,149 @@ def test_contract_names_match_engine():
 
 
 def test_ping_pong_addresses_and_shapes():
+    """Batches 3, 3, 1, 3, 6: every launch of every (graph, batch) context has exactly the Inverter's buffers of that
+    step bound (both Δ parities, inside one loop), and switching batches never re-shapes a context."""
     ex = make_executor()
     ex.check(6)
     ex.prepare(6)
     bufs = Buffers(ex, 6)
-    launches = {g: 0 for g in C.GRAPHS}
+    launches = {}
     for b, T in ((3, 5), (3, 5), (1, 2), (3, 1), (6, 5)):
+        ex.prepare_batch(b)
         calls = run_loop(ex, bufs, b, T)
         for g, bind in calls:
-            snap = _ctx(ex, g).launches[launches[g]]
-            launches[g] += 1
-            assert snap == {k: v.data_ptr() for k, v in bind.items()}, f"{g} bound to other buffers"
+            i = launches.get((g, b), 0)
+            launches[g, b] = i + 1
+            assert _ctx(ex, g, b).launches[i] == {k: v.data_ptr() for k, v in bind.items()}, f"{g}@{b} bound elsewhere"
+    for (g, b), n in launches.items():
+        assert len(_ctx(ex, g, b).launches) == n  # no launch went to another batch's context
     # the hypernet of iteration t writes the set the next hypernet reads and the generator reads: no copy in between
-    h = _ctx(ex, "hypernet").launches
+    h = _ctx(ex, "hypernet", 3).launches
     assert h[0]["acc_convs_8"] == bufs.sets[1]["delta_convs_8"].data_ptr() == h[1]["delta_convs_8"]
     assert h[1]["acc_convs_8"] == bufs.sets[0]["delta_convs_8"].data_ptr()
-    g = _ctx(ex, "generator").launches
+    g = _ctx(ex, "generator", 3).launches
     assert g[1]["delta_convs_8"] == h[0]["acc_convs_8"] and g[2]["delta_convs_8"] == h[1]["acc_convs_8"]
-    # set_input_shape: once per input per batch change (3, 1, 3, 6), never on repeats
+    # set_input_shape: once per input per context (batches 3, 1, 6), at creation, never again when switching back
     for graph in C.GRAPHS:
-        shapes = [c for c in _ctx(ex, graph).calls if c[0] == "shape"]
+        assert sorted(ex._graphs[graph].contexts) == [1, 3, 6] and len(_all_contexts(ex, graph)) == 3
         n_in = len(ex.io(graph).inputs)
-        assert len(shapes) == 4 * n_in
-        assert [s[2][0] for s in shapes[::n_in]] == [3, 1, 3, 6]
-        assert all(s[2] == ex.io(graph).tensor(s[1]).concrete(s[2][0]) for s in shapes)
-    assert all(c[1] == Stream.cuda_stream for c in _ctx(ex, "generator").calls if c[0] == "exec")
+        for b in (1, 3, 6):
+            calls = _ctx(ex, graph, b).calls
+            shapes = [c for c in calls if c[0] == "shape"]
+            assert len(shapes) == n_in and {c[1] for c in shapes} == set(ex.io(graph).input_names)
+            assert all(c[2] == ex.io(graph).tensor(c[1]).concrete(b) for c in shapes)
+            first_exec = next(i for i, c in enumerate(calls) if c[0] == "exec")
+            assert all(c[0] != "shape" for c in calls[first_exec:])
+    assert all(c[1] == Stream.cuda_stream for c in _ctx(ex, "generator", 3).calls if c[0] == "exec")
+
+
+def test_one_context_per_batch_created_outside_run():
+    """prepare_batch(b) creates each engine's context at b (USER_MANAGED, shared memory, shapes set); run creates
+    nothing; batches back and forth (2, 1, 2, 1) reuse them and never call set_input_shape or set_device_memory."""
+    ex = make_executor()
+    ex.prepare(4)
+    assert all(not _all_contexts(ex, g) for g in C.GRAPHS)  # dynamic engines: no context before prepare_batch
+    ex.prepare_batch(2)
+    ex.prepare_batch(1)
+    ex.prepare_batch(2)  # again: nothing new
+    made = {g: list(_all_contexts(ex, g)) for g in C.GRAPHS}
+    assert all(len(v) == 2 for v in made.values())
+    setup = {(g, b): list(_ctx(ex, g, b).calls) for g in C.GRAPHS for b in (1, 2)}
+    bufs = Buffers(ex, 4)
+    for b in (2, 1, 2, 1, 2):
+        run_loop(ex, bufs, b, 3)
+    for g in C.GRAPHS:
+        assert _all_contexts(ex, g) == made[g], f"{g}: run created a context"
+        for b in (1, 2):
+            c = _ctx(ex, g, b)
+            assert c.strategy is FakeTrt.ExecutionContextAllocationStrategy.USER_MANAGED
+            assert c.calls[:len(setup[g, b])] == setup[g, b]
+            assert {x[0] for x in c.calls[len(setup[g, b]):]} == {"addr", "exec"}  # no shape / memory call in run
+            assert [x[0] for x in setup[g, b]].count("memory") == 1
+
+
+def test_contexts_of_an_engine_share_one_device_memory_block():
+    """Every context of an engine gets the same pointer and size: the engine's one block, allocated in prepare with
+    at least device_memory_size_v2 bytes; the three engines have their own blocks."""
+    ex = make_executor()
+    ex.prepare(4)
+    for b in (1, 2, 3, 4):
+        ex.prepare_batch(b)
+    ptrs = {}
+    for g in C.GRAPHS:
+        st = ex._graphs[g]
+        got = {c.memory for c in _all_contexts(ex, g)}
+        assert got == {(st.mem_ptr, FakeEngine.mem)}, f"{g}: contexts do not share one block: {got}"
+        lo, hi = st.memory.data_ptr(), st.memory.data_ptr() + st.memory.numel()
+        assert st.memory.dtype == torch.uint8 and lo <= st.mem_ptr and st.mem_ptr + FakeEngine.mem <= hi  # inside it
+        ptrs[g] = st.mem_ptr
+    assert len(set(ptrs.values())) == 3
+    ex.prepare(4)  # idempotent: the block is not reallocated
+    assert {g: ex._graphs[g].mem_ptr for g in C.GRAPHS} == ptrs
+    d = ex.describe()
+    assert d["contexts"] == {g: [1, 2, 3, 4] for g in C.GRAPHS}
+    assert d["context_memory_bytes"] == {g: FakeEngine.mem for g in C.GRAPHS}
+    ex.close()
+    assert all(not ex._graphs[g].contexts and ex._graphs[g].memory is None for g in C.GRAPHS)
+
+
+def test_older_bindings_without_allocation_strategy():
+    """TensorRT < 10.1 names: create_execution_context_without_device_memory, device_memory_size and the
+    device_memory property; the contexts still share one block and can enqueue."""
+    ex = make_executor(flavor=Flavor("tensorrt", OldTrt, "10.0.1"), cls=OldEngine)
+    ex.prepare(2)
+    ex.prepare_batch(1)
+    ex.prepare_batch(2)
+    bufs = Buffers(ex, 2)
+    run_loop(ex, bufs, 2, 2)
+    for g in C.GRAPHS:
+        assert {c.memory for c in _all_contexts(ex, g)} == {(ex._graphs[g].mem_ptr, None)}
+        assert len(_ctx(ex, g, 2).launches) == {"w_encoder": 1, "hypernet": 2, "generator": 3}[g]
+
+
+def test_run_creates_a_missing_context_eagerly_but_never_under_capture(monkeypatch):
+    """A caller that skipped prepare_batch (e.g. runtime.edit's direct generator calls) gets the context created at
+    its first eager call; under a capture that is one HsError line and nothing is created."""
+    import runtime.executors.tensorrt_executor as te
+
+    ex = make_executor()
+    ex.prepare(4)
+    bufs = Buffers(ex, 4)
+    ex.run("w_encoder", bufs.bindings("w_encoder", 2), 2, Stream())
+    assert sorted(ex._graphs["w_encoder"].contexts) == [2] and len(_ctx(ex, "w_encoder", 2).launches) == 1
+    monkeypatch.setattr(te, "_capturing", lambda device: True)
+    ex.run("w_encoder", bufs.bindings("w_encoder", 2), 2, Stream())  # existing context: fine under capture
+    with pytest.raises(HsError, match=r"no execution context for batch 3 while a CUDA graph is being captured; "
+                                      r"call prepare_batch\(3\) before") as e:
+        ex.run("w_encoder", bufs.bindings("w_encoder", 3), 3, Stream())
+    assert "\n" not in str(e.value) and sorted(ex._graphs["w_encoder"].contexts) == [2]
+    with pytest.raises(HsError, match="while a CUDA graph is being captured"):
+        ex.prepare_batch(4)
 
 
 def test_repeat_call_sets_nothing_but_the_launch():
     ex = make_executor()
     ex.prepare(4)
+    ex.prepare_batch(2)
     bufs = Buffers(ex, 4)
     bind = bufs.bindings("w_encoder", 2)
     ex.run("w_encoder", bind, 2, Stream())
-    n = len(_ctx(ex, "w_encoder").calls)
+    n = len(_ctx(ex, "w_encoder", 2).calls)
     ex.run("w_encoder", bufs.bindings("w_encoder", 2), 2, Stream())
-    assert _ctx(ex, "w_encoder").calls[n:] == [("exec", Stream.cuda_stream)]
+    assert _ctx(ex, "w_encoder", 2).calls[n:] == [("exec", Stream.cuda_stream)]
 
 
 def test_plain_generator_fixed_batch():
     ex = make_executor("plain", plain_batch=2)
     assert ex.fixed_batch == {"generator": 2} and not ex.ohwi and ex.max_batch == 8
     ex.prepare(4)
+    assert sorted(ex._graphs["generator"].contexts) == [2]  # the static engine's one context, made in prepare
+    ex.prepare_batch(1)
+    ex.prepare_batch(3)
+    assert sorted(ex._graphs["generator"].contexts) == [2] and sorted(ex._graphs["hypernet"].contexts) == [1, 3]
     bufs = Buffers(ex, 4)
     ex.run("generator", bufs.bindings("generator", 2), 2, Stream())
-    assert not [c for c in _ctx(ex, "generator").calls if c[0] == "shape"]  # static: no set_input_shape
+    assert not [c for c in _ctx(ex, "generator", 2).calls if c[0] == "shape"]  # static: no set_input_shape
     with pytest.raises(HsError, match="fixed batch 2, called with 1"):
         ex.run("generator", bufs.bindings("generator", 1), 1, Stream())
 
@@ -278,6 +439,8 @@ def test_profile_too_small_and_binding_errors():
     with pytest.raises(HsError, match="max_batch=6 exceeds the engines' profile"):
         ex.check(6)
     ex.prepare(4)
+    with pytest.raises(HsError, match=r"batch 5 is outside its profile 1..4"):
+        ex.prepare_batch(5)
     bufs = Buffers(ex, 4)
     with pytest.raises(HsError, match="needs the Inverter's CUDA stream"):
         ex.run("w_encoder", bufs.bindings("w_encoder", 1), 1, None)
@@ -288,6 +451,8 @@ def test_profile_too_small_and_binding_errors():
         ex.run("w_encoder", {"image": bufs.x[:2]}, 2, Stream())
     with pytest.raises(HsError, match="before prepare"):
         make_executor().run("w_encoder", bufs.bindings("w_encoder", 1), 1, Stream())
+    with pytest.raises(HsError, match="before prepare"):
+        make_executor().prepare_batch(1)
 
 
 def test_find_engines(tmp_path):
@@ -475,17 +640,15 @@ class ComputingContext(FakeContext):
 
 
 class ComputingEngine(FakeEngine):
-    def create_execution_context(self):
-        c = ComputingContext(self)
-        self.contexts.append(c)
-        return c
+    context_cls = ComputingContext
 
 
 @pytest.mark.parametrize("variant,plain_batch", [("plugin", 1), ("plain", 2)])
 def test_inverter_data_flow_through_executor(monkeypatch, variant, plain_batch):
     """runtime.Inverter (CPU, no graphs) over TensorRTExecutor with computing fakes: Δ after T iterations equals T
     in every layer and row, the image is x00 + n_layers * T: the two sets ping-pong without copies, and the plain
-    generator's fixed batch is served in padded chunks."""
+    generator's fixed batch is served in padded chunks. Batches 3, 1, 3 run on their own contexts, all created by
+    the Inverter's prepare_batch: run is made to believe it is always capturing, so a context made in run fails."""
     import runtime.executors.tensorrt_executor as te
     from runtime.inverter import Inverter
 
@@ -493,15 +656,32 @@ def test_inverter_data_flow_through_executor(monkeypatch, variant, plain_batch):
     engines = fake_engines(variant, "fp32", plain_batch=plain_batch, cls=ComputingEngine)
     ex = TensorRTExecutor(TINY, variant, "fp32", FLAVOR, engines, "cpu")
     inv = Inverter(ex, max_batch=4, n_iters=5, warmup=False)
+    real_prepare_batch = ex.prepare_batch
+
+    def prepare_batch(b):  # the Inverter's hook runs outside "capture"; every run sees one
+        monkeypatch.setattr(te, "_capturing", lambda device: False)
+        real_prepare_batch(b)
+        monkeypatch.setattr(te, "_capturing", lambda device: True)
+
+    monkeypatch.setattr(ex, "prepare_batch", prepare_batch)
+    monkeypatch.setattr(te, "_capturing", lambda device: True)
     x = torch.tensor([-0.5, 0.25, 0.75])[:, None, None, None].expand(3, 3, TINY.hypernet.input_size,
                                                                      TINY.hypernet.input_size).contiguous()
     n_layers = len(TINY.tuned)
-    for T in (5, 2, 1):
-        res = inv.invert(x, n_iters=T)
+    for xb, T in ((x, 5), (x[:1], 2), (x, 2), (x[:1], 1), (x, 1)):
+        res = inv.invert(xb, n_iters=T)
         for name, d in res.raw_deltas.items():
             assert torch.equal(d, torch.full_like(d, float(T))), (name, T)
-        want = x[:, 0, 0, 0] + n_layers * T
+        want = xb[:, 0, 0, 0] + n_layers * T
         assert torch.equal(res.images[:, 0, 0, 0], want), (T, res.images[:, 0, 0, 0], want)
-    gen_calls = [c for c in ex._graphs["generator"].context.calls if c[0] == "exec"]
-    per_invert = 1 + 5 + 1 + 2 + 1 + 1  # y0 + T generator passes, for T = 5, 2, 1
-    assert len(gen_calls) == per_invert * (2 if variant == "plain" else 1)  # plain: 2 chunks of 2 rows for B=3
+    gen = ex._graphs["generator"]
+    assert sorted(ex._graphs["hypernet"].contexts) == [1, 3]
+    assert sorted(gen.contexts) == ([2] if variant == "plain" else [1, 3])
+    execs = {b: sum(c[0] == "exec" for c in gen.contexts[b].context.calls) for b in gen.contexts}
+    if variant == "plain":  # 2 chunks of 2 rows for B=3, 1 chunk for B=1; y0 + T passes per invert
+        assert execs == {2: 2 * (6 + 3 + 2) + (3 + 2)}
+    else:
+        assert execs == {3: 6 + 3 + 2, 1: 3 + 2}
+    for g in C.GRAPHS:  # every shape was set once, when its context was made
+        for c in ex._graphs[g].contexts.values():
+            assert sum(x[0] == "shape" for x in c.context.calls) == len(ex._graphs[g].dynamic)
