@@ -13,7 +13,6 @@ graph could not be produced (e.g. the plugin ops are not importable: SKIPPED row
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from cli._run import interruptible, run
 from core.errors import HsError
 
 
@@ -66,20 +66,6 @@ class _Steps:
         self.console.print(f"  {desc}: {time.perf_counter() - t0:.1f} s")
 
 
-class _Interrupted(Exception):
-    """Ctrl-C inside the command, carried past click (whose own handler prints a blank line first)."""
-
-
-def _interruptible(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise _Interrupted from None
-    return wrapper
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="Graph precision (strongly typed).")
 @click.option("--both-precisions", is_flag=True, help="Export fp32 and fp16.")
@@ -99,7 +85,7 @@ def _interruptible(fn):
               help="Full TensorRT >= 10.9: embed the plugin kernels (AOT QDPs); the engine runs without Python.")
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
-@_interruptible
+@interruptible
 def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_batch, plain_batch, out, plain, plugin,
         engines, verify, ccs, aot_plugins, cache_dir, dry_run):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
@@ -138,24 +124,7 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit code (0 ok, 1 artifact failures, 2 user error, 130 interrupted)."""
-    try:
-        rc = cli.main(args=argv, standalone_mode=False)
-    except HsError as e:
-        click.echo(f"error: {e}", err=True)
-        return _exit(2, argv)
-    except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C: in the command, in click, here
-        click.echo("error: interrupted", err=True)
-        return _exit(130, argv)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        return _exit(e.exit_code, argv)
-    return _exit(rc if isinstance(rc, int) else 0, argv)
-
-
-def _exit(code: int, argv) -> int:
-    if argv is None:  # console script
-        sys.exit(code)
-    return code
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import click
 import numpy as np
 
 from core.atomic import atomic_path, write_json_atomic
+from cli._run import interruptible, run
 from core.errors import HsError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
@@ -477,6 +478,7 @@ def _device(name: str) -> str:
 @click.option("--refine-lr", type=float, default=3e-4, show_default=True, help="PTI learning rate (Adam).")
 @click.option("--interpolate", is_flag=True, help="Frames + GIF between consecutive photos (codes and Δ).")
 @click.option("--frames", type=int, default=8, show_default=True, help="Frames per interpolation.")
+@interruptible
 def cli(photos, out, no_align, align_only, align_size, all_faces, checkpoint, w_encoder, config, export_dir,
         executor, device, precision, batch, iters, edits, save_codes, save_weights, target_generator, refine_steps,
         refine_lr, interpolate, frames):
@@ -552,24 +554,7 @@ def _validate(o: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 all photos ok, 1 some failed, 2 user error (one line on stderr, before any work)."""
-    try:
-        rc = cli.main(args=argv, standalone_mode=False)
-    except HsError as e:
-        click.echo(f"error: {e}", err=True)
-        return _exit(2, argv)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return _exit(130, argv)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        return _exit(e.exit_code, argv)
-    return _exit(rc if isinstance(rc, int) else 0, argv)
-
-
-def _exit(code: int, argv) -> int:
-    if argv is None:  # console script
-        sys.exit(code)
-    return code
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

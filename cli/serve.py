@@ -14,11 +14,11 @@ through the HTTP client and writes the inversions. User errors print one line `e
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from cli._run import run
 from core.errors import HsError
 
 
@@ -144,24 +144,7 @@ def infer_cmd(images, url, out):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit code (0 ok, 1 a failure, 2 user error)."""
-    try:
-        rc = cli.main(args=argv, standalone_mode=False)
-    except HsError as e:
-        click.echo(f"error: {e}", err=True)
-        return _exit(2, argv)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return _exit(130, argv)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        return _exit(e.exit_code, argv)
-    return _exit(rc if isinstance(rc, int) else 0, argv)
-
-
-def _exit(code: int, argv) -> int:
-    if argv is None:  # console script
-        sys.exit(code)
-    return code
+    return run(cli, argv)
 
 
 if __name__ == "__main__":
