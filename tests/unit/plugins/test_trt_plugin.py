@@ -3,11 +3,11 @@ round-trip, formats, shape checks, the enqueue call (bound to the real launch_ra
 ONNX graphs parse and build.
 Engines are built, never run (no GPU needed)."""
 
-import numpy as np
 import pytest
 
 from core.errors import HsError
 from plugins.onnx_export import single_node_model
+from plugins.trt_common import int32_fields
 from plugins.registry import get_spec
 from _trt_util import build, parse, plugin_layers
 
@@ -60,7 +60,7 @@ def test_missing_fields_take_defaults_and_bad_values_fail(trt):
     _, Creator = _classes("mod_conv")
     p = Creator().create_plugin("n", trt.PluginFieldCollection([]), trt.TensorRTPhase.BUILD)
     assert p.attrs == {"upsample": 0, "delta_mode": 0, "demodulate": 1}
-    bad = trt.PluginFieldCollection([trt.PluginField("delta_mode", np.array([7], np.int32), trt.PluginFieldType.INT32)])
+    bad = int32_fields(trt, {"delta_mode": 7})  # owns its array: a PluginField keeps only a raw pointer
     with pytest.raises(HsError, match="delta_mode=7"):
         Creator().create_plugin("n", bad, trt.TensorRTPhase.BUILD)
 
