@@ -68,11 +68,11 @@ gpu-check:
 	test ! -d .whl || $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl
 	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q $(GPU_PYTEST_ARGS) \
 		-p no:cacheprovider -rs --durations=10 2>&1 | tee $(OUT)/gpu_tests.log
-	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m benchmarks.cli kernels \
+	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.cli kernels \
 		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
-	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_RUNTIME_S) $(GPU_PY) -m benchmarks.runtime \
+	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_RUNTIME_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.runtime \
 		--json $(OUT)/runtime.json 2>&1 | tee $(OUT)/runtime.log
-	set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_E2E_S) $(GPU_PY) -m benchmarks.cli --batch 8 \
+	set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_E2E_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.cli --batch 8 \
 		--methods projector,pti,hyperstyle-ref,hyperstyle-fast --baseline-steps 10 --out $(OUT)/bench \
 		2>&1 | tee $(OUT)/bench.log
 
@@ -92,7 +92,7 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 golden: setup
-	$(PY) -m models.golden verify tests/data/golden
+	$(PY) -m hyperstyle_trt.models.golden verify tests/data/golden
 
 # The main jobs on the embedded default weights (untrained: timings are faithful, images are not), on a CPU:
 # `hs-export --fp16` of FFHQ-1024 (ONNX graphs + FP16 TensorRT engines; engines are skipped with a reason when no

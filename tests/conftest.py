@@ -27,6 +27,6 @@ def official_keys_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model():
     """The tiny HyperStyle on the embedded default weights (fp32, CPU), shared by the session."""
-    from models.checkpoint import build_model
+    from hyperstyle_trt.models.checkpoint import build_model
 
     return build_model("tiny", quiet=True)

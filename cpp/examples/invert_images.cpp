@@ -4,9 +4,9 @@
 //                 [--precision fp32] [--max-batch 8] [--iters 5] [--format png|raw] --out DIR FILE...
 //
 // FILE: a PNG/JPEG (read through the embedded Python's PIL: RGB, resized to the model's input size with PIL's
-// bilinear filter, as runtime.Inverter does for uint8 images) or a raw RGB file (*.rgb / *.raw: exactly S*S*3 bytes
+// bilinear filter, as hyperstyle_trt.runtime.Inverter does for uint8 images) or a raw RGB file (*.rgb / *.raw: exactly S*S*3 bytes
 // of uint8 HWC, S = the input size). Writes DIR/<stem>.png, or DIR/<stem>.rgb (uint8 HWC size*size*3) with
-// --format raw, atomically (core.atomic). A bad file is reported ("error: <file>: <msg>") and the others are still
+// --format raw, atomically (hyperstyle_trt.core.atomic). A bad file is reported ("error: <file>: <msg>") and the others are still
 // inverted; the exit status is 1 if any failed, 2 for bad arguments or a model that cannot be built.
 #include <pybind11/embed.h>
 #include <pybind11/numpy.h>
@@ -110,7 +110,7 @@ std::vector<uint8_t> load(const std::string &path, int s) {
         py::exec(R"(
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from core.errors import HsError
+from hyperstyle_trt.core.errors import HsError
 try:
     with Image.open(path) as im:
         im = im.convert("RGB")
@@ -129,7 +129,7 @@ except (UnidentifiedImageError, OSError) as e:
     }
 }
 
-// size*size*3 uint8 HWC -> DIR/<stem>.png|.rgb, written atomically by core.atomic.
+// size*size*3 uint8 HWC -> DIR/<stem>.png|.rgb, written atomically by hyperstyle_trt.core.atomic.
 void save(const std::string &path, const uint8_t *hwc, int size, bool png) {
     py::gil_scoped_acquire gil;
     try {
@@ -142,7 +142,7 @@ void save(const std::string &path, const uint8_t *hwc, int size, bool png) {
 import io
 import numpy as np
 from PIL import Image
-from core.atomic import write_bytes_atomic
+from hyperstyle_trt.core.atomic import write_bytes_atomic
 if png:
     buf = io.BytesIO()
     Image.fromarray(np.frombuffer(data, np.uint8).reshape(size, size, 3)).save(buf, format="PNG")

@@ -1,4 +1,4 @@
-// hs::Inverter: a handle on runtime.embed.Embedded (the Python half: views of raw buffers -> runtime.Inverter).
+// hs::Inverter: a handle on hyperstyle_trt.runtime.embed.Embedded (the Python half: views of raw buffers -> hyperstyle_trt.runtime.Inverter).
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -24,7 +24,7 @@ bool finalizing() {
 }  // namespace
 
 struct Inverter::Impl {
-    py::object obj;  // runtime.embed.Embedded; touched only with the GIL held
+    py::object obj;  // hyperstyle_trt.runtime.embed.Embedded; touched only with the GIL held
     Info info;
     std::mutex mu;   // serializes invert() on this Inverter; always taken BEFORE the GIL
 
@@ -75,14 +75,14 @@ Inverter Inverter::create(const std::string &export_dir, const std::string &chec
         py::gil_scoped_acquire gil;
         py::object embedded;
         try {
-            embedded = py::module_::import("runtime.embed").attr("Embedded");
+            embedded = py::module_::import("hyperstyle_trt.runtime.embed").attr("Embedded");
         } catch (py::error_already_set &e) {
             std::string where;
             try {
                 where = py::module_::import("sys").attr("executable").cast<std::string>();
             } catch (...) {
             }
-            throw detail::from_python(e, "cannot import runtime.embed (Python " + where +
+            throw detail::from_python(e, "cannot import hyperstyle_trt.runtime.embed (Python " + where +
                                              "; set HS_PYTHON to the python of the environment with hyperstyle-trt)");
         }
         try {

@@ -83,7 +83,7 @@ Error from_python(const py::error_already_set &e, const std::string &context) {
     }
     bool user = false;
     try {
-        py::object hs_error = py::module_::import("core.errors").attr("HsError");
+        py::object hs_error = py::module_::import("hyperstyle_trt.core.errors").attr("HsError");
         user = e.matches(hs_error);
     } catch (py::error_already_set &) {
         user = false;

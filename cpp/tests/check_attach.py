@@ -14,8 +14,8 @@ import threading
 
 import numpy as np
 
-from core.errors import HsError
-from runtime import Inverter
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime import Inverter
 
 HS_MAX_DIMS = 8
 T = 1
@@ -93,7 +93,7 @@ def main() -> int:
             if not ok:
                 failures.append(f"{kind} thread {i}")
         try:
-            from core.config import get_config
+            from hyperstyle_trt.core.config import get_config
             get_config("nope")
         except HsError as e:
             expected = str(e)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtime import Inverter
+from hyperstyle_trt.runtime import Inverter
 
 T = 2
 

@@ -1,5 +1,5 @@
 // Shared pieces of the C++ tests: a CHECK macro, deterministic inputs, and the Python reference computed in-process
-// by runtime.Inverter itself (same interpreter, same inputs) for bitwise comparison.
+// by hyperstyle_trt.runtime.Inverter itself (same interpreter, same inputs) for bitwise comparison.
 #pragma once
 
 #include <pybind11/embed.h>
@@ -71,7 +71,7 @@ std::vector<T> to_vec(const py::handle &a) {
     return std::vector<T>(arr.data(), arr.data() + arr.size());
 }
 
-// runtime.Inverter.from_checkpoint(None, config="tiny", executor="torch", device, "fp32", max_batch=8) inverting the
+// hyperstyle_trt.runtime.Inverter.from_checkpoint(None, config="tiny", executor="torch", device, "fp32", max_batch=8) inverting the
 // same input (uint8 HWC numpy or float32 NCHW torch), T = n_iters. Needs hs::initialize() first.
 inline Reference python_reference(const void *input, bool u8, int n, int n_iters, const std::string &device = "cpu") {
     py::gil_scoped_acquire gil;

@@ -1,6 +1,6 @@
 // CTest cases for hs::Inverter and the C ABI on the tiny config (torch executor, CPU, fp32).
 //   test_inverter <case>    cases: see main()
-// Outputs are compared BITWISE with runtime.Inverter run in the same process on the same inputs.
+// Outputs are compared BITWISE with hyperstyle_trt.runtime.Inverter run in the same process on the same inputs.
 #include <atomic>
 #include <functional>
 #include <map>
@@ -323,7 +323,7 @@ int python_error_becomes_hs_error() {
     {
         py::gil_scoped_acquire gil;
         try {
-            py::module_::import("core.config").attr("get_config")("nope");
+            py::module_::import("hyperstyle_trt.core.config").attr("get_config")("nope");
         } catch (py::error_already_set &e) {
             want = py::str(e.value()).cast<std::string>();
         }
@@ -341,7 +341,7 @@ int python_error_becomes_hs_error() {
     hs_inverter *cinv = c_create();
     {
         py::gil_scoped_acquire gil;  // make the Python side fail with a non-HsError exception
-        py::exec("import runtime.embed as e\n"
+        py::exec("import hyperstyle_trt.runtime.embed as e\n"
                  "e._saved = e.Embedded.invert_into\n"
                  "def boom(self, *a):\n"
                  "    raise ZeroDivisionError('division by zero\\nsecond line')\n"
@@ -359,7 +359,7 @@ int python_error_becomes_hs_error() {
                    {"ZeroDivisionError: division by zero"});
     {
         py::gil_scoped_acquire gil;
-        py::exec("import runtime.embed as e\ne.Embedded.invert_into = e._saved\n");
+        py::exec("import hyperstyle_trt.runtime.embed as e\ne.Embedded.invert_into = e._saved\n");
     }
     CHECK(hs_inverter_invert(cinv, &in, &out, nullptr, 1, nullptr) == HS_OK);  // alive and working
     CHECK(!untouched(o));

@@ -69,7 +69,7 @@ def main() -> int:
         print(name, ref[name])
     import flax
 
-    from core.atomic import atomic_path, write_json_atomic
+    from hyperstyle_trt.core.atomic import atomic_path, write_json_atomic
 
     with atomic_path(HERE / "lpips_pairs.npz") as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)

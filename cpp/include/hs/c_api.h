@@ -1,4 +1,4 @@
-/* hyperstyle-trt: the plain C ABI over runtime.Inverter (for C, Rust, Go, C#, ... bindings).
+/* hyperstyle-trt: the plain C ABI over hyperstyle_trt.runtime.Inverter (for C, Rust, Go, C#, ... bindings).
  *
  * Every function returns an hs_status; on anything but HS_OK, hs_last_error() holds the one-line message (thread-local:
  * valid on the calling thread until its next hs_* call). No C++ or Python exception ever crosses this boundary.

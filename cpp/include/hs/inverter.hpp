@@ -1,4 +1,4 @@
-// hyperstyle-trt: hs::Inverter, runtime.Inverter embedded in a C++ process (pybind11 embedding).
+// hyperstyle-trt: hs::Inverter, hyperstyle_trt.runtime.Inverter embedded in a C++ process (pybind11 embedding).
 //
 //   hs::Options opt;  opt.config = "tiny";                        // torch executor on the CPU, fp32, max batch 8, T=5
 //   hs::Inverter inv = hs::Inverter::from_checkpoint("", opt);     // "" = the embedded default weights of opt.config

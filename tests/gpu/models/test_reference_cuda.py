@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import build_model
+from hyperstyle_trt.models.checkpoint import build_model
 
 pytestmark = pytest.mark.gpu
 

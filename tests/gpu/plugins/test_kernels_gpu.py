@@ -12,9 +12,9 @@ reference.
 import pytest
 import torch
 
-from core.config import get_config
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.to_rgb.reference import to_rgb_ref
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 
 pytestmark = pytest.mark.gpu
 
@@ -70,7 +70,7 @@ CONV_CASES = [(s, "staged") for s in CONVS] + [(s, "fused") for s in CONVS]
 @pytest.mark.parametrize("spec, strategy", CONV_CASES,
                          ids=[f"{s.name}-{s.in_ch}x{s.out_ch}@{s.res}-{k}" for s, k in CONV_CASES])
 def test_mod_conv_kernel_every_ffhq_layer(spec, strategy, b, delta_mode):
-    from plugins.mod_conv.op import run_cuda
+    from hyperstyle_trt.plugins.mod_conv.op import run_cuda
 
     t, a = _conv_inputs(spec, b, delta_mode, torch.float16)
     _check(run_cuda(**t, **a, demodulate=1, strategy=strategy), mod_conv_ref(**_f32(t), **a), torch.float16)
@@ -83,9 +83,9 @@ def test_mod_conv_kernel_every_ffhq_layer(spec, strategy, b, delta_mode):
 def test_custom_op_dispatch_follows_the_strategy(name, b, dtype, want, monkeypatch):
     """The custom op runs the path plugins.mod_conv.strategy names for the batch and dtype (the fused kernel only for
     fp16 convs.0 at B >= 3, FUSED_PICKS), and the result matches the reference."""
-    import plugins.mod_conv.kernel as kernel
-    import plugins.mod_conv.staged as staged
-    from plugins.mod_conv.op import mod_conv
+    import hyperstyle_trt.plugins.mod_conv.kernel as kernel
+    import hyperstyle_trt.plugins.mod_conv.staged as staged
+    from hyperstyle_trt.plugins.mod_conv.op import mod_conv
 
     calls = []
     for mod, fn in ((kernel, "mod_conv_triton"), (staged, "mod_conv_staged")):
@@ -102,8 +102,8 @@ def test_custom_op_dispatch_follows_the_strategy(name, b, dtype, want, monkeypat
 def test_split_k_layer_writes_its_partial_sums_through_the_given_workspace(name, b):
     """conv1 at B=1 (8 splits) and convs.3 at B=8 (4 splits) through the enqueue launcher: the fp32 partial sums land
     in the workspace's split-K region (filled with 0xFF before: overwritten), and the output matches."""
-    from plugins.mod_conv.op import launch_raw
-    from plugins.mod_conv.strategy import split_k, workspace_bytes, workspace_layout
+    from hyperstyle_trt.plugins.mod_conv.op import launch_raw
+    from hyperstyle_trt.plugins.mod_conv.strategy import split_k, workspace_bytes, workspace_layout
 
     spec = next(s for s in CONVS if s.name == name)
     h, up = (spec.res // 2, 1) if spec.kind == "up" else (spec.res, 0)
@@ -127,8 +127,8 @@ def test_split_k_layer_writes_its_partial_sums_through_the_given_workspace(name,
 def test_fp32_custom_op_runs_staged_and_tight(name, monkeypatch):
     """fp32 through the custom op (the path of fp32 PyTorch code and engines) dispatches to the staged pair on a
     small layer too, and matches the float64 reference tightly."""
-    import plugins.mod_conv.staged as staged
-    from plugins.mod_conv.op import mod_conv
+    import hyperstyle_trt.plugins.mod_conv.staged as staged
+    from hyperstyle_trt.plugins.mod_conv.op import mod_conv
 
     calls = []
     real = staged.mod_conv_staged
@@ -143,7 +143,7 @@ def test_fp32_custom_op_runs_staged_and_tight(name, monkeypatch):
 @pytest.mark.parametrize("b", [1, 8])
 @pytest.mark.parametrize("spec", RGBS, ids=lambda s: f"{s.name}-{s.in_ch}@{s.res}")
 def test_to_rgb_kernel_every_ffhq_layer(spec, b, delta_mode):
-    from plugins.to_rgb.kernel import to_rgb_triton
+    from hyperstyle_trt.plugins.to_rgb.kernel import to_rgb_triton
 
     t = _rgb_inputs(spec, b, delta_mode, torch.float16)
     _check(to_rgb_triton(**t, delta_mode=delta_mode), to_rgb_ref(**_f32(t), delta_mode=delta_mode), torch.float16)
@@ -151,9 +151,9 @@ def test_to_rgb_kernel_every_ffhq_layer(spec, b, delta_mode):
 
 @pytest.mark.parametrize("name", ["convs.4", "convs.5"])
 def test_fp32_kernels_are_tight(name):
-    from plugins.mod_conv.kernel import mod_conv_triton
-    from plugins.mod_conv.staged import mod_conv_staged
-    from plugins.to_rgb.kernel import to_rgb_triton
+    from hyperstyle_trt.plugins.mod_conv.kernel import mod_conv_triton
+    from hyperstyle_trt.plugins.mod_conv.staged import mod_conv_staged
+    from hyperstyle_trt.plugins.to_rgb.kernel import to_rgb_triton
 
     spec = next(s for s in CONVS if s.name == name)
     t, a = _conv_inputs(spec, 2, 1, torch.float32)
@@ -168,8 +168,8 @@ def test_fp32_kernels_are_tight(name):
 def test_custom_ops_inside_a_captured_cuda_graph(name):
     """B=2: conv1 (512->512 at 4^2, split-K: ready conv + finalize) and convs.8 (512->256 upsample to 128^2); the
     workspace is allocated inside the capture, from the graph's private pool."""
-    import plugins.mod_conv.op  # noqa: F401  (registers the ops)
-    import plugins.to_rgb.op  # noqa: F401
+    import hyperstyle_trt.plugins.mod_conv.op  # noqa: F401  (registers the ops)
+    import hyperstyle_trt.plugins.to_rgb.op  # noqa: F401
 
     spec_c = next(s for s in CONVS if s.name == name)
     spec_r = next(s for s in RGBS if s.res == spec_c.res)
@@ -200,7 +200,7 @@ def test_custom_ops_inside_a_captured_cuda_graph(name):
 
 
 def test_custom_op_under_torch_compile():
-    import plugins.mod_conv.op  # noqa: F401
+    import hyperstyle_trt.plugins.mod_conv.op  # noqa: F401
 
     spec = next(s for s in CONVS if s.name == "convs.3")
     t, a = _conv_inputs(spec, 2, 2, torch.float16)
@@ -213,8 +213,8 @@ def test_custom_op_under_torch_compile():
 def test_launch_raw_staged_layer_on_a_side_stream(given):
     """convs.10 (256->128, upsample to 256^2) through the TensorRT enqueue launcher: the workspace TensorRT would
     hand over (sized by the plugin's workspace_size), or none (allocated on the stream)."""
-    from plugins.mod_conv.op import launch_raw
-    from plugins.mod_conv.strategy import workspace_bytes
+    from hyperstyle_trt.plugins.mod_conv.op import launch_raw
+    from hyperstyle_trt.plugins.mod_conv.strategy import workspace_bytes
 
     spec = next(s for s in CONVS if s.name == "convs.10")
     t, a = _conv_inputs(spec, 3, 1, torch.float16)
@@ -242,8 +242,8 @@ def test_launch_raw_staged_layer_on_a_side_stream(given):
 
 
 def test_launch_raw_on_a_side_stream():
-    from plugins.mod_conv.op import launch_raw as mc_raw
-    from plugins.to_rgb.op import launch_raw as rgb_raw
+    from hyperstyle_trt.plugins.mod_conv.op import launch_raw as mc_raw
+    from hyperstyle_trt.plugins.to_rgb.op import launch_raw as rgb_raw
 
     spec = next(s for s in CONVS if s.name == "convs.2")  # upsample 512->512 to 16^2
     t, a = _conv_inputs(spec, 3, 1, torch.float16)

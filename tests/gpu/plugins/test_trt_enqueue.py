@@ -8,9 +8,9 @@ Tolerance: max abs error <= REL * max|reference| (inputs rounded to T first), as
 import pytest
 import torch
 
-from plugins import trt_impls
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.to_rgb.reference import to_rgb_ref
+from hyperstyle_trt.plugins import trt_impls
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 
 pytestmark = [pytest.mark.gpu, pytest.mark.trt]
 
@@ -54,8 +54,8 @@ def _inputs(key, attrs, dtype, b=3, h=8, cin=32, cout=48):
                                         ("to_rgb", {"has_skip": 1, "delta_mode": 1}),
                                         ("to_rgb", {"has_skip": 0, "delta_mode": 0})])
 def test_plugin_enqueue_matches_reference(key, attrs, dtype):
-    from core.flavor import get_flavor
-    from plugins.trt_common import plugin_classes
+    from hyperstyle_trt.core.flavor import get_flavor
+    from hyperstyle_trt.plugins.trt_common import plugin_classes
 
     trt = get_flavor().module
     Plugin, Creator = plugin_classes(key)
@@ -85,8 +85,8 @@ def test_plugin_enqueue_matches_reference(key, attrs, dtype):
 def test_plugin_enqueue_staged_layer_with_its_workspace():
     """A 64^2 -> 128^2 upsampling node runs staged: the plugin sizes its workspace from the profile's max dims
     (get_workspace_size), enqueue gets a buffer of that size, as TensorRT hands it over."""
-    from core.flavor import get_flavor
-    from plugins.trt_common import plugin_classes
+    from hyperstyle_trt.core.flavor import get_flavor
+    from hyperstyle_trt.plugins.trt_common import plugin_classes
 
     trt = get_flavor().module
     attrs = {"upsample": 1, "delta_mode": 1, "demodulate": 1}
@@ -120,7 +120,7 @@ def test_plugin_enqueue_staged_layer_with_its_workspace():
     err = (out.float() - want).abs().max().item()
     assert torch.isfinite(out).all() and err <= REL[torch.float16] * want.abs().max().item(), err
     assert (ws != 255).float().mean() > 0.5
-    from core.errors import HsError
+    from hyperstyle_trt.core.errors import HsError
 
     with pytest.raises(HsError, match="gave no workspace"):  # an engine built without it fails loudly
         plugin.enqueue([], [], ptrs, [out.data_ptr()], 0, stream.cuda_stream)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import HsError
+from hyperstyle_trt.core.errors import HsError
 
 pytestmark = pytest.mark.gpu
 
 
 def test_kind_gpu_instance_matches_inverter(tmp_path):
     tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
-    from runtime import Inverter
-    from runtime.serving.repository import RepoSpec, write_repository
-    from runtime.serving.server import TritonServer, find_tritonserver
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
+    from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver
 
     try:
         install = find_tritonserver()

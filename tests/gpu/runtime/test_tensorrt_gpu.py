@@ -29,14 +29,14 @@ def _rel(a, b) -> float:
 def export_dir(tmp_path_factory):
     """`hs-export --config tiny --fp16 --max-batch 4 --out <tmp>`; skipped with the reason when this GPU cannot
     run the importable flavor's engines."""
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     fl = get_flavor()
     major, minor = torch.cuda.get_device_capability()
     if fl.is_rtx and not hasattr(fl.module.ComputeCapability, f"SM{major}{minor}"):
         pytest.skip(f"TensorRT-RTX {fl.version} does not run engines on sm_{major}{minor} "
                     f"({torch.cuda.get_device_name()}); needs full TensorRT")
-    from cli.export import main
+    from hyperstyle_trt.cli.export import main
 
     d = tmp_path_factory.mktemp("hs_export_tiny")
     rc = main(["--config", "tiny", "--fp16", "--max-batch", str(MAX_B), "--out", str(d)])
@@ -49,14 +49,14 @@ def export_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def images():
     g = torch.Generator().manual_seed(0)
-    from core.config import get_config
+    from hyperstyle_trt.core.config import get_config
 
     s = get_config("tiny").hypernet.input_size
     return (torch.rand(B, 3, s, s, generator=g) * 2 - 1).cuda()
 
 
 def test_tensorrt_equals_torch_executor(export_dir, images):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     trt_inv = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B)
     assert trt_inv.executor.variant == "plugin" and trt_inv.precision == "fp16"
@@ -73,7 +73,7 @@ def test_tensorrt_equals_torch_executor(export_dir, images):
 
 
 def test_graph_replay_equals_eager(export_dir, images):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     eager = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B, cuda_graphs=False)
     graphs = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B)
@@ -91,7 +91,7 @@ def test_batch_changes(export_dir, images):
     batch has its own execution contexts (made at warm-up, shapes set once), so the replay must reproduce the first
     B=3 result. All contexts of an engine share one device-memory block, so this also checks that the graphs'
     sharing it is harmless."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     inv = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B)
     ex = inv.executor

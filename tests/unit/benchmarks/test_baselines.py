@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import baselines as B
-from core.errors import HsError
-from models.lpips import LPIPS
+from hyperstyle_trt.benchmarks import baselines as B
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.lpips import LPIPS
 
 try:
     VGG, ALEX = LPIPS("vgg"), LPIPS("alex")

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
 
-from benchmarks import codegen  # noqa: E402
+from hyperstyle_trt.benchmarks import codegen  # noqa: E402
 
 H100_SMEM_PER_BLOCK = 227 * 1024
 ADA_SMEM_PER_BLOCK = 99 * 1024  # sm_86 / sm_89: the consumer GPUs TensorRT-RTX targets
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _codegen_rows(tmp_path_factory, arch: int, delta_modes) -> list[dict]:
     out = tmp_path_factory.mktemp("codegen") / f"sm{arch}.json"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.codegen", "--arch", str(arch), "--json", str(out),
+    r = subprocess.run([sys.executable, "-m", "hyperstyle_trt.benchmarks.codegen", "--arch", str(arch),
+                        "--json", str(out),
                         "--delta-mode", *map(str, delta_modes)], cwd=ROOT, capture_output=True, text=True,
                        timeout=1200)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -75,8 +76,8 @@ def test_staged_kernels_compile_without_spills(all_rows):
     """The staged path every layer runs: each distinct ready-weight conv (strategy.TUNED's tiles on sm_90 for both
     batch buckets, with and without split-K) and the weight kernel for each of its tiles and delta modes, spill-free
     on sm_90 within the H100's shared memory."""
-    from plugins.mod_conv import staged
-    from plugins.mod_conv.strategy import TUNED
+    from hyperstyle_trt.plugins.mod_conv import staged
+    from hyperstyle_trt.plugins.mod_conv.strategy import TUNED
 
     ready = [r for r in all_rows if r["op"] == "mod_ready"]
     weight = [r for r in all_rows if r["op"] == "mod_weight"]
@@ -98,8 +99,8 @@ def test_staged_kernels_compile_without_spills(all_rows):
 def test_variants_cover_every_compile_once():
     """Fused and toRGB kernels once per layer shape; ready convs once per (tiles, upsample, split-K) and weight
     kernels once per (tiles, upsample) over every layer and batch bucket that runs them."""
-    from plugins.mod_conv import staged
-    from plugins.mod_conv.strategy import select_strategy, split_k
+    from hyperstyle_trt.plugins.mod_conv import staged
+    from hyperstyle_trt.plugins.mod_conv.strategy import select_strategy, split_k
 
     vs = codegen.variants("ffhq1024", (1,))
     per_layer = [(v["op"], v["h"], v["cin"], v["cout"], v["upsample"], v["has_skip"]) for v in vs

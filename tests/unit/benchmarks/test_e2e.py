@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import e2e
-from benchmarks.cli import main
+from hyperstyle_trt.benchmarks import e2e
+from hyperstyle_trt.benchmarks.cli import main
 
 CPU_METHODS = ("projector", "pti", "hyperstyle-ref", "hyperstyle-fast", "hyperstyle-ort")
 # |output - hyperstyle-ref| on the tiny default, CPU fp32, batch 2: observed 6.3e-7 (torch executor) and 1.1e-6

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from benchmarks.cli import main
+from hyperstyle_trt.benchmarks.cli import main
 
 
 def test_help_lists_kernels(capsys):

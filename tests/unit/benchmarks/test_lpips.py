@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from models import lpips as L
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models import lpips as L
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 ATOL = 2e-7  # observed max 7.5e-8

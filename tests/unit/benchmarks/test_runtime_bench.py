@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from benchmarks.runtime import main
+from hyperstyle_trt.benchmarks.runtime import main
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
@@ -22,7 +22,7 @@ def test_bad_batches(capsys):
 
 
 def test_cpu_dry_run_writes_the_report(tmp_path):
-    out = tmp_path / "runtime.json"
+    out = tmp_path / "hyperstyle_trt.runtime.json"
     assert main(["--cpu-dry-run", "--config", "tiny", "--batches", "1", "--iters", "1", "--reps", "1",
                  "--warmup", "0", "--json", str(out)]) == 0
     rep = json.loads(out.read_text())
@@ -38,9 +38,9 @@ def test_cpu_dry_run_writes_the_report(tmp_path):
 def test_interrupt_writes_the_partial_report(tmp_path, monkeypatch, capsys):
     """B=1 finishes, then SIGINT (KeyboardInterrupt) arrives during B=2: the B=1 row was already on disk before the
     interrupt (written after its row), the final file holds it marked incomplete, and the exit status is 130."""
-    import benchmarks.runtime as rb
+    import hyperstyle_trt.benchmarks.runtime as rb
 
-    out = tmp_path / "runtime.json"
+    out = tmp_path / "hyperstyle_trt.runtime.json"
     orig, seen = rb._bench_batch, []
 
     def bench(fast, eager, ref, b, *a, **k):
@@ -59,14 +59,14 @@ def test_interrupt_writes_the_partial_report(tmp_path, monkeypatch, capsys):
     rep = json.loads(out.read_text())
     assert rep["complete"] is False and rep["interrupted"] is True and [r["batch"] for r in rep["rows"]] == [1]
     assert rep["rows"][0]["fast"]["ms_per_image"] > 0 and rep["inverter"]["max_batch"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["runtime.json"]  # atomic writes: no temp file left
+    assert [p.name for p in tmp_path.iterdir()] == ["hyperstyle_trt.runtime.json"]  # atomic writes: no temp file left
 
 
 def test_interrupt_before_any_row(tmp_path, monkeypatch):
     """An interrupt while the Inverters are built still leaves a (rowless, incomplete) report."""
-    import runtime
+    from hyperstyle_trt import runtime
 
-    out = tmp_path / "runtime.json"
+    out = tmp_path / "hyperstyle_trt.runtime.json"
 
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.export import main
+from hyperstyle_trt.cli.export import main
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -58,14 +58,15 @@ def test_dry_run(capsys, tmp_path):
 
 
 def test_console_script_error_exit_code():
-    r = subprocess.run([sys.executable, "-m", "cli.export", "--config", "nope"], cwd=ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "hyperstyle_trt.cli.export", "--config", "nope"], cwd=ROOT,
+                       capture_output=True,
                        text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown config") and "Traceback" not in r.stderr
 
 
 def _onnx_hashes(out: Path) -> dict[str, str]:
-    from core.sidecar import sha256_files
-    from export.onnx_io import onnx_files
+    from hyperstyle_trt.core.sidecar import sha256_files
+    from hyperstyle_trt.export.onnx_io import onnx_files
 
     return {p.name: sha256_files(onnx_files(p)) for p in sorted(out.glob("*.onnx"))}
 
@@ -84,7 +85,8 @@ def test_re_export_is_byte_identical(tmp_path, capsys):
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
-    import engines.pipeline
+    from hyperstyle_trt import engines
+    import hyperstyle_trt.engines.pipeline  # noqa: F401  (the attribute patched below)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -96,7 +98,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
 def test_verifier_crash_is_a_fail_row_and_the_summary_is_written(tmp_path, capsys, monkeypatch):
     """A non-HsError from the verifier (onnx.reference / onnxruntime raising) fails that graph's row only; the other
     graphs are verified, the table is printed, export_summary.json is written and the exit code is 1."""
-    import export.pipeline as pipeline
+    import hyperstyle_trt.export.pipeline as pipeline
 
     real = pipeline.verify_graph
 

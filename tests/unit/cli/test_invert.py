@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli.invert import main, parse_edit, seed_direction
+from hyperstyle_trt.cli.invert import main, parse_edit, seed_direction
 
 ALIGN = 128  # --align-size for the run (the tiny model's input is 64 px, its output 128 px)
 
@@ -85,7 +85,7 @@ def test_all_outputs_written(run):
 
 
 def test_aligned_is_the_ffhq_crop(run):
-    from runtime.align import Aligner, load_photo
+    from hyperstyle_trt.runtime.align import Aligner, load_photo
 
     import matplotlib.cbook
 
@@ -100,7 +100,7 @@ def test_saved_weights_render_the_inversion(run, tiny_model):
     W(1+Δ) inside the modulated conv: rounding differs by ~1e-6, at most one grey level after quantisation)."""
     from safetensors.torch import load_file
 
-    from runtime.refine import load_generator_weights
+    from hyperstyle_trt.runtime.refine import load_generator_weights
 
     _, out, _ = run
     d = out / "grace_hopper"
@@ -144,7 +144,7 @@ def test_refine_lowers_lpips(run, tiny_model):
     rec = next(r for r in res["images"] if r["name"] == "grace_hopper")["refine"]
     assert rec["steps"] == 5 and len(rec["loss_per_step"]) == 5
     assert rec["lpips_alex_after"] < rec["lpips_alex_before"] - 1e-3, rec
-    from runtime.refine import load_generator_weights
+    from hyperstyle_trt.runtime.refine import load_generator_weights
 
     d = out / "grace_hopper"
     g = load_generator_weights(d / "refined_generator.safetensors", tiny_model.cfg.generator)

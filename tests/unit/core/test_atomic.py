@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from core.atomic import atomic_path, file_mode, write_bytes_atomic, write_json_atomic
-from core.errors import HsError
+from hyperstyle_trt.core.atomic import atomic_path, file_mode, write_bytes_atomic, write_json_atomic
+from hyperstyle_trt.core.errors import HsError
 
 
 def _leftovers(d):

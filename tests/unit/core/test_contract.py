@@ -6,17 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from core import contract as C
-from core.config import SHARED_LAYERS, get_config
-from core.errors import HsError
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.core.config import SHARED_LAYERS, get_config
+from hyperstyle_trt.core.errors import HsError
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_core_imports_without_torch_or_model_code():
-    code = ("import sys, core, core.errors, core.config, core.contract, core.atomic, core.flavor, core.sidecar; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'models', 'plugins', 'export', "
-            "'engines', 'runtime', 'tensorrt', 'tensorrt_rtx')]; assert not bad, bad")
+    mods = ("errors", "config", "contract", "atomic", "flavor", "sidecar", "device", "precision", "entry")
+    code = ("import sys, importlib; import hyperstyle_trt.core; "
+            f"[importlib.import_module('hyperstyle_trt.core.' + m) for m in {mods!r}]; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorrt', 'tensorrt_rtx') or "
+            "m.split('.')[:2] in (['hyperstyle_trt', n] for n in ('models', 'plugins', 'export', 'engines', "
+            "'runtime'))]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core import flavor as F
-from core.errors import HsError
+from hyperstyle_trt.core import flavor as F
+from hyperstyle_trt.core.errors import HsError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -77,9 +77,9 @@ def test_plugin_graph_parses_after_the_link_was_removed(tmp_path):
     link = pkgs / "tensorrt_rtx_libs" / "libtensorrt_rtx.so"
     code = textwrap.dedent(f"""
         import onnx
-        from core.flavor import get_flavor, rtx_library_dir
-        from plugins import register_plugins
-        from plugins.onnx_export import single_node_model
+        from hyperstyle_trt.core.flavor import get_flavor, rtx_library_dir
+        from hyperstyle_trt.plugins import register_plugins
+        from hyperstyle_trt.plugins.onnx_export import single_node_model
         print("libs", rtx_library_dir())
         trt = get_flavor("tensorrt_rtx").module
         register_plugins()

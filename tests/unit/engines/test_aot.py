@@ -7,10 +7,10 @@ import types
 import onnx
 import pytest
 
-from engines import builder as B
-from core.errors import HsError
-from plugins import qdp
-from plugins.onnx_export import single_node_model
+from hyperstyle_trt.engines import builder as B
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins import qdp
+from hyperstyle_trt.plugins.onnx_export import single_node_model
 
 
 def test_check_aot_refuses_tensorrt_rtx_in_one_line():
@@ -22,7 +22,7 @@ def test_check_aot_refuses_tensorrt_rtx_in_one_line():
 
 @pytest.mark.trt
 def test_aot_build_of_a_plugin_graph_is_refused_on_rtx(tmp_path):
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     fl = get_flavor()
     if not fl.is_rtx:
@@ -75,7 +75,7 @@ def test_qdp_route_refuses_a_graph_of_another_plugin_version():
 
 
 def test_export_config_rejects_aot_without_plugin_engines():
-    from export.config import ExportConfig
+    from hyperstyle_trt.export.config import ExportConfig
 
     for kw in (dict(build_engines=False), dict(variants=("plain",)), dict(compute_capabilities=("SM86",))):
         with pytest.raises(HsError, match="--aot-plugins"):
@@ -84,8 +84,8 @@ def test_export_config_rejects_aot_without_plugin_engines():
 
 
 def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
-    from core.flavor import get_flavor
-    from cli.export import main
+    from hyperstyle_trt.core.flavor import get_flavor
+    from hyperstyle_trt.cli.export import main
 
     try:
         full = not get_flavor().is_rtx
@@ -103,7 +103,7 @@ def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
 def test_parse_from_bytes_finds_external_weights_through_the_path(tmp_path, make_onnx):
     """The mechanism the AOT route relies on (a rewritten model in memory, weights still in the .data file beside
     the original), checked with the importable flavor on a plain graph."""
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     trt = get_flavor().module
     path = make_onnx(tmp_path / "ext.onnx", external=True)
@@ -128,7 +128,7 @@ def test_aot_kernels_of_ffhq_layers_load_weights_as_vectors():
     """AOT kernels are compiled with the 16-byte alignment TensorRT gives its tensors when the channel counts allow
     (plugins/qdp.py ALIGNMENT): the W/delta tiles go through cp.async like in a JIT launch, not scalar gathers."""
     pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
-    from benchmarks.codegen import analyze
+    from hyperstyle_trt.benchmarks.codegen import analyze
 
     la = qdp.aot_launch("mod_conv", {"delta_mode": 1}, {"B": 2, "H": 64, "W": 64, "Cin": 512, "Cout": 512}, "fp16")
     c = analyze(la.kernel)

@@ -6,9 +6,9 @@ import onnx
 import onnx.helper as oh
 import pytest
 
-from engines.builder import BuildOptions, batch_profile, build_serialized, build_target
-from core.contract import TensorIO
-from core.errors import HsError
+from hyperstyle_trt.engines.builder import BuildOptions, batch_profile, build_serialized, build_target
+from hyperstyle_trt.core.contract import TensorIO
+from hyperstyle_trt.core.errors import HsError
 
 
 pytestmark = pytest.mark.trt
@@ -20,7 +20,7 @@ def test_batch_profile():
 
 
 def test_build_dynamic_and_targets(conv_onnx, profile):
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     fl = get_flavor()
     blob = build_serialized(conv_onnx, BuildOptions(profile=profile), fl)
@@ -57,7 +57,7 @@ class _ReadSpyPath(type(Path())):
 def test_timing_cache(conv_onnx, tmp_path, profile, monkeypatch):
     """Full TensorRT saves the timing cache, and a second build reads it back and still builds; TensorRT-RTX has none
     (its deprecated no-op calls are skipped: nothing is written or read)."""
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     rtx = get_flavor().is_rtx
     tc = tmp_path / "tc" / "timing.cache"

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from engines.cache import EngineCache, cache_key
-from export.onnx_io import onnx_data_files
-from core.sidecar import read_sidecar, sidecar_path, write_sidecar
-from core.errors import HsError
+from hyperstyle_trt.engines.cache import EngineCache, cache_key
+from hyperstyle_trt.export.onnx_io import onnx_data_files
+from hyperstyle_trt.core.sidecar import read_sidecar, sidecar_path, write_sidecar
+from hyperstyle_trt.core.errors import HsError
 
 
 TARGET = {"flavor": "tensorrt_rtx", "version": "1.7.1.116", "device": "portable"}
@@ -67,7 +67,7 @@ def test_sidecar_roundtrip(tmp_path):
 
 @pytest.mark.trt
 def test_get_or_build_statuses(tmp_path, make_onnx, profile):
-    from engines.builder import BuildOptions, get_or_build
+    from hyperstyle_trt.engines.builder import BuildOptions, get_or_build
 
     onnx_path = make_onnx(tmp_path / "conv.onnx")
     eng, cache = tmp_path / "conv.engine", tmp_path / "cache"
@@ -78,7 +78,7 @@ def test_get_or_build_statuses(tmp_path, make_onnx, profile):
     assert side["cache_key"] == r1.key and side["build_options"]["profile"][0][0] == "x"
     # the key names what the engine was built for: this flavor and version, and (RTX) a portable engine since no
     # compute capability was asked for, or (full TensorRT) this machine's GPU
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     fl = get_flavor()
     target = side["key_components"]["target"]
@@ -111,8 +111,8 @@ def test_get_or_build_statuses(tmp_path, make_onnx, profile):
 def test_key_covers_the_plugin_build_code(tmp_path, monkeypatch):
     """Graphs with plugin ops key on the plugin code an engine freezes at build time (workspace size, formats):
     an engine built by other plugin code is a miss, not a hit."""
-    from plugins import registry
-    from plugins.onnx_export import single_node_model
+    from hyperstyle_trt.plugins import registry
+    from hyperstyle_trt.plugins.onnx_export import single_node_model
 
     path = tmp_path / "p.onnx"
     path.write_bytes(single_node_model("mod_conv", {"upsample": 1}).SerializeToString())

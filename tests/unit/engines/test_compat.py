@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import HsError
-from core.sidecar import read_sidecar, sidecar_path
-from engines.compat import GpuInfo, check_engine, rebuild_command
-from export.config import ExportConfig
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.sidecar import read_sidecar, sidecar_path
+from hyperstyle_trt.engines.compat import GpuInfo, check_engine, rebuild_command
+from hyperstyle_trt.export.config import ExportConfig
 
 pytestmark = pytest.mark.trt
 
@@ -23,8 +23,8 @@ H200 = GpuInfo("NVIDIA H200", 9, 0)  # SM90: TensorRT-RTX does not
 def built(tmp_path_factory):
     """(engine path, flavor) of a tiny dynamic-batch fp16 conv engine, sidecar written by get_or_build with an
     export_config as engines.pipeline records it."""
-    from core.flavor import get_flavor
-    from engines.builder import BuildOptions, get_or_build
+    from hyperstyle_trt.core.flavor import get_flavor
+    from hyperstyle_trt.engines.builder import BuildOptions, get_or_build
     from tests.unit.engines.conftest import PROFILE, make_conv_onnx
 
     d = tmp_path_factory.mktemp("compat")
@@ -129,7 +129,7 @@ def test_rtx_refuses_unsupported_cc(built, tmp_path):
 
 def test_full_tensorrt_gpu_mismatch(built, tmp_path):
     """Full TensorRT's target is the build GPU (name + sm); checked against the GPU the engine is to run on."""
-    from core.flavor import Flavor
+    from hyperstyle_trt.core.flavor import Flavor
 
     fl = built[1]
     fake = Flavor("tensorrt", fl.module, "11.4.0")
@@ -142,7 +142,7 @@ def test_full_tensorrt_gpu_mismatch(built, tmp_path):
 
 
 def _plugin_edit(version="2", digest=None):
-    from plugins.registry import build_digest
+    from hyperstyle_trt.plugins.registry import build_digest
 
     def edit(s):
         s["key_components"]["plugins"] = {"HsModConv": version, "HsToRGB": "1"}
@@ -154,7 +154,7 @@ def _plugin_edit(version="2", digest=None):
 def test_plugin_engine_ok_registers_creators(built, tmp_path):
     if not built[1].is_rtx:
         pytest.skip("synthetic RTX GPU")
-    from plugins.registry import get_spec
+    from hyperstyle_trt.plugins.registry import get_spec
 
     edit = _plugin_edit(version=get_spec("HsModConv").version)
     info = check_engine(_copy(built, tmp_path, edit), device=A6000)
@@ -164,7 +164,7 @@ def test_plugin_engine_ok_registers_creators(built, tmp_path):
 
 
 def test_plugin_version_mismatch(built, tmp_path):
-    from plugins.registry import get_spec
+    from hyperstyle_trt.plugins.registry import get_spec
 
     now = get_spec("HsModConv").version
     old = str(int(now) - 1)
@@ -173,7 +173,7 @@ def test_plugin_version_mismatch(built, tmp_path):
 
 
 def test_plugin_build_digest_mismatch(built, tmp_path):
-    from plugins.registry import get_spec
+    from hyperstyle_trt.plugins.registry import get_spec
 
     edit = _plugin_edit(version=get_spec("HsModConv").version, digest="0123456789abcdef")
     msg = _one_line_error(_copy(built, tmp_path, edit), "plugin build digest 0123456789abcdef at build time",
@@ -183,8 +183,8 @@ def test_plugin_build_digest_mismatch(built, tmp_path):
 
 def test_plugin_engine_without_registered_creators(built, tmp_path, monkeypatch):
     """register=False and an empty registry (a fake flavor module): refused before any deserialize."""
-    from core.flavor import Flavor
-    from plugins.registry import get_spec
+    from hyperstyle_trt.core.flavor import Flavor
+    from hyperstyle_trt.plugins.registry import get_spec
 
     fl = built[1]
 
@@ -209,7 +209,7 @@ def test_plugin_engine_without_registered_creators(built, tmp_path, monkeypatch)
     def broken(flavor=None):
         raise HsError("no TensorRT flavor importable")
 
-    monkeypatch.setattr("plugins.register_plugins", broken)
+    monkeypatch.setattr("hyperstyle_trt.plugins.register_plugins", broken)
     _one_line_error(path, "uses plugins HsModConv v.* cannot be registered: no TensorRT flavor", flavor=fake,
                     device=gpu)
 
@@ -248,7 +248,7 @@ def test_real_deserialize_attempt_on_cpu_is_one_line(built):
     TensorRT-RTX 1.7.1); engines.compat.deserialize turns it into one HsError line."""
     import torch
 
-    from engines.compat import deserialize, make_runtime
+    from hyperstyle_trt.engines.compat import deserialize, make_runtime
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU (the engine may deserialize)")
@@ -263,7 +263,7 @@ def test_real_deserialize_attempt_on_cpu_is_one_line(built):
 
 
 def test_no_flavor_importable_names_the_engine(built, tmp_path, monkeypatch):
-    import engines.compat as compat
+    import hyperstyle_trt.engines.compat as compat
 
     def none(name=None):
         raise HsError("no TensorRT flavor importable (tensorrt: not installed; tensorrt_rtx: not installed)")

@@ -9,8 +9,8 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_model):
     """Plain + plugin graphs, fp32 + fp16, verified, no engines: (ExportConfig, ExportReport)."""
-    from export.config import ExportConfig
-    from export.pipeline import run_export
+    from hyperstyle_trt.export.config import ExportConfig
+    from hyperstyle_trt.export.pipeline import run_export
 
     out = Path(tmp_path_factory.mktemp("tiny_export"))
     cfg = ExportConfig(config="tiny", precisions=("fp32", "fp16"), out=out, build_engines=False)

@@ -14,10 +14,10 @@ import pytest
 import torch
 from onnxscript import rewriter
 
-from core import contract as C
-from export import onnx_io
-from export.verify import verify_graph
-from models import graphs as G
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.export import onnx_io
+from hyperstyle_trt.export.verify import verify_graph
+from hyperstyle_trt.models import graphs as G
 
 EPS = np.float32(1e-8)
 

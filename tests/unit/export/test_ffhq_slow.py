@@ -9,13 +9,13 @@ import json
 
 import pytest
 
-from export.verify import gate
+from hyperstyle_trt.export.verify import gate
 
 
 @pytest.mark.slow
 def test_ffhq1024_plain_parity(tmp_path):
-    from export.config import ExportConfig
-    from export.pipeline import run_export
+    from hyperstyle_trt.export.config import ExportConfig
+    from hyperstyle_trt.export.pipeline import run_export
 
     cfg = ExportConfig(config="ffhq1024", precisions=("fp32", "fp16"), variants=("plain",), out=tmp_path,
                        build_engines=False, verify_batch=1)

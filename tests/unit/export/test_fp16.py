@@ -6,7 +6,7 @@ import onnx.helper as oh
 import onnx_graphsurgeon as gs
 import onnxruntime as ort
 
-from export.fp16 import convert_to_fp16
+from hyperstyle_trt.export.fp16 import convert_to_fp16
 
 
 def _demod_model():

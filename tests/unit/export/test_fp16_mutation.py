@@ -17,10 +17,10 @@ import onnx_graphsurgeon as gs
 import pytest
 import torch
 
-from core import contract as C
-from export import fp16, onnx_io, passes
-from export.verify import gate, verify_graph
-from models import graphs as G
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.export import fp16, onnx_io, passes
+from hyperstyle_trt.export.verify import gate, verify_graph
+from hyperstyle_trt.models import graphs as G
 
 DEMOD = ("Pow", "ReduceSum", "Sqrt")
 

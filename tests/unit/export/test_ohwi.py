@@ -5,12 +5,12 @@ layers get OHWI from permuted w1/b1 columns (no runtime transpose), the others f
 import pytest
 import torch
 
-from core import contract as C
-from models import graphs as G
-from models.checkpoint import fill_default_
-from core.config import HypernetConfig, get_config
-from models.hyperstyle import HyperStyle
-from plugins.mod_conv.reference import to_ohwi
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.models import graphs as G
+from hyperstyle_trt.models.checkpoint import fill_default_
+from hyperstyle_trt.core.config import HypernetConfig, get_config
+from hyperstyle_trt.models.hyperstyle import HyperStyle
+from hyperstyle_trt.plugins.mod_conv.reference import to_ohwi
 
 
 def _model(encoder_type: str | None = None, tune_all: bool = False) -> HyperStyle:
@@ -87,7 +87,7 @@ def test_ohwi_hypernet_equals_to_ohwi_of_oihw(encoder_type, tune_all, per_channe
 @pytest.mark.slow
 def test_ffhq1024_ohwi_hypernet_equals_to_ohwi_of_oihw():
     """FFHQ-1024 sizes (w1 [512, 4608]): still bit-identical (~8 s, 3 GB RAM on the 2-core CPU box)."""
-    from models.checkpoint import build_model
+    from hyperstyle_trt.models.checkpoint import build_model
 
     assert _check_ohwi_equals_oihw(build_model("ffhq1024", quiet=True), per_channel=True, batch=2) == 9
 
@@ -110,8 +110,8 @@ def test_separable_plugin_export_verifies(tmp_path):
     Transpose, generator HsModConv delta_mode=1) and match the reference (ORT / onnx.reference, fp32)."""
     import json
 
-    from export.config import ExportConfig
-    from export.pipeline import run_export
+    from hyperstyle_trt.export.config import ExportConfig
+    from hyperstyle_trt.export.pipeline import run_export
     m = _model("SharedWeightsHyperNetResNetSeparable")
     cfg = ExportConfig(config="tiny", precisions=("fp32",), variants=("plugin",), out=tmp_path, build_engines=False)
     report = run_export(cfg, model=m)

@@ -7,8 +7,8 @@ import json
 import onnx
 import pytest
 
-from export.verify import gate
-from plugins.registry import all_specs
+from hyperstyle_trt.export.verify import gate
+from hyperstyle_trt.plugins.registry import all_specs
 
 
 def _arts(report, kind="onnx"):
@@ -83,9 +83,9 @@ def test_fp16_graph_keeps_sensitive_ops_fp32(tiny_export):
 
 
 def test_dynamic_batch_graphs_run_at_other_batches(tiny_export, tiny_model):
-    from core import contract as C
-    from models import graphs as G
-    from export.verify import verify_graph
+    from hyperstyle_trt.core import contract as C
+    from hyperstyle_trt.models import graphs as G
+    from hyperstyle_trt.export.verify import verify_graph
 
     cfg, _ = tiny_export
     for name, graph, plugin in (("w_encoder_fp32.onnx", "w_encoder", False),

@@ -7,9 +7,9 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 import pytest
 
-from export import onnx_io, passes
-from core.contract import GraphIO, TensorIO
-from core.errors import HsError
+from hyperstyle_trt.export import onnx_io, passes
+from hyperstyle_trt.core.contract import GraphIO, TensorIO
+from hyperstyle_trt.core.errors import HsError
 
 
 def _bn_model(c: int = 4):
@@ -46,7 +46,7 @@ def test_check_io_rejects_contract_mismatch():
 
 
 def test_check_plugin_nodes():
-    from plugins.onnx_export import single_node_model
+    from hyperstyle_trt.plugins.onnx_export import single_node_model
 
     graph = gs.import_onnx(single_node_model("mod_conv", {"delta_mode": 2}))
     assert passes.check_plugin_nodes(graph, expect_plugins=True) == {"HsModConv": 1}

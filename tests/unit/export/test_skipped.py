@@ -1,14 +1,15 @@
 """A selected graph that cannot be produced (e.g. the plugin ops are not importable) is a SKIPPED row and makes the
 run fail (exit 1 in hs-export): no silent fallback to another variant."""
 
-import export.pipeline as pipeline
-from export.config import ExportConfig
-from core.errors import HsError
+import hyperstyle_trt.export.pipeline as pipeline
+from hyperstyle_trt.export.config import ExportConfig
+from hyperstyle_trt.core.errors import HsError
 
 
 def test_missing_plugin_ops_are_reported(monkeypatch, tiny_model, tmp_path):
     def unavailable(model, modes):
-        raise HsError("the hyperstyle torch custom ops are not available (No module named 'plugins.mod_conv.op')")
+        raise HsError("the hyperstyle torch custom ops are not available "
+                      "(No module named 'hyperstyle_trt.plugins.mod_conv.op')")
 
     monkeypatch.setattr(pipeline, "plugin_generator", unavailable)
     cfg = ExportConfig(config="tiny", variants=("plugin",), out=tmp_path, build_engines=False, verify=False)

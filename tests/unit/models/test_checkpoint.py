@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from models.checkpoint import (build_model, load_g_ema, load_hyperstyle_checkpoint, load_w_encoder_checkpoint,
-                               save_checkpoint, save_w_encoder_checkpoint)
-from core.errors import HsError
-from models.fill import canonical_key, fill_value
-from models.hyperstyle import HyperStyle
+from hyperstyle_trt.models.checkpoint import (build_model, load_g_ema, load_hyperstyle_checkpoint,
+                                               load_w_encoder_checkpoint, save_checkpoint, save_w_encoder_checkpoint)
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.fill import canonical_key, fill_value
+from hyperstyle_trt.models.hyperstyle import HyperStyle
 
 
 @pytest.fixture(scope="module")

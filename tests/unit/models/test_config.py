@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from core.config import get_config, layer_specs, GeneratorConfig
-from core.errors import HsError
+from hyperstyle_trt.core.config import get_config, layer_specs, GeneratorConfig
+from hyperstyle_trt.core.errors import HsError
 
 # (idx, module, res, Cin, Cout, k, latent row, noise) — the official table for FFHQ 1024
 SPEC_TABLE = [

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-import models.demo as demo
-from core.errors import HsError
-from models.images import write_png
+import hyperstyle_trt.models.demo as demo
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import write_png
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +31,8 @@ def no_build(monkeypatch):
 
 
 def test_device_gpu_is_a_one_line_error_in_a_child_process(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "models.demo", "--device", "gpu", "--config", "tiny", "--out",
+    r = subprocess.run([sys.executable, "-m", "hyperstyle_trt.models.demo", "--device", "gpu", "--config", "tiny",
+                        "--out",
                         str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == "error: --device 'gpu' not understood; expected auto, cpu, cuda or cuda:N"

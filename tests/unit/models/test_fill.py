@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from core.config import get_config
-from models.fill import canonical_key, fill_rule, fill_value
-from models.hyperstyle import HyperStyle
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.models.fill import canonical_key, fill_rule, fill_value
+from hyperstyle_trt.models.hyperstyle import HyperStyle
 
 
 @pytest.fixture(scope="module")

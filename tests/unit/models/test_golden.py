@@ -8,13 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from models.golden import main, verify_dir
+from hyperstyle_trt.models.golden import main, verify_dir
 
 
 @pytest.mark.slow
 def test_golden_reference_all_cases_pass(golden_dir):
     """The proof the reference is right: python -m models.golden verify tests/data/golden."""
-    r = subprocess.run([sys.executable, "-m", "models.golden", "verify", str(golden_dir)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "hyperstyle_trt.models.golden", "verify", str(golden_dir)],
+                       capture_output=True,
                        text=True, timeout=1800)
     print(r.stdout)
     assert r.returncode == 0, r.stdout + r.stderr

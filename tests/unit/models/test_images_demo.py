@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from models.demo import main as demo_main
-from core.errors import HsError
-from models.images import read_image, to_uint8, write_png
+from hyperstyle_trt.models.demo import main as demo_main
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import read_image, to_uint8, write_png
 
 
 def test_png_round_trip(tmp_path):

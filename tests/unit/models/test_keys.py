@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
-from core.config import HypernetConfig, get_config
-from models.hyperstyle import HyperStyle
-from models.hypernet import SharedWeightsHyperNetResNet
-from models.stylegan2 import Generator
+from hyperstyle_trt.core.config import HypernetConfig, get_config
+from hyperstyle_trt.models.hyperstyle import HyperStyle
+from hyperstyle_trt.models.hypernet import SharedWeightsHyperNetResNet
+from hyperstyle_trt.models.stylegan2 import Generator
 
 @pytest.fixture(scope="module")
 def official(official_keys_path):

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from models.checkpoint import build_model
-from core.config import HypernetConfig, get_config
-from core.errors import HsError
-from models.hyperstyle import HyperStyle
-from models.hypernet import SharedWeightsHyperNetResNet
-from models.fill import fill_module_
+from hyperstyle_trt.models.checkpoint import build_model
+from hyperstyle_trt.core.config import HypernetConfig, get_config
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.hyperstyle import HyperStyle
+from hyperstyle_trt.models.hypernet import SharedWeightsHyperNetResNet
+from hyperstyle_trt.models.fill import fill_module_
 
 
 @pytest.fixture(scope="module")

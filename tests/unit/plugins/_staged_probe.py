@@ -7,7 +7,7 @@ import torch
 
 def staged_into_own_workspace(nbytes: int, fill: int, **kwargs):
     """(y, workspace after the launch): `nbytes` bytes filled with `fill` before mod_conv_staged(**kwargs)."""
-    from plugins.mod_conv.staged import mod_conv_staged
+    from hyperstyle_trt.plugins.mod_conv.staged import mod_conv_staged
 
     ws = torch.full((nbytes,), fill, dtype=torch.uint8)
     return mod_conv_staged(**kwargs, workspace=ws), ws

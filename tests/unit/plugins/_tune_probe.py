@@ -1,14 +1,14 @@
 """Run in the Triton-interpreter worker: `hs-bench tune`'s candidate callables (benchmarks.tune.make_call) on tiny
 layers in fp32, returned as max abs errors against the fp32 reference."""
 
-from plugins._triton import TileConfig
+from hyperstyle_trt.plugins._triton import TileConfig
 
 
 def candidate_errors(config: str, cases: list[tuple[str, int, str, tuple[int, ...], int]]) -> list[tuple[float, float]]:
     """(max abs error, max |reference|) per (layer name, batch, kind, tiles, split)."""
-    from benchmarks.kernels import KernelCase, _inputs, fp32_reference
-    from benchmarks.tune import make_call
-    from core.config import get_config
+    from hyperstyle_trt.benchmarks.kernels import KernelCase, _inputs, fp32_reference
+    from hyperstyle_trt.benchmarks.tune import make_call
+    from hyperstyle_trt.core.config import get_config
 
     layers = {s.name: s for s in get_config(config).layers}
     out = []

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def triton_interp():
     pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
-    from plugins._triton import InterpreterWorker
+    from hyperstyle_trt.plugins._triton import InterpreterWorker
 
     w = InterpreterWorker()
     yield w
@@ -20,8 +20,8 @@ def triton_interp():
 @pytest.fixture(scope="module")
 def trt():
     """The TensorRT flavor module with the hyperstyle plugin creators registered."""
-    from core.flavor import get_flavor
-    from plugins import register_plugins
+    from hyperstyle_trt.core.flavor import get_flavor
+    from hyperstyle_trt.plugins import register_plugins
 
     register_plugins()
     return get_flavor().module

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.errors import HsError
+from hyperstyle_trt.core.errors import HsError
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
 
@@ -35,8 +35,8 @@ def _to_rgb_args(dt=torch.float16):
     return dict(x=r(B, H, W, CIN), style=r(B, CIN), weight=r(3, CIN), delta=None, bias=r(3))
 
 
-@pytest.mark.parametrize("launcher", ["plugins.mod_conv.kernel:mod_conv_triton",
-                                      "plugins.mod_conv.staged:mod_conv_staged"])
+@pytest.mark.parametrize("launcher", ["hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton",
+                                      "hyperstyle_trt.plugins.mod_conv.staged:mod_conv_staged"])
 def test_mod_conv_launchers_refuse_strided_tensors_and_wrong_out(launcher):
     import importlib
 
@@ -60,7 +60,7 @@ def test_mod_conv_launchers_refuse_strided_tensors_and_wrong_out(launcher):
 
 
 def test_to_rgb_launcher_refuses_strided_tensors_and_wrong_out():
-    from plugins.to_rgb.kernel import to_rgb_triton
+    from hyperstyle_trt.plugins.to_rgb.kernel import to_rgb_triton
 
     a = _to_rgb_args()
     with pytest.raises(HsError, match=r"^to_rgb_triton: x must be contiguous"):
@@ -74,8 +74,8 @@ def test_to_rgb_launcher_refuses_strided_tensors_and_wrong_out():
 
 
 def test_staged_workspace_is_checked():
-    from plugins.mod_conv.staged import check_workspace, mod_conv_staged
-    from plugins.mod_conv.strategy import split_k, workspace_layout
+    from hyperstyle_trt.plugins.mod_conv.staged import check_workspace, mod_conv_staged
+    from hyperstyle_trt.plugins.mod_conv.strategy import split_k, workspace_layout
 
     a = _mod_conv_args()
     total = workspace_layout(B, CIN, COUT, 0, "fp16", split=split_k(B, H, W, CIN, COUT, 0, "fp16"), HW=H * W).total
@@ -94,8 +94,9 @@ def test_staged_workspace_is_checked():
 
 def test_checks_survive_python_O():
     """python -O strips asserts: the checks must still raise."""
-    code = ("import torch\nfrom core.errors import HsError\nfrom plugins.mod_conv.staged import check_workspace\n"
-            "from plugins.mod_conv.kernel import check_contiguous\nn = 0\n"
+    code = ("import torch\nfrom hyperstyle_trt.core.errors import HsError\n"
+            "from hyperstyle_trt.plugins.mod_conv.staged import check_workspace\n"
+            "from hyperstyle_trt.plugins.mod_conv.kernel import check_contiguous\nn = 0\n"
             "for f in (lambda: check_workspace(torch.empty(3, dtype=torch.uint8), 4, torch.device('cpu')),\n"
             "          lambda: check_contiguous('k', x=torch.empty(4, 4).t())):\n"
             "    try:\n        f()\n    except HsError as e:\n        n += 1\n        print(e)\n"
@@ -107,7 +108,7 @@ def test_checks_survive_python_O():
 
 @pytest.mark.trt
 def test_trt_plugin_enqueue_before_configure_is_an_hs_error():
-    from plugins.trt_common import plugin_classes
+    from hyperstyle_trt.plugins.trt_common import plugin_classes
 
     Plugin, _ = plugin_classes("mod_conv")
     p = Plugin({}, None)

@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
 
-from core.config import get_config  # noqa: E402
-from plugins._triton import HIDDEN_TRAILING_PARAMS, TileConfig
-from plugins.mod_conv import kernel as km
-from plugins.to_rgb import kernel as kr
+from hyperstyle_trt.core.config import get_config  # noqa: E402
+from hyperstyle_trt.plugins._triton import HIDDEN_TRAILING_PARAMS, TileConfig
+from hyperstyle_trt.plugins.mod_conv import kernel as km
+from hyperstyle_trt.plugins.to_rgb import kernel as kr
 
 LAYERS = get_config("ffhq1024").layers
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import kernels as kb
-from core.errors import HsError
+from hyperstyle_trt.benchmarks import kernels as kb
+from hyperstyle_trt.core.errors import HsError
 
 
 def test_layer_list_is_the_tuned_convs_and_every_to_rgb():
@@ -44,7 +44,8 @@ def test_refuses_cleanly_without_cuda():
     with pytest.raises(HsError, match="needs a CUDA GPU") as e:
         kb.main(["--batch", "1", "--layers", "conv1"])
     assert "\n" not in str(e.value)
-    r = subprocess.run([sys.executable, "-m", "benchmarks.kernels", "--batch", "1"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "hyperstyle_trt.benchmarks.kernels", "--batch", "1"], capture_output=True,
+                       text=True,
                        timeout=120, cwd=Path(__file__).resolve().parents[3])
     assert r.returncode == 2 and r.stderr.startswith("error: hs-bench kernels needs a CUDA GPU")
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -121,7 +122,8 @@ def test_harness_dry_run_on_cpu_in_the_interpreter(triton_interp):
     inputs in the op contract (OHWI), the fused kernel, the PyTorch route, the fp32 reference, the error columns and
     the goal lines. So the GPU run cannot fail on the harness itself."""
     layers = ["conv1", "convs.0", "to_rgbs.0", "convs.3"]  # plain, upsampling, toRGB with skip; small resolutions
-    rows = triton_interp.call("benchmarks.kernels:run_kernel_bench", batch_sizes=(1, 2), layers=layers, warmup=1,
+    rows = triton_interp.call("hyperstyle_trt.benchmarks.kernels:run_kernel_bench", batch_sizes=(1, 2), layers=layers,
+                              warmup=1,
                               iters=1, config="tiny", device="cpu")
     cases = kb.bench_cases((1, 2), layers, config="tiny")
     assert [(r["layer"], r["batch"]) for r in rows] == [(c.layer.name, c.batch) for c in cases]
@@ -149,7 +151,7 @@ def test_cli_dry_run_writes_json_after_every_row(triton_interp, tmp_path):
     out = tmp_path / "k.json"
     args = ["--batch", "1", "--layers", "conv1", "to_rgbs.0", "--warmup", "1", "--iters", "1", "--config", "tiny",
             "--device", "cpu", "--json", str(out)]
-    assert triton_interp.call("benchmarks.kernels:main", args) == 0
+    assert triton_interp.call("hyperstyle_trt.benchmarks.kernels:main", args) == 0
     data = json.loads(out.read_text())
     assert data["complete"] is True and [r["layer"] for r in data["rows"]] == ["conv1", "to_rgbs.0"]
     assert data["goals"] and not (tmp_path / "k.json.tmp").exists()

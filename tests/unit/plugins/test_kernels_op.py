@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import plugins.mod_conv.op as mc
-import plugins.to_rgb.op as tr
-from core.errors import HsError
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.to_rgb.reference import to_rgb_ref
+import hyperstyle_trt.plugins.mod_conv.op as mc
+import hyperstyle_trt.plugins.to_rgb.op as tr
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 
@@ -84,7 +84,8 @@ def test_op_modules_import_without_compiling_or_touching_cuda(tmp_path):
     import subprocess
     import sys
 
-    code = ("import plugins.mod_conv.op, plugins.to_rgb.op, plugins.mod_conv.kernel, plugins.to_rgb.kernel, torch\n"
+    code = ("import hyperstyle_trt.plugins.mod_conv.op, hyperstyle_trt.plugins.to_rgb.op, torch\n"
+            "import hyperstyle_trt.plugins.mod_conv.kernel, hyperstyle_trt.plugins.to_rgb.kernel\n"
             "assert not torch.cuda.is_initialized()\n")
     cache = tmp_path / "triton_cache"
     env = dict(os.environ, TRITON_CACHE_DIR=str(cache))

@@ -4,10 +4,10 @@ equal models.stylegan2.StyledConv / ToRGB, fp32, B=2 with distinct per-sample de
 import pytest
 import torch
 
-from core.errors import HsError
-from models.stylegan2 import StyledConv, ToRGB
-from plugins.mod_conv.reference import from_ohwi, mod_conv_flops, mod_conv_ref, to_ohwi
-from plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.stylegan2 import StyledConv, ToRGB
+from hyperstyle_trt.plugins.mod_conv.reference import from_ohwi, mod_conv_flops, mod_conv_ref, to_ohwi
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
 
 ATOL = 1e-5
 

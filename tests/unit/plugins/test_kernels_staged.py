@@ -10,16 +10,16 @@ forms the same fp32 weight, rounds it once to T and accumulates in the same orde
 import pytest
 import torch
 
-from core.config import get_config
-from core.errors import HsError
-from plugins._triton import TileConfig
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, bucket, max_workspace_bytes, select_strategy, split_k,
-                                       tuned, workspace_bytes, workspace_layout)
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins._triton import TileConfig
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.mod_conv.strategy import (FUSED_PICKS, TUNED, bucket, max_workspace_bytes, select_strategy,
+                                                      split_k, tuned, workspace_bytes, workspace_layout)
 from test_kernels_triton import SMALL, _assert_close, _mod_conv_case, _ref32
 
-STAGED = "plugins.mod_conv.staged:mod_conv_staged"
-FUSED = "plugins.mod_conv.kernel:mod_conv_triton"
+STAGED = "hyperstyle_trt.plugins.mod_conv.staged:mod_conv_staged"
+FUSED = "hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton"
 
 
 @pytest.mark.parametrize("upsample", [0, 1], ids=["conv", "up"])
@@ -61,7 +61,7 @@ def _ffhq_convs():
 def _tuned_ready_variants():
     """Distinct (ready tiles, upsample, split-K) that the FFHQ-1024 layers run in fp16 on sm_90, both batch buckets
     (split-K counts above 3 tested as 3: the test's Cin has 3 K steps' worth of splits)."""
-    from plugins.mod_conv.staged import ready_config
+    from hyperstyle_trt.plugins.mod_conv.staged import ready_config
 
     keys = []
     for up, h, cin, cout in _ffhq_convs():
@@ -175,7 +175,7 @@ def test_split_k_matches_the_reference(triton_interp, upsample, delta_mode):
 
 def _fp32_ready_tiles():
     """The distinct (fp32 ready-kernel tiles, upsample) of the FFHQ-1024 StyledConvs (fp32 stages every layer)."""
-    from plugins.mod_conv.staged import ready_config
+    from hyperstyle_trt.plugins.mod_conv.staged import ready_config
 
     keys = [(ready_config(h, h, cin, cout, "fp32", 90), up) for up, h, cin, cout in _ffhq_convs()]
     return list(dict.fromkeys(keys))
@@ -212,7 +212,7 @@ def test_staged_writes_every_output_and_uses_the_given_workspace(triton_interp):
 
 
 def test_run_cuda_rejects_an_unknown_strategy():
-    from plugins.mod_conv.op import run_cuda
+    from hyperstyle_trt.plugins.mod_conv.op import run_cuda
 
     t = _mod_conv_case(1, 4, 4, 8, 8, 0, 0, torch.float32)
     with pytest.raises(HsError, match="strategy must be one of"):

@@ -10,9 +10,9 @@ Tolerances (max abs error relative to max |reference|; reference in fp32 on the 
 import pytest
 import torch
 
-from plugins._triton import TileConfig
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.to_rgb.reference import to_rgb_ref
+from hyperstyle_trt.plugins._triton import TileConfig
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 
 REL_TOL = {torch.float32: 1e-5, torch.float16: 3e-3}
 SMALL = TileConfig(16, 16, 16, 4, 1)  # small tiles: several programs along M, N and K even on tiny shapes
@@ -39,7 +39,9 @@ def _ref32(fn, t, **attrs):
     return fn(**{k: None if v is None else v.float() for k, v in t.items()}, **attrs)
 
 
-LAUNCHERS = {"fused": "plugins.mod_conv.kernel:mod_conv_triton", "staged": "plugins.mod_conv.staged:mod_conv_staged"}
+LAUNCHERS = {"fused": "hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton",
+             "staged": "hyperstyle_trt.plugins.mod_conv.staged:mod_conv_staged"}
+TO_RGB = "hyperstyle_trt.plugins.to_rgb.kernel:to_rgb_triton"
 
 
 @pytest.mark.parametrize("strategy", ["fused", "staged"])
@@ -58,7 +60,7 @@ def test_mod_conv_kernel_matches_reference(triton_interp, upsample, delta_mode, 
 def test_mod_conv_kernel_without_demodulation(triton_interp, upsample):
     t = _mod_conv_case(2, 4, 4, 16, 16, upsample, 1, torch.float32, seed=3)
     a = dict(upsample=upsample, delta_mode=1, demodulate=0)
-    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=SMALL)
+    got = triton_interp.call("hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=SMALL)
     _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float32)
 
 
@@ -67,15 +69,15 @@ def test_mod_conv_kernel_with_the_deterministic_tile_choice(triton_interp, upsam
     """The tiles select_config picks for a 4x4 input (the ones a GPU launch uses), fp16, full delta."""
     t = _mod_conv_case(2, 4, 4, 32, 32, upsample, 1, torch.float16, seed=5)
     a = dict(upsample=upsample, delta_mode=1, demodulate=1)
-    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, **a)
+    got = triton_interp.call("hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton", **t, **a)
     _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float16)
 
 
 def _production_tiles():
     """Every distinct (upsample, TileConfig) that select_config gives an FFHQ-1024 layer: fp16 and fp32, for an
     H100 (sm_90) and a consumer GPU (sm_89)."""
-    from core.config import get_config
-    from plugins.mod_conv.kernel import select_config
+    from hyperstyle_trt.core.config import get_config
+    from hyperstyle_trt.plugins.mod_conv.kernel import select_config
 
     out = set()
     for s in get_config("ffhq1024").layers:
@@ -93,14 +95,14 @@ def test_mod_conv_kernel_with_every_production_tile(triton_interp, upsample, cfg
     interpreter on a small ragged problem: one partial tile along M, N and K."""
     t = _mod_conv_case(2, 3, 5, cfg.block_k + 8, 24, upsample, 1, torch.float16, seed=17)
     a = dict(upsample=upsample, delta_mode=1, demodulate=1)
-    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=cfg)
+    got = triton_interp.call("hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton", **t, **a, cfg=cfg)
     _assert_close(got, _ref32(mod_conv_ref, t, **a), torch.float16)
 
 
 def test_mod_conv_kernel_writes_into_preallocated_output(triton_interp):
     t = _mod_conv_case(2, 4, 4, 16, 16, 0, 2, torch.float32, seed=7)
     out = torch.full((2, 4, 4, 16), float("nan"))
-    got = triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", **t, delta_mode=2, out=out, cfg=SMALL)
+    got = triton_interp.call(LAUNCHERS["fused"], **t, delta_mode=2, out=out, cfg=SMALL)
     _assert_close(got, _ref32(mod_conv_ref, t, delta_mode=2), torch.float32)  # no NaN left: every element written
 
 
@@ -115,13 +117,13 @@ def test_to_rgb_kernel_matches_reference(triton_interp, skip, delta_mode, dtype)
              delta=0.5 * torch.randn(b, 3, cin, generator=g) if delta_mode else None,
              bias=torch.randn(3, generator=g), skip=torch.randn(b, h // 2, w // 2, 3, generator=g) if skip else None)
     t = {k: None if v is None else v.to(dtype) for k, v in t.items()}
-    got = triton_interp.call("plugins.to_rgb.kernel:to_rgb_triton", **t, delta_mode=delta_mode, cfg=SMALL)
+    got = triton_interp.call(TO_RGB, **t, delta_mode=delta_mode, cfg=SMALL)
     _assert_close(got, _ref32(to_rgb_ref, t, delta_mode=delta_mode), dtype)
 
 
 def test_interpreter_errors_surface_with_the_child_traceback(triton_interp):
     with pytest.raises(RuntimeError, match="failed in the Triton interpreter"):
-        triton_interp.call("plugins.mod_conv.kernel:mod_conv_triton", torch.randn(1, 2, 2, 4))
+        triton_interp.call("hyperstyle_trt.plugins.mod_conv.kernel:mod_conv_triton", torch.randn(1, 2, 2, 4))
 
 
 def test_to_rgb_kernel_with_the_deterministic_tile_choice(triton_interp):
@@ -132,5 +134,5 @@ def test_to_rgb_kernel_with_the_deterministic_tile_choice(triton_interp):
              weight=torch.randn(3, cin, generator=g), delta=0.5 * torch.randn(b, 3, cin, generator=g),
              bias=torch.randn(3, generator=g), skip=torch.randn(b, h // 2, w // 2, 3, generator=g))
     t = {k: v.half() for k, v in t.items()}
-    got = triton_interp.call("plugins.to_rgb.kernel:to_rgb_triton", **t, delta_mode=1)
+    got = triton_interp.call("hyperstyle_trt.plugins.to_rgb.kernel:to_rgb_triton", **t, delta_mode=1)
     _assert_close(got, _ref32(to_rgb_ref, t, delta_mode=1), torch.float16)

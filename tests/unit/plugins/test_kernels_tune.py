@@ -4,11 +4,11 @@ CLI stops with a one-line error where there is no CUDA GPU."""
 
 import pytest
 
-from benchmarks import tune
-from benchmarks.kernels import bench_layers
-from plugins.mod_conv import staged
-from plugins.mod_conv.strategy import tuned
-from plugins.to_rgb.kernel import select_config as rgb_config
+from hyperstyle_trt.benchmarks import tune
+from hyperstyle_trt.benchmarks.kernels import bench_layers
+from hyperstyle_trt.plugins.mod_conv import staged
+from hyperstyle_trt.plugins.mod_conv.strategy import tuned
+from hyperstyle_trt.plugins.to_rgb.kernel import select_config as rgb_config
 
 
 def test_candidates_include_every_production_choice():

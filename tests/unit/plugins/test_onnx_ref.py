@@ -10,11 +10,11 @@ import onnx.numpy_helper as onh
 import pytest
 import torch
 
-from core.errors import HsError
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.onnx_export import single_node_model
-from plugins.onnx_ref import run_reference
-from plugins.to_rgb.reference import to_rgb_ref
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.onnx_export import single_node_model
+from hyperstyle_trt.plugins.onnx_ref import run_reference
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 
 
 def _feeds_and_all(model, seed=1):

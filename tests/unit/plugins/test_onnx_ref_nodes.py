@@ -3,8 +3,8 @@
 import onnx.helper as oh
 import pytest
 
-from core.errors import HsError
-from plugins.onnx_export import make_node, op_schema, single_node_model
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins.onnx_export import make_node, op_schema, single_node_model
 
 
 def test_make_node_writes_domain_version_and_every_attribute():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import get_config
-from core.errors import HsError
-from models.fill import fill_module_
-from models.stylegan2 import Generator
-from plugins.generator import PluginGenerator
-from plugins.mod_conv.reference import to_ohwi
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.fill import fill_module_
+from hyperstyle_trt.models.stylegan2 import Generator
+from hyperstyle_trt.plugins.generator import PluginGenerator
+from hyperstyle_trt.plugins.mod_conv.reference import to_ohwi
 from _trt_util import build, parse, plugin_layers
 
 MODES = {"conv1": 1, "convs.0": 1, "convs.3": 1, "convs.8": 2, "convs.9": 2, "to_rgbs.0": 1}
@@ -110,7 +110,7 @@ def test_user_errors(setup):
 
 @pytest.fixture(scope="module")
 def exported(setup):
-    from plugins.onnx_export import custom_translation_table
+    from hyperstyle_trt.plugins.onnx_export import custom_translation_table
 
     gen, pg, codes, deltas, want, _ = setup
     batch = torch.export.Dim("B", min=1, max=8)
@@ -121,7 +121,7 @@ def exported(setup):
 
 
 def test_export_gives_plugin_nodes_and_evaluates_to_the_image(setup, exported):
-    from plugins.onnx_ref import run_reference
+    from hyperstyle_trt.plugins.onnx_ref import run_reference
 
     gen, pg, codes, deltas, want, _ = setup
     ops = Counter((n.domain, n.op_type) for n in exported.graph.node)
@@ -151,7 +151,7 @@ def _parse_and_build(trt, model, n_plugins):
 def test_fp16_export_parses_and_builds(trt, setup):
     import copy
 
-    from plugins.onnx_export import custom_translation_table
+    from hyperstyle_trt.plugins.onnx_export import custom_translation_table
 
     gen, _, codes, deltas, *_ = setup
     pg = PluginGenerator(copy.deepcopy(gen).half(), MODES).eval()

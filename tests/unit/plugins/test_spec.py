@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from core.errors import HsError
-from plugins.registry import DOMAIN, all_specs, get_spec, load_spec, parse_spec, PLUGIN_DIR
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins.registry import DOMAIN, all_specs, get_spec, load_spec, parse_spec, PLUGIN_DIR
 
 
 def test_both_specs_load_with_contract_names():
@@ -117,10 +117,11 @@ def test_importing_plugins_needs_no_tensorrt():
     import subprocess
     import sys
 
-    code = ("import sys, plugins, plugins.registry, plugins.trt_common, plugins.qdp, plugins.onnx_export, "
-            "plugins.onnx_ref, plugins.mod_conv.trt_plugin, plugins.to_rgb.trt_plugin; plugins.trt_impls(); "
+    mods = ("registry", "trt_common", "qdp", "onnx_export", "onnx_ref", "mod_conv.trt_plugin", "to_rgb.trt_plugin")
+    code = ("import sys, importlib; import hyperstyle_trt.plugins as plugins; "
+            f"[importlib.import_module('hyperstyle_trt.plugins.' + m) for m in {mods!r}]; plugins.trt_impls(); "
             "bad = [m for m in sys.modules "
             "if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_rtx_bindings')]; "
             "assert not bad, bad")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PLUGIN_DIR.parent))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PLUGIN_DIR.parents[1]))
     assert r.returncode == 0, r.stderr[-2000:]

@@ -7,10 +7,10 @@ import onnx.numpy_helper as onh
 import pytest
 import torch
 
-from plugins.mod_conv.reference import mod_conv_ref
-from plugins.onnx_export import chain_model
-from plugins.onnx_ref import run_reference
-from plugins.to_rgb.reference import to_rgb_ref
+from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
+from hyperstyle_trt.plugins.onnx_export import chain_model
+from hyperstyle_trt.plugins.onnx_ref import run_reference
+from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 from _trt_util import build, parse, plugin_layers
 
 

@@ -18,8 +18,8 @@ import struct
 import numpy as np
 import pytest
 
-from plugins.onnx_export import single_node_model
-from plugins.registry import get_spec
+from hyperstyle_trt.plugins.onnx_export import single_node_model
+from hyperstyle_trt.plugins.registry import get_spec
 from _trt_util import build, parse
 
 pytestmark = pytest.mark.trt
@@ -41,14 +41,14 @@ def _values(fc) -> dict[str, list[int]]:
 
 
 def _classes(key):
-    from plugins.trt_common import plugin_classes
+    from hyperstyle_trt.plugins.trt_common import plugin_classes
 
     return plugin_classes(key)
 
 
 @pytest.mark.parametrize("key, attrs", CASES)
 def test_attrs_to_fields_survive_gc_and_allocation_churn(trt, key, attrs):
-    from plugins.trt_common import attrs_to_fields
+    from hyperstyle_trt.plugins.trt_common import attrs_to_fields
 
     spec = get_spec(key)
     fc = attrs_to_fields(trt, spec, spec.resolve_attrs(attrs))

@@ -5,10 +5,10 @@ Engines are built, never run (no GPU needed)."""
 
 import pytest
 
-from core.errors import HsError
-from plugins.onnx_export import single_node_model
-from plugins.trt_common import int32_fields
-from plugins.registry import get_spec
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins.onnx_export import single_node_model
+from hyperstyle_trt.plugins.trt_common import int32_fields
+from hyperstyle_trt.plugins.registry import get_spec
 from _trt_util import build, parse, plugin_layers
 
 pytestmark = pytest.mark.trt
@@ -19,13 +19,13 @@ CASES = [("mod_conv", {}), ("mod_conv", {"upsample": 1, "delta_mode": 1}),
 
 
 def _classes(key):
-    from plugins.trt_common import plugin_classes
+    from hyperstyle_trt.plugins.trt_common import plugin_classes
 
     return plugin_classes(key)
 
 
 def test_register_is_idempotent(trt):
-    from plugins import register_plugins
+    from hyperstyle_trt.plugins import register_plugins
 
     first, second = register_plugins(), register_plugins()
     assert set(first) == {"mod_conv", "to_rgb"} and all(first[k] is second[k] for k in first)
@@ -44,7 +44,7 @@ def test_fields_round_trip(trt, key, attrs):
     assert (creator.name, creator.plugin_namespace, creator.plugin_version) == (get_spec(key).name, "hyperstyle",
                                                                                    get_spec(key).version)
     assert [f.name for f in creator.field_names] == list(get_spec(key).attr_names)
-    from plugins.trt_common import attrs_to_fields
+    from hyperstyle_trt.plugins.trt_common import attrs_to_fields
 
     p = creator.create_plugin("n0", attrs_to_fields(trt, get_spec(key), get_spec(key).resolve_attrs(attrs)),
                               trt.TensorRTPhase.BUILD)
@@ -110,7 +110,7 @@ def test_enqueue_calls_the_launcher_with_named_pointers(trt, monkeypatch, key, a
     import importlib
     import inspect
 
-    op = importlib.import_module(f"plugins.{key}.op")
+    op = importlib.import_module(f"hyperstyle_trt.plugins.{key}.op")
     real = inspect.signature(op.launch_raw)
     calls = []
     monkeypatch.setattr(op, "launch_raw", lambda **kw: calls.append(real.bind(**kw).arguments))  # binds or fails
@@ -153,7 +153,7 @@ def test_workspace_size_covers_every_batch_of_the_profile(trt, h, up, dtype, wan
 def test_staged_layer_enqueue_needs_the_workspace(trt, monkeypatch):
     """A staged layer (64^2 -> 128^2) enqueued without a workspace (an engine built by older plugin code) fails with
     a one-line error instead of allocating inside TensorRT's stream; with one, the launcher gets its pointer."""
-    from plugins.mod_conv import op
+    from hyperstyle_trt.plugins.mod_conv import op
 
     calls = []
     monkeypatch.setattr(op, "launch_raw", lambda **kw: calls.append(kw))
@@ -196,7 +196,7 @@ def test_one_node_graph_parses_and_builds_fp16(trt, key, attrs, dynamic):
 def test_staged_layer_graph_builds_with_a_workspace_for_batch_8(trt, monkeypatch):
     """A 64^2 -> 128^2 upsampling node (a staged layer): TensorRT-RTX asks the plugin for its workspace with the
     profile's max batch while building (the bound over batches 1..8), and the engine builds."""
-    from plugins.mod_conv import strategy
+    from hyperstyle_trt.plugins.mod_conv import strategy
 
     asked = []
     real = strategy.max_workspace_bytes

@@ -8,8 +8,8 @@ import typing
 
 import pytest
 
-from core.errors import HsError
-from plugins import qdp
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.plugins import qdp
 
 
 def test_variants_cover_every_input_list():
@@ -30,11 +30,11 @@ KERNEL_NAMES = {"x": "x_ptr", "style": "style_ptr", "weight": "w_ptr", "delta": 
 def test_aot_argument_order_matches_kernel(op, attrs):
     ins, extras, outs = qdp.kernel_args(op, attrs)
     if op == "mod_conv":
-        from plugins.mod_conv import kernel
+        from hyperstyle_trt.plugins.mod_conv import kernel
 
         fn = kernel.mod_conv_up_kernel if attrs.get("upsample") else kernel.mod_conv_kernel
     else:
-        from plugins.to_rgb import kernel
+        from hyperstyle_trt.plugins.to_rgb import kernel
 
         fn = kernel.to_rgb_kernel
     params = [p.name for p in fn.params if not p.is_constexpr]
@@ -45,7 +45,7 @@ def test_aot_argument_order_matches_kernel(op, attrs):
 
 
 def test_launch_params_are_shape_expressions_of_the_inputs():
-    from plugins.mod_conv import kernel
+    from hyperstyle_trt.plugins.mod_conv import kernel
 
     class Sym:  # a symbolic batch: records the expression built on it
         def __init__(self, s):
@@ -124,7 +124,7 @@ def test_qdp_definitions_have_the_schema_tensorrt_validates():
     ("to_rgb", "HsToRGB_skip", (1, 0), [(2, 8, 8, 16), (2, 16), (3, 16), (3,), (2, 4, 4, 3)]),
 ])
 def test_aot_impl_compiles_ptx_with_the_declared_arguments(op, name, attrs, shapes):
-    from plugins._triton import HIDDEN_TRAILING_PARAMS
+    from hyperstyle_trt.plugins._triton import HIDDEN_TRAILING_PARAMS
 
     trtp = _FakeTrtp()
     qdp.define_variant(trtp, types.SimpleNamespace(float16="half"), op, name, qdp.variants(op)[name])
@@ -142,7 +142,7 @@ def test_aot_impl_compiles_ptx_with_the_declared_arguments(op, name, attrs, shap
 
 @pytest.mark.trt
 def test_register_qdp_refuses_tensorrt_rtx():
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     if not get_flavor().is_rtx:
         pytest.skip("full TensorRT installed: this test checks the refusal on TensorRT-RTX only")
@@ -153,7 +153,7 @@ def test_register_qdp_refuses_tensorrt_rtx():
 def test_to_qdp_model_renames_plugin_nodes_only():
     import onnx.helper as oh
 
-    from plugins.onnx_export import chain_model
+    from hyperstyle_trt.plugins.onnx_export import chain_model
 
     m = chain_model("float16")
     q = qdp.to_qdp_model(m)

@@ -34,7 +34,7 @@ def ref5(tiny_model, images_f):
 @pytest.fixture(scope="session")
 def inv():
     """The tiny torch Inverter on CPU (fp32, reference ops), max_batch=4, built by the public call."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     return Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", precision="fp32",
                                     max_batch=4)

@@ -16,8 +16,8 @@ class TritonPythonModel:
         sys.path.insert(0, params["project_root"])
         import torch
 
-        from models.checkpoint import build_model
-        from runtime.executors.torch_executor import TorchExecutor
+        from hyperstyle_trt.models.checkpoint import build_model
+        from hyperstyle_trt.runtime.executors.torch_executor import TorchExecutor
 
         torch.set_num_threads(1)
         self.torch = torch

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import HsError
-from runtime.align import (Aligner, align_face, anchors, ffhq_quad, load_photo, source_to_aligned, to_rgb_uint8,
-                           warp_ffhq)
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.align import (Aligner, align_face, anchors, ffhq_quad, load_photo, source_to_aligned,
+                                          to_rgb_uint8, warp_ffhq)
 
 
 def _astronaut() -> np.ndarray:

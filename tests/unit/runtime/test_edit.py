@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from models.stylegan2 import Generator
-from runtime.edit import load_direction, save_weights
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.stylegan2 import Generator
+from hyperstyle_trt.runtime.edit import load_direction, save_weights
 
 IMG_TOL = 3e-6
 

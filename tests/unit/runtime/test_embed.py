@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from runtime.embed import Embedded, uint8_hwc
-from runtime.result import InverterResult
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.embed import Embedded, uint8_hwc
+from hyperstyle_trt.runtime.result import InverterResult
 
 U8, F32 = 0, 1
 

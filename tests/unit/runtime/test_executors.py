@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import get_config
-from core.contract import delta_modes
-from core.errors import HsError
-from runtime.executors import available_executors, get_executor, register_executor
-from runtime.executors.base import Executor
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.contract import delta_modes
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.executors import available_executors, get_executor, register_executor
+from hyperstyle_trt.runtime.executors.base import Executor
 
 
 class Fake(Executor):
@@ -64,7 +64,7 @@ def test_base_constructors_and_check():
 def test_ping_pong_and_fixed_batch_rows(T):
     """Δ after T iterations is T in every layer and row (set T % 2); the fixed-batch generator (3) runs on padded
     chunks over rows rounded up to a multiple of 3."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     ex = Fake(fixed={"generator": 3})
     inv = Inverter(ex, max_batch=4)
@@ -80,7 +80,7 @@ def test_ping_pong_and_fixed_batch_rows(T):
 
 
 def test_edit_pads_fixed_batch():
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     inv = Inverter(Fake(fixed={"generator": 3}), max_batch=2)
     res = inv.invert(torch.zeros(2, 3, 64, 64), n_iters=2, copy=True)
@@ -89,7 +89,7 @@ def test_edit_pads_fixed_batch():
 
 
 def test_stream_and_capture_arguments_checked():
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     with pytest.raises(HsError, match="capture batch 5 exceeds max_batch=4"):
         Inverter(Fake(), max_batch=4, capture=[5])
@@ -101,7 +101,7 @@ def test_fold_batchnorm_matches_eval_batchnorm(tiny_model):
     """The fp16 policy's first step, checked in fp32: BN folded into x*scale+shift changes nothing but rounding."""
     import copy
 
-    from runtime.executors.torch_executor import fold_batchnorm_
+    from hyperstyle_trt.runtime.executors.torch_executor import fold_batchnorm_
 
     m = copy.deepcopy(tiny_model)
     n = fold_batchnorm_(m.w_encoder) + fold_batchnorm_(m.hypernet)
@@ -114,7 +114,7 @@ def test_fold_batchnorm_matches_eval_batchnorm(tiny_model):
 
 
 def test_dlpack_input_is_zero_copy():
-    from runtime.inputs import prepare
+    from hyperstyle_trt.runtime.inputs import prepare
 
     t = torch.rand(2, 3, 64, 64) * 2 - 1
 
@@ -130,7 +130,7 @@ def test_dlpack_input_is_zero_copy():
 
 
 def test_list_of_uint8_images():
-    from runtime.inputs import prepare
+    from hyperstyle_trt.runtime.inputs import prepare
 
     imgs = [np.full((64, 64, 3), v, np.uint8) for v in (0, 255)]
     p = prepare(imgs, 64, torch.device("cpu"))
@@ -144,8 +144,8 @@ def test_fp16_policy_plumbing_on_cpu(tiny_model, images_f, ref5):
     PSNR >= 65 dB (~3x the MSE) and Δ <= 2e-3. The GPU figure (FFHQ-1024, T=5, >= 40 dB) is tests/gpu/runtime's."""
     import math
 
-    from runtime import Inverter
-    from runtime.executors.torch_executor import TorchExecutor
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.executors.torch_executor import TorchExecutor
 
     ex = TorchExecutor(tiny_model, "cpu", "fp16", allow_cpu_fp16=True)
     assert ex.bn_folded > 0 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in ex.model.modules())

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from models.images import to_uint8
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import to_uint8
 
 IMG_TOL = 3e-6
 DELTA_TOL = 2e-7
@@ -81,7 +81,7 @@ def test_b1_t5_against_b3_reference_row(inv, images_f, ref5):
 
 def test_chunking_and_smaller_batches(images_f, ref5):
     """max_batch=2: B=3 runs as chunks of 2 and 1 (the 1 on its own plan), T=1 against the reference's iteration 1."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     inv2 = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2)
     res = inv2.invert(images_f, n_iters=1)
@@ -190,7 +190,7 @@ def test_resize_to_input_size(images_u8):
     """A non-64x64 uint8 image is resized with PIL bilinear (as models.images.read_image), then v/127.5 - 1."""
     from PIL import Image
 
-    from runtime.inputs import prepare
+    from hyperstyle_trt.runtime.inputs import prepare
 
     big = np.repeat(np.repeat(images_u8[0], 2, 0), 3, 1)  # [128,192,3]
     p = prepare(big, 64, torch.device("cpu"))
@@ -200,7 +200,7 @@ def test_resize_to_input_size(images_u8):
 
 
 def test_construction_errors():
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     cases = [(dict(max_batch=0), "max_batch must be an integer >= 1"),
              (dict(precision="fp16"), "fp16.*needs device='cuda'"),
@@ -218,7 +218,7 @@ def test_construction_errors():
 
 
 def test_export_dir_missing(tmp_path):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     with pytest.raises(HsError, match="not found; create it with hs-export"):
         Inverter.from_export(tmp_path / "nope", executor="onnxruntime")
@@ -271,7 +271,7 @@ def test_copy_keeps_official_deltas_as_views(inv, images_u8):
 
 def test_copy_of_plain_tensors_falls_back_to_clone():
     """A result whose official Δ is not a view of its raw Δ (built by hand) is still copied correctly."""
-    from runtime.result import InverterResult
+    from hyperstyle_trt.runtime.result import InverterResult
 
     raw = {"l": torch.arange(24.0).view(2, 3, 4)}
     off = {"l": torch.arange(24.0).view(2, 3, 4, 1, 1).expand(2, 3, 4, 3, 3).clone() + 1}  # its own storage
@@ -283,7 +283,7 @@ def test_copy_of_plain_tensors_falls_back_to_clone():
 
 def test_chunked_result_official_deltas_are_views(images_f, ref5):
     """B > max_batch (chunks, concatenated): the official Δ are views of the concatenated raw Δ."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     inv2 = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2)
     res = inv2.invert(images_f, n_iters=1)
@@ -294,7 +294,7 @@ def test_chunked_result_official_deltas_are_views(images_f, ref5):
 
 def test_capture_without_graphs_is_ignored(monkeypatch):
     """capture= on an Inverter without CUDA graphs (here: CPU) captures nothing and never touches torch.cuda."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     def boom(*a, **k):
         raise AssertionError("torch.cuda.CUDAGraph() called on an Inverter without graphs")

@@ -15,7 +15,7 @@ import shutil
 import pytest
 import torch
 
-from core.errors import HsError
+from hyperstyle_trt.core.errors import HsError
 
 IMG_TOL, DELTA_TOL, CODES_TOL = 3e-6, 2e-7, 1e-6
 
@@ -27,8 +27,8 @@ def _err(a, b) -> float:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_model):
     """hs-export --config tiny --plain --fp32 --no-engines --no-verify --plain-batch 2 --max-batch 4."""
-    from export.config import ExportConfig
-    from export.pipeline import run_export
+    from hyperstyle_trt.export.config import ExportConfig
+    from hyperstyle_trt.export.pipeline import run_export
 
     out = tmp_path_factory.mktemp("hs_export_tiny")
     rep = run_export(ExportConfig(config="tiny", variants=("plain",), precisions=("fp32",), build_engines=False,
@@ -39,7 +39,7 @@ def tiny_export(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="module")
 def ort_inv(tiny_export):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     return Inverter.from_export(tiny_export, executor="onnxruntime", max_batch=4)
 
@@ -72,7 +72,7 @@ def test_binds_the_inverters_buffers(ort_inv, images_f):
 
 
 def test_edit_and_fine_tuned_weights(ort_inv, ort_res, tiny_model):
-    from models.stylegan2 import Generator
+    from hyperstyle_trt.models.stylegan2 import Generator
 
     zero = ort_inv.edit(ort_res, torch.ones(32), 0)  # B=3 on the 2-row generator: padded chunks
     assert _err(zero, ort_res.images) <= 1e-6
@@ -83,7 +83,7 @@ def test_edit_and_fine_tuned_weights(ort_inv, ort_res, tiny_model):
 
 
 def test_missing_graph(tiny_export, tmp_path):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     part = tmp_path / "partial"
     shutil.copytree(tiny_export, part)
@@ -96,7 +96,7 @@ def test_missing_graph(tiny_export, tmp_path):
 
 def test_foreign_graph_refused(tiny_export, tmp_path):
     """A file whose I/O is not the contract's (here: the W encoder in the generator's place) is refused by name."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     part = tmp_path / "swapped"
     shutil.copytree(tiny_export, part)
@@ -106,7 +106,7 @@ def test_foreign_graph_refused(tiny_export, tmp_path):
 
 
 def test_cpu_refuses_cuda_and_stream(tiny_export):
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     if not torch.cuda.is_available():
         with pytest.raises(HsError, match="CUDAExecutionProvider|is_available"):

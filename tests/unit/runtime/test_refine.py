@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from models.stylegan2 import Generator
-from runtime.refine import (adapt_generator, fold_deltas, generator_from_state_dict, load_generator_weights,
-                            refine_pti, render, resize_square)
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.stylegan2 import Generator
+from hyperstyle_trt.runtime.refine import (adapt_generator, fold_deltas, generator_from_state_dict,
+                                           load_generator_weights, refine_pti, render, resize_square)
 
 
 def _photo(size: int) -> torch.Tensor:
@@ -56,7 +56,7 @@ def test_adapt_onto_another_generator(tiny_model, inverted, tmp_path):
     other = Generator(cfg).eval()
     path = tmp_path / "g_ema.pt"
     torch.save({"g_ema": other.state_dict(), "latent_avg": torch.zeros(cfg.style_dim)}, path)
-    from runtime.refine import load_target_generator
+    from hyperstyle_trt.runtime.refine import load_target_generator
 
     target = load_target_generator(path, cfg)
     d0 = {k: v[0] for k, v in res.deltas.items()}
@@ -82,7 +82,7 @@ def test_pti_refinement_lowers_lpips(tiny_model, inverted):
     """HyperStyle -> PTI: 3 Adam steps (PTI's lr 3e-4, LPIPS-alex + L2) from the folded HyperStyle generator lower
     the LPIPS of the reconstruction against the photo (hs-invert --refine-steps 5 is checked in
     tests/unit/cli/test_invert.py)."""
-    from models.lpips import LPIPS
+    from hyperstyle_trt.models.lpips import LPIPS
 
     x, res = inverted
     target = _photo(128)
@@ -106,7 +106,7 @@ def test_pti_refinement_lowers_lpips(tiny_model, inverted):
 
 def test_saved_weights_round_trip(tiny_model, inverted, tmp_path):
     pytest.importorskip("safetensors", reason="safetensors (the invert extra) is not installed")
-    from runtime.edit import save_weights
+    from hyperstyle_trt.runtime.edit import save_weights
 
     _, res = inverted
     sd = fold_deltas(tiny_model.decoder.state_dict(), {k: v[0] for k, v in res.deltas.items()})
@@ -124,8 +124,8 @@ def test_saved_weights_round_trip(tiny_model, inverted, tmp_path):
 def test_interpolation_ends_are_the_inversions():
     """Frames between two photos through the Inverter: frame 0 and frame n-1 are the two inversions, the middle
     frame is G at the blended codes and Δ."""
-    from runtime import Inverter
-    from runtime.interpolate import blend_weights, interpolate, to_uint8_frames, write_gif
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.interpolate import blend_weights, interpolate, to_uint8_frames, write_gif
 
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=2)
     a = _photo(64)
@@ -136,7 +136,7 @@ def test_interpolation_ends_are_the_inversions():
     assert (frames[0] - res.images[0]).abs().max().item() < 1e-5
     assert (frames[2] - res.images[1]).abs().max().item() < 1e-5
     mid = ((res.codes[0] + res.codes[1]) / 2)[None]
-    from models.checkpoint import build_model
+    from hyperstyle_trt.models.checkpoint import build_model
 
     m = build_model("tiny", quiet=True)
     want = m.decoder(mid, {k: (v[0:1] + v[1:2]) / 2 for k, v in res.deltas.items()})

@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import HsError
-from runtime.serving.repository import RepoSpec, config_pbtxt, ModelShapes, validate_config, write_repository
-from runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver, free_port
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.serving.repository import (RepoSpec, config_pbtxt, ModelShapes, validate_config,
+                                                       write_repository)
+from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver, free_port
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -58,7 +59,7 @@ def _images(seed: int, n: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def reference():
     """The in-process Inverter with the server's settings (tiny config, torch fp32 CPU, 1 thread)."""
-    from runtime import Inverter
+    from hyperstyle_trt.runtime import Inverter
 
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", precision="fp32",
                                    max_batch=MAX_BATCH)
@@ -190,7 +191,7 @@ def test_bad_requests_get_clear_errors_and_server_stays_healthy(server, client, 
 
 
 def test_client_helper(server, reference):
-    from runtime.serving.client import InversionClient
+    from hyperstyle_trt.runtime.serving.client import InversionClient
 
     x = _images(5, 2)
     with InversionClient(server.http_url) as c:
@@ -208,7 +209,7 @@ def test_client_helper(server, reference):
 def test_cli_infer_writes_what_the_inverter_gives(server, reference, tmp_path):
     from PIL import Image
 
-    from cli.serve import main
+    from hyperstyle_trt.cli.serve import main
 
     x = _images(6, 1)
     Image.fromarray(x[0]).save(tmp_path / "face.png")
@@ -301,13 +302,13 @@ def test_gpu_config_text_and_schema_check():
 
 
 def test_cli_repo_and_errors(tmp_path, capsys, monkeypatch):
-    from cli.serve import main
+    from hyperstyle_trt.cli.serve import main
 
     assert main(["repo", str(tmp_path / "r"), "--config", "tiny", "--max-batch", "4", "--instances", "2"]) == 0
     text = (tmp_path / "r" / "hyperstyle" / "config.pbtxt").read_text()
     assert "max_batch_size: 4" in text and "count: 2" in text and "KIND_CPU" in text
     assert (tmp_path / "r" / "hyperstyle" / "1" / "model.py").read_bytes() == \
-        (PROJECT_ROOT / "runtime" / "serving" / "model.py").read_bytes()
+        (PROJECT_ROOT / "hyperstyle_trt" / "runtime" / "serving" / "model.py").read_bytes()
     capsys.readouterr()
     assert main(["repo", str(tmp_path / "x"), "--checkpoint", "a.pt"]) == 2
     err = capsys.readouterr().err
@@ -343,7 +344,7 @@ def test_cli_start_waits_for_ready_and_stops_on_ctrl_c(tmp_path):
                                     'input [ { name: "x", data_type: TYPE_UINT8, dims: [ 3 ] } ]\n'
                                     'output [ { name: "y", data_type: TYPE_UINT8, dims: [ 3 ] } ]\n')
     port = free_port()
-    cmd = [sys.executable, "-m", "cli.serve", "start", str(tmp_path / "repo"), "--http-port", str(port),
+    cmd = [sys.executable, "-m", "hyperstyle_trt.cli.serve", "start", str(tmp_path / "repo"), "--http-port", str(port),
            "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--ready-timeout", "60"]
     p = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -376,8 +377,8 @@ def test_repository_from_checkpoint_and_export_dir(tmp_path):
     """The model's shapes come from the checkpoint's opts / the export's summary, without building an Inverter."""
     import json
 
-    from models.checkpoint import build_model, save_checkpoint, save_w_encoder_checkpoint
-    from runtime.serving.repository import read_parameters
+    from hyperstyle_trt.models.checkpoint import build_model, save_checkpoint, save_w_encoder_checkpoint
+    from hyperstyle_trt.runtime.serving.repository import read_parameters
 
     model = build_model("tiny", quiet=True)
     save_checkpoint(model, tmp_path / "hs.pt")

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import get_config
-from core.contract import GRAPHS, delta_modes, graph_io
-from core.errors import HsError
-from runtime.serving.repository import RepoSpec, read_parameters, validate_config, write_env_dir
-from runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.contract import GRAPHS, delta_modes, graph_io
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.serving.repository import RepoSpec, read_parameters, validate_config, write_env_dir
+from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
-from runtime.serving.ngc import SUBMODELS, write_graph_repository, write_ngc_repository  # noqa: E402
-from runtime.executors.tensorrt_executor import engine_name  # noqa: E402
+from hyperstyle_trt.runtime.serving.ngc import SUBMODELS, write_graph_repository, write_ngc_repository  # noqa: E402
+from hyperstyle_trt.runtime.executors.tensorrt_executor import engine_name  # noqa: E402
 
 STANDIN = Path(__file__).with_name("serving_graph_standin.py")
 
@@ -42,7 +42,7 @@ def _fake_export(tmp_path: Path, variant: str, prec: str, max_batch: int = 8, pl
 
 
 def _pb2():
-    from runtime.serving.repository import _model_config_pb2
+    from hyperstyle_trt.runtime.serving.repository import _model_config_pb2
 
     return _model_config_pb2()
 
@@ -105,9 +105,9 @@ def _install():
 
 
 def test_bls_loop_on_real_server_matches_inverter(tmp_path):
-    from runtime import Inverter
-    from runtime.executors.torch_executor import TorchExecutor
-    from models.checkpoint import build_model
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.executors.torch_executor import TorchExecutor
+    from hyperstyle_trt.models.checkpoint import build_model
 
     install = _install()
     cfg = get_config("tiny")
@@ -149,7 +149,7 @@ def test_bls_loop_on_real_server_matches_inverter(tmp_path):
 
 
 def test_cli_ngc_layout(tmp_path, capsys):
-    from cli.serve import main
+    from hyperstyle_trt.cli.serve import main
 
     exp = _fake_export(tmp_path, "plugin", "fp16")
     assert main(["repo", str(tmp_path / "ngc"), "--export-dir", str(exp), "--device", "cuda", "--layout", "ngc",

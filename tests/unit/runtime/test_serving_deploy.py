@@ -76,6 +76,6 @@ def test_entrypoint_writes_gpu_repository_and_execs_tritonserver(tmp_path):
         assert f"--{name}-port={port}" in args
     text = (tmp_path / "repo" / "hyperstyle" / "config.pbtxt").read_text()
     assert "kind: KIND_GPU, count: 2" in text and "max_batch_size: 4" in text
-    from runtime.serving.repository import validate_config
+    from hyperstyle_trt.runtime.serving.repository import validate_config
 
     assert validate_config(text) is not None

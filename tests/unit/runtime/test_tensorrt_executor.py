@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import contract as C
-from core.config import get_config
-from core.errors import HsError
-from core.flavor import Flavor
-from runtime.executors.tensorrt_executor import TensorRTExecutor, engine_name, find_engines
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.flavor import Flavor
+from hyperstyle_trt.runtime.executors.tensorrt_executor import TensorRTExecutor, engine_name, find_engines
 
 TINY = get_config("tiny")
 
@@ -248,7 +248,7 @@ def _all_contexts(ex, graph):
 
 # ---- tests -------------------------------------------------------------------------------------------------------
 def test_engine_names_are_hs_exports():
-    from export.pipeline import artifact_name
+    from hyperstyle_trt.export.pipeline import artifact_name
 
     for g in C.GRAPHS:
         for v in ("plain", "plugin"):
@@ -370,7 +370,7 @@ def test_older_bindings_without_allocation_strategy():
 def test_run_creates_a_missing_context_eagerly_but_never_under_capture(monkeypatch):
     """A caller that skipped prepare_batch (e.g. runtime.edit's direct generator calls) gets the context created at
     its first eager call; under a capture that is one HsError line and nothing is created."""
-    import runtime.executors.tensorrt_executor as te
+    import hyperstyle_trt.runtime.executors.tensorrt_executor as te
 
     ex = make_executor()
     ex.prepare(4)
@@ -487,8 +487,8 @@ def test_from_export_refuses_cpu_device(tmp_path):
 def export_dir(tmp_path_factory):
     """An hs-export-like directory: a real tiny engine (built here with the importable flavor) under the three
     plugin-set names, each with the sidecar get_or_build wrote (model_config tiny, export_config)."""
-    from engines.builder import BuildOptions, get_or_build
-    from export.config import ExportConfig
+    from hyperstyle_trt.engines.builder import BuildOptions, get_or_build
+    from hyperstyle_trt.export.config import ExportConfig
     from tests.unit.engines.conftest import PROFILE, make_conv_onnx
 
     d = tmp_path_factory.mktemp("trt_export")
@@ -506,7 +506,7 @@ def export_dir(tmp_path_factory):
 @pytest.fixture
 def spy(monkeypatch, export_dir):
     """Deserialization recorded (returns fake engines for the tiny contract); the GPU query answers an RTX GPU."""
-    from engines import compat
+    from hyperstyle_trt.engines import compat
 
     calls = []
     fakes = fake_engines()
@@ -538,7 +538,7 @@ def _copy_dir(src, dst):
 
 @pytest.mark.trt
 def test_from_export_checks_then_deserializes(export_dir, spy):
-    from core.flavor import get_flavor
+    from hyperstyle_trt.core.flavor import get_flavor
 
     if not get_flavor().is_rtx:
         pytest.skip("the synthetic GPU is a TensorRT-RTX target")
@@ -564,7 +564,7 @@ def test_stale_engine_refused_before_deserialize(export_dir, spy, tmp_path):
 
 @pytest.mark.trt
 def test_plugin_engine_without_plugins_refused(export_dir, spy, tmp_path, monkeypatch):
-    from plugins.registry import build_digest, get_spec
+    from hyperstyle_trt.plugins.registry import build_digest, get_spec
 
     d = _copy_dir(export_dir, tmp_path / "x")
 
@@ -577,7 +577,7 @@ def test_plugin_engine_without_plugins_refused(export_dir, spy, tmp_path, monkey
     def broken(flavor=None):
         raise HsError("TensorRT refused to register plugin creator hyperstyle::HsModConv v2")
 
-    monkeypatch.setattr("plugins.register_plugins", broken)
+    monkeypatch.setattr("hyperstyle_trt.plugins.register_plugins", broken)
     with pytest.raises(HsError, match="generator_plugin_fp16.engine uses plugins HsModConv v.* cannot be registered"):
         TensorRTExecutor.from_export(d, device="cuda:0")
     assert spy == []
@@ -587,7 +587,7 @@ def test_plugin_engine_without_plugins_refused(export_dir, spy, tmp_path, monkey
 def test_cpu_machine_refuses_in_one_line(export_dir, monkeypatch):
     """Nothing faked but deserialization (which must not be reached): on a machine without CUDA the executor
     refuses with one line before reading any engine."""
-    from engines import compat
+    from hyperstyle_trt.engines import compat
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
@@ -599,7 +599,7 @@ def test_cpu_machine_refuses_in_one_line(export_dir, monkeypatch):
 
 
 def test_registered_as_tensorrt():
-    from runtime.executors import get_executor
+    from hyperstyle_trt.runtime.executors import get_executor
 
     assert get_executor("tensorrt") is TensorRTExecutor
 
@@ -649,8 +649,8 @@ def test_inverter_data_flow_through_executor(monkeypatch, variant, plain_batch):
     in every layer and row, the image is x00 + n_layers * T: the two sets ping-pong without copies, and the plain
     generator's fixed batch is served in padded chunks. Batches 3, 1, 3 run on their own contexts, all created by
     the Inverter's prepare_batch: run is made to believe it is always capturing, so a context made in run fails."""
-    import runtime.executors.tensorrt_executor as te
-    from runtime.inverter import Inverter
+    import hyperstyle_trt.runtime.executors.tensorrt_executor as te
+    from hyperstyle_trt.runtime.inverter import Inverter
 
     monkeypatch.setattr(te, "_stream_handle", lambda s: 0)  # the CPU Inverter passes no stream
     engines = fake_engines(variant, "fp32", plain_batch=plain_batch, cls=ComputingEngine)

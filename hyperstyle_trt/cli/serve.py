@@ -1,0 +1,151 @@
+"""`hs-serve`: serve the Inverter behind NVIDIA Triton Inference Server.
+
+    hs-serve repo model_repo --config tiny --device cpu --max-batch 8 --instances 1
+    hs-serve repo model_repo --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt --device cuda
+    hs-serve repo model_repo --export-dir hs_export --executor tensorrt --device cuda --instances 2
+    hs-serve repo ngc_repo --export-dir hs_export --device cuda --layout ngc   # tensorrt_plan x 3 + BLS loop
+    hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
+    hs-serve infer face.png --url 127.0.0.1:8000 --out served/
+
+`repo` writes a model repository (runtime.serving.repository), `start` runs a local tritonserver on it
+(runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`), `infer` sends PNG/JPEG files
+through the HTTP client and writes the inversions. User errors print one line `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hyperstyle_trt.core.entry import run
+from hyperstyle_trt.core.errors import HsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Serve HyperStyle inversion with Triton Inference Server (python backend around runtime.Inverter)."""
+
+
+@cli.command("repo")
+@click.argument("out", type=click.Path())
+@click.option("--config", default=None, help="Model preset (tiny, ffhq256, ffhq512, ffhq1024); embedded weights.")
+@click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (needs --w-encoder).")
+@click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt.")
+@click.option("--export-dir", "export_dir", default=None, help="An hs-export output directory (engines / ONNX).")
+@click.option("--executor", default=None,
+              help="Inverter executor: torch (default), onnxruntime, tensorrt (default with --export-dir).")
+@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16"]),
+              help="Inverter precision (default: fp32; an export's own with --export-dir).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="cpu: instance_group KIND_CPU; cuda: KIND_GPU.")
+@click.option("--max-batch", "max_batch", type=int, default=8, show_default=True,
+              help="Inverter max batch = max_batch_size (the dynamic batcher counts images).")
+@click.option("--instances", type=int, default=1, show_default=True, help="Model instances (per GPU with cuda).")
+@click.option("--iters", type=int, default=5, show_default=True, help="Refinement steps T.")
+@click.option("--threads", type=int, default=None, help="Torch threads per instance (default: cores / instances).")
+@click.option("--queue-delay-us", "queue_delay_us", type=int, default=2000, show_default=True,
+              help="Dynamic batcher: longest wait for a fuller batch.")
+@click.option("--python-env", "python_env", default=None, type=click.Path(),
+              help="Environment the stubs run (default: this interpreter's).")
+@click.option("--layout", default="inverter", show_default=True, type=click.Choice(["inverter", "ngc"]),
+              help="inverter: one python model around runtime.Inverter; ngc: the export's engines as three "
+                   "tensorrt_plan models + a BLS loop model (NGC Triton container; needs --export-dir).")
+def repo_cmd(out, config, checkpoint, w_encoder, export_dir, executor, precision, device, max_batch, instances,
+             iters, threads, queue_delay_us, python_env, layout):
+    """Write a model repository OUT with the model `hyperstyle`."""
+    from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
+
+    if layout == "ngc":
+        from hyperstyle_trt.runtime.serving.ngc import write_ngc_repository
+
+        if export_dir is None or config or checkpoint or w_encoder or executor or device != "cuda":
+            raise HsError("--layout ngc serves an export's TensorRT engines on GPUs: give --export-dir and "
+                          "--device cuda, and no --config / --checkpoint / --w-encoder / --executor")
+        dirs = write_ngc_repository(out, export_dir, max_batch=max_batch, iters=iters, instances=instances,
+                                    precision=precision, queue_delay_us=queue_delay_us)
+        click.echo(f"wrote {', '.join(d.name for d in dirs)} under {Path(out)} (tensorrt_plan x 3 + BLS loop; "
+                   "for the NGC Triton container, not runnable with the wheel's server)")
+        return 0
+
+    spec = RepoSpec(config=config, checkpoint=checkpoint, w_encoder=w_encoder, export_dir=export_dir,
+                    executor=executor, precision=precision, device=device, max_batch=max_batch,
+                    instances=instances, iters=iters, threads=threads, queue_delay_us=queue_delay_us,
+                    python_env=python_env)
+    model_dir = write_repository(out, spec)
+    click.echo(f"wrote {model_dir} ({'KIND_GPU' if device == 'cuda' else 'KIND_CPU'} x {instances}, "
+               f"max batch {max_batch}, T={iters}, executor {spec.executor}, {spec.precision or 'export precision'})")
+    click.echo(f"start it with: hs-serve start {Path(out)}")
+    return 0
+
+
+@cli.command("start")
+@click.argument("repo", type=click.Path())
+@click.option("--http-port", "http_port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", "grpc_port", type=int, default=8001, show_default=True)
+@click.option("--metrics-port", "metrics_port", type=int, default=8002, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address every endpoint binds to.")
+@click.option("--tritonserver", "tritonserver", default=None, type=click.Path(),
+              help="tritonserver binary (default: $TRITONSERVER, then the `make triton` folder).")
+@click.option("--log-file", "log_file", default=None, type=click.Path(),
+              help="Server log (default: <repo>.tritonserver.log beside the repository).")
+@click.option("--ready-timeout", "ready_timeout", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for every model to load.")
+def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_file, ready_timeout):
+    """Run tritonserver on REPO until Ctrl-C / SIGTERM."""
+    from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver, serve_forever
+
+    server = TritonServer(repo, install=find_tritonserver(tritonserver), host=host, http_port=http_port,
+                          grpc_port=grpc_port, metrics_port=metrics_port, log_file=log_file)
+    click.echo(f"starting {server.install.binary} (log {server.log_file})")
+
+    def ready(s, waited):
+        click.echo(f"ready after {waited:.1f} s (pid {s.pid}): http {s.http_url}  grpc {s.host}:{s.grpc_port}  "
+                   f"metrics {s.metrics_url}; Ctrl-C stops it")
+
+    rc = serve_forever(server, ready_timeout=ready_timeout, on_ready=ready)
+    click.echo(f"stopped (tritonserver exit code {server.proc.returncode})")
+    return 0 if rc == 0 else 1
+
+
+@cli.command("infer")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--url", default="127.0.0.1:8000", show_default=True, help="Server HTTP host:port.")
+@click.option("--out", "out", default="served", show_default=True, type=click.Path(), help="Output directory.")
+def infer_cmd(images, url, out):
+    """Invert image files on a running server; writes <out>/<name>.png and <out>/<name>_codes.npy."""
+    import numpy as np
+    from PIL import Image
+
+    from hyperstyle_trt.core.atomic import atomic_path
+    from hyperstyle_trt.runtime.serving.client import InversionClient
+
+    with InversionClient(url) as c:
+        s = c.item_shape[0]
+        failed = 0
+        for p in images:
+            try:
+                with Image.open(p) as im:
+                    a = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
+            except OSError as e:
+                click.echo(f"error: {p}: cannot read image ({e})", err=True)
+                failed += 1
+                continue
+            res = c.invert(a)
+            stem = Path(p).stem
+            with atomic_path(Path(out) / f"{stem}.png") as tmp:
+                Image.fromarray(res.inversion[0]).save(tmp, format="PNG")
+            with atomic_path(Path(out) / f"{stem}_codes.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, res.codes[0])
+            click.echo(f"{p} -> {Path(out) / (stem + '.png')}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit code (0 ok, 1 a failure, 2 user error)."""
+    return run(cli, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""`run_export(cfg)`: the library function behind `hs-export`.
+
+For each selected variant the three graphs are exported once in fp32 (dynamo exporter -> gs passes), then written
+per precision (the fp16 pass mutates the fp32 graph after the fp32 file is written), verified on CPU, and finally
+built into TensorRT engines with the content-hash cache. Files (in `cfg.out`):
+
+    w_encoder_<prec>.onnx              shared by both variants (standard ops, dynamic batch)
+    hypernet_plain_<prec>.onnx         full Δ [B,O,I,3,3] (official OIHW) everywhere, dynamic batch
+    hypernet_plugin_<prec>.onnx        full Δ OHWI [B,O,3,3,I] for the shared (and Separable) layers, per-channel
+                                       Δ [B,O,I] for the non-shared ones, dynamic batch
+    generator_plain_<prec>.onnx        standard ops, OIHW Δ, batch fixed to cfg.plain_batch (grouped conv)
+    generator_plugin_<prec>.onnx       HsModConv/HsToRGB plugin nodes, NHWC, OHWI Δ, dynamic batch
+    <graph>.engine                     TensorRT engines of the plugin set (or of the plain set with --plain only)
+    *.json                             a sidecar per artifact; export_summary.json for the whole run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import torch
+
+from hyperstyle_trt.core.atomic import write_json_atomic
+from hyperstyle_trt.core.sidecar import sha256_files, software_versions, write_sidecar
+from hyperstyle_trt.core import contract as C
+from hyperstyle_trt.models import graphs as G
+from hyperstyle_trt.export import onnx_io, passes
+from hyperstyle_trt.export.onnx_io import plugin_versions
+from hyperstyle_trt.export.config import ExportConfig
+from hyperstyle_trt.export.fp16 import convert_to_fp16
+from hyperstyle_trt.export.verify import verify_graph, worst
+from hyperstyle_trt.core.errors import HsError
+
+Step = Callable[[str], ContextManager]
+EngineStep = Callable[..., None]  # (cfg, model, written, report, step) -> None
+
+
+@dataclass
+class Artifact:
+    """One written file (ONNX graph or engine) and what is known about it."""
+
+    kind: str  # "onnx" | "engine"
+    graph: str
+    variant: str  # "plain" | "plugin" | "shared"
+    precision: str
+    path: Path
+    size: int
+    seconds: float
+    status: str = ""
+    max_rel_err: float | None = None  # worst output's max abs error / max(1, max |ref|)
+    max_abs_err: float | None = None
+    errors: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ExportReport:
+    config: dict
+    artifacts: list[Artifact] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    engines_skipped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Artifact]:
+        """Artifacts that failed verification/building or could not be produced (SKIPPED)."""
+        return [a for a in self.artifacts if a.status.startswith(("FAIL", "SKIPPED"))]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for a in d["artifacts"]:
+            a["path"] = str(a["path"])
+        return d
+
+
+def _nostep(desc: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+def load_model(cfg: ExportConfig):
+    """The HyperStyle model (eval, fp32, CPU): the checkpoint's, or the embedded default weights."""
+    from hyperstyle_trt.models.checkpoint import build_model
+
+    return build_model(cfg.config, checkpoint=cfg.checkpoint, w_encoder=cfg.w_encoder, quiet=True)
+
+
+def plugin_generator(model, modes: dict[str, int]):
+    """The colleagues' NHWC PluginGenerator wrapped to this graph contract (codes, Δ... -> image, image_pooled),
+    and the custom translation table for the exporter. HsError when the plugin pieces are not available."""
+    try:
+        from hyperstyle_trt.plugins.generator import PluginGeneratorGraph
+        from hyperstyle_trt.plugins.onnx_export import custom_translation_table
+    except ImportError as e:
+        raise HsError(f"plugin variant unavailable: {e}") from None
+    return PluginGeneratorGraph(model, modes), custom_translation_table()
+
+
+def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool, bool]]:
+    """(graph, variant, Δ modes, dynamic batch, OHWI Δ) in export order; the W encoder once for both variants.
+    The plugin variant takes full 3x3 Δ in OHWI [B,O,3,3,I] (HsModConv v2), the plain one in the official OIHW."""
+    jobs = [("w_encoder", "shared", C.delta_modes(model.cfg, False), True, False)]
+    for v in cfg.variants:
+        plugin = v == "plugin"
+        modes = C.delta_modes(model.cfg, per_channel=plugin)
+        jobs.append(("hypernet", v, modes, True, plugin))
+        jobs.append(("generator", v, modes, plugin, plugin))
+    return jobs
+
+
+def artifact_name(graph: str, variant: str, precision: str) -> str:
+    return f"{graph}_{precision}" if variant == "shared" else f"{graph}_{variant}_{precision}"
+
+
+def _module(model, graph: str, variant: str, modes: dict, ohwi: bool):
+    if graph == "w_encoder":
+        return G.WEncoderGraph(model), None
+    if graph == "hypernet":
+        return G.HypernetGraph(model, modes, ohwi), None
+    if variant == "plain":
+        return G.GeneratorGraph(model), None
+    return plugin_generator(model, modes)
+
+
+def _export_graph(module, feeds: dict, io: C.GraphIO, dynamic: bool, cfg: ExportConfig, table, plugin: bool):
+    """module -> checked, BN-folded, constant-folded gs.Graph (fp32)."""
+    proto = onnx_io.export_module(module, list(feeds.values()), io.input_names, io.output_names, dynamic,
+                                  cfg.max_batch, cfg.opset, table)
+    g = passes.import_graph(proto)
+    del proto
+    passes.check_io(g, io, dynamic)
+    passes.batchnorm_to_affine(g)
+    passes.fold(g)
+    if plugin:
+        passes.check_plugin_nodes(g, expect_plugins=True)
+    return g
+
+
+def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _nostep) -> dict[tuple, Path]:
+    """Export, write and verify every selected graph; returns {(graph, variant, precision): onnx path}."""
+    mcfg, written = model.cfg, {}
+    precisions = [p for p in ("fp32", "fp16") if p in cfg.precisions]
+    for graph, variant, modes, dynamic, ohwi in _graph_jobs(cfg, model):
+        label = f"{graph} ({variant})"
+        try:
+            module, table = _module(model, graph, variant, modes, ohwi)
+        except HsError as e:  # e.g. the plugin ops are not importable: say so, never fall back silently
+            for prec in precisions:
+                path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
+                report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"SKIPPED: {e}"))
+            continue
+        batch = "B" if dynamic else cfg.plain_batch
+        io = C.graph_io(mcfg, graph, modes, batch, ohwi)
+        ex_batch = cfg.verify_batch if dynamic else cfg.plain_batch
+        feeds = G.example_inputs(io, ex_batch, seed=cfg.seed)
+        t0 = time.perf_counter()
+        plugin = variant == "plugin" and graph == "generator"
+        try:
+            with step(f"export {label}"):
+                g = _export_graph(module, feeds, io, dynamic, cfg, table, plugin)
+        except HsError as e:  # one graph failing does not hide the others' results
+            for prec in precisions:
+                path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
+                report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"FAIL export: {e}"))
+            continue
+        export_s = time.perf_counter() - t0
+        for prec in precisions:
+            name = artifact_name(graph, variant, prec)
+            path = cfg.out / f"{name}.onnx"
+            t1 = time.perf_counter()
+            with step(f"write {path.name}"):
+                if prec == "fp16":
+                    fp16_stats = convert_to_fp16(g)
+                    passes.fold(g)
+                files = onnx_io.save_onnx_atomic(passes.export_model(g, cfg.opset), path,
+                                                 cfg.external_data_threshold)
+            art = Artifact("onnx", graph, variant, prec, path, sum(f.stat().st_size for f in files),
+                           export_s + time.perf_counter() - t1, status="ok")
+            if cfg.verify:
+                with step(f"verify {path.name} ({'onnx.reference' if plugin else 'onnxruntime'})"):
+                    try:
+                        errs = verify_graph(path, model, graph, modes, feeds, prec, plugin, ohwi)
+                    except HsError as e:
+                        errs, art.status = [], f"FAIL verify: {e}"
+                    except Exception as e:  # noqa: BLE001 onnx.reference / onnxruntime raise their own types:
+                        # a FAIL row for this graph; the others are still verified and the summary is written
+                        msg = (str(e).strip().splitlines() or [""])[0][:300]
+                        errs, art.status = [], f"FAIL verify: {type(e).__name__}: {msg}"
+                w = worst(errs)
+                if w is not None:
+                    art.max_rel_err, art.max_abs_err = w.rel, w.max_abs
+                    art.errors = [asdict(e) | {"ok": e.ok} for e in errs]
+                    bad = [e for e in errs if not e.ok]
+                    if bad:
+                        b = max(bad, key=lambda e: e.rel / e.tol)
+                        art.status = f"FAIL tolerance ({b.name}: {b.rel:.2e} > {b.tol:.1e})"
+            write_sidecar(path, {
+                "kind": "onnx", "graph": graph, "variant": variant, "precision": prec, "model_config": mcfg.name,
+                "export_config": cfg.to_dict(), "versions": software_versions(),
+                "sha256": sha256_files(files), "files": [f.name for f in files],
+                "inputs": {t.name: list(t.shape) for t in io.inputs},
+                "outputs": {t.name: list(t.shape) for t in io.outputs},
+                "delta_modes": {k: C.DeltaMode(v).name.lower() for k, v in modes.items()},
+                "delta_layout": C.delta_layout(ohwi).value,
+                "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
+                "fp16": fp16_stats if prec == "fp16" else None,
+                "verification": art.errors, "export_s": round(art.seconds, 3)})
+            report.artifacts.append(art)
+            written[(graph, variant, prec)] = path
+        del g, module
+        gc.collect()  # the FFHQ hypernet graph holds ~1.3 GB of arrays; free it before the next export
+    return written
+
+
+def run_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None
+               ) -> ExportReport:
+    """Export (and verify) every graph `cfg` selects, run `engine_step` on what was written (engines.pipeline's
+    `build_engines`: this layer does not import engines), then write `export_summary.json`. `step(desc)` returns a
+    context manager wrapped around each long step (the CLI shows progress with it)."""
+    t0 = time.perf_counter()
+    report = ExportReport(config=cfg.to_dict())
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HsError(f"cannot create --out {cfg.out}: {e.strerror}") from None
+    probe = cfg.out / ".hs_write_probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise HsError(f"--out {cfg.out} is not writable: {e.strerror}") from None
+    if model is None:
+        with step(f"load model ({cfg.config or 'ffhq1024'})"):
+            model = load_model(cfg)
+    if getattr(model, "is_default", True) and cfg.checkpoint is None:
+        report.notes.append("embedded default weights (deterministic, untrained): timing is faithful, images are not")
+    torch.manual_seed(cfg.seed)
+    written = export_graphs(cfg, model, report, step)
+    if not cfg.build_engines:
+        report.engines_skipped = "engines skipped: --no-engines"
+    elif engine_step is None:
+        report.engines_skipped = "engines skipped: ONNX export only (engines.pipeline.run_export builds them)"
+    else:
+        engine_step(cfg, model, written, report, step)
+    report.seconds = time.perf_counter() - t0
+    write_json_atomic(cfg.out / "export_summary.json", report.to_dict())
+    return report

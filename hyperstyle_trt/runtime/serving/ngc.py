@@ -1,0 +1,149 @@
+"""The NGC layout: three `tensorrt_plan` models served by Triton itself plus a BLS loop model (python backend).
+
+    write_ngc_repository("ngc_repo", export_dir="hs_export", max_batch=8, iters=5)
+
+For users of NVIDIA's Triton container (its tensorrt backend; the nvidia-pytriton wheel has none). Written under
+OUT:
+
+    OUT/hs_w_encoder/config.pbtxt, 1/model.plan     platform tensorrt_plan (model.plan: a link to the export's engine)
+    OUT/hs_hypernet/config.pbtxt,  1/model.plan
+    OUT/hs_generator/config.pbtxt, 1/model.plan
+    OUT/hyperstyle/config.pbtxt, 1/model.py          python backend, runtime/serving/bls_model.py: the T-step loop
+                                                     as 2T+2 BLS calls; same I/O as the main layout's `hyperstyle`
+
+Tensor names, per-item shapes and dtypes come from core.contract for the export's engine set (variant, precision:
+runtime.executors.tensorrt_executor.find_engines). A fixed-batch engine (the plain generator) gets
+max_batch_size 0 with its batch in dims; the BLS model pads to it. Every config is checked against Triton's
+ModelConfig schema. What this layout needs that this project cannot check (no TensorRT execution, no container
+here): engines built with the container's TensorRT version (or version-compatible), and for the plugin generator
+AOT plugins (`hs-export --aot-plugins`) or a C++ plugin library loaded by the tensorrt backend: Python plugins do
+not load there. `write_graph_repository(..., backend="python")` writes the same layout with python sub-models
+instead of engines (the CPU test uses it to run the BLS loop on the real server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from hyperstyle_trt.core.atomic import atomic_path, write_text_atomic
+from hyperstyle_trt.core.config import HyperStyleConfig
+from hyperstyle_trt.core.contract import GRAPHS, GraphIO, delta_modes, graph_io
+from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, ModelShapes, validate_config
+
+BLS_MODEL_PY = Path(__file__).with_name("bls_model.py")
+SUBMODELS = {g: f"hs_{g}" for g in GRAPHS}
+_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
+
+
+def _dims(shape, fixed: int | None) -> str:
+    per_item = [int(d) for d in shape[1:]]
+    return ", ".join(str(d) for d in ([fixed] if fixed else []) + per_item)
+
+
+def graph_config(name: str, io: GraphIO, max_batch: int, fixed: int | None, backend: str, instances: int,
+                 kind: str, extra: str = "") -> str:
+    """config.pbtxt of one sub-model (`backend`: "tensorrt" -> platform tensorrt_plan, "python" -> backend)."""
+    head = 'platform: "tensorrt_plan"' if backend == "tensorrt" else 'backend: "python"'
+    rows = [f'name: "{name}"', head, f"max_batch_size: {0 if fixed else max_batch}"]
+    for section, ts in (("input", io.inputs), ("output", io.outputs)):
+        items = [f'  {{ name: "{t.name}", data_type: {_TYPES[t.dtype]}, dims: [ {_dims(t.shape, fixed)} ] }}'
+                 for t in ts]
+        rows += [f"{section} [", ",\n".join(items), "]"]
+    rows.append(f"instance_group [ {{ kind: {kind}, count: {instances} }} ]")
+    return "\n".join(rows) + "\n" + extra
+
+
+def contract_json(cfg: HyperStyleConfig, ios: dict[str, GraphIO], fixed: dict[str, int]) -> str:
+    """The `contract` parameter of the BLS model: sub-model names, fixed batches, dtype, Δ names and shapes."""
+    hyp = ios["hypernet"]
+    deltas = []
+    for t in cfg.tuned:
+        inp = hyp.tensor(t.input_name)
+        acc = [o for o in hyp.outputs if o.name == "acc_" + t.name.replace(".", "_")][0]
+        deltas.append({"input": inp.name, "acc": acc.name, "shape": [int(d) for d in inp.shape[1:]]})
+    return json.dumps({"dtype": ios["w_encoder"].inputs[0].dtype, "deltas": deltas,
+                       "graphs": {g: {"model": SUBMODELS[g], **({"fixed_batch": fixed[g]} if g in fixed else {})}
+                                  for g in GRAPHS}}, separators=(",", ":"))
+
+
+def bls_config(cfg: HyperStyleConfig, ios, fixed, max_batch: int, iters: int, instances: int, kind: str,
+               queue_delay_us: int, extra: str = "") -> str:
+    s = ModelShapes.of(cfg)
+    pref = sorted({2**k for k in range(1, max_batch.bit_length()) if 2**k <= max_batch} | {max_batch}) \
+        if max_batch > 1 else [1]
+    contract = json.dumps(contract_json(cfg, ios, fixed))
+    return "\n".join([
+        f'name: "{MODEL_NAME}"', 'backend: "python"', f"max_batch_size: {max_batch}",
+        f'input [ {{ name: "image", data_type: TYPE_UINT8, dims: [ {s.input_size}, {s.input_size}, 3 ] }} ]',
+        "output [",
+        f'  {{ name: "inversion", data_type: TYPE_UINT8, dims: [ {s.output_size}, {s.output_size}, 3 ] }},',
+        f'  {{ name: "codes", data_type: TYPE_FP32, dims: [ {s.n_latent}, {s.style_dim} ] }}',
+        "]",
+        f"instance_group [ {{ kind: {kind}, count: {instances} }} ]",
+        f"dynamic_batching {{ preferred_batch_size: [ {', '.join(map(str, pref))} ] "
+        f"max_queue_delay_microseconds: {queue_delay_us} }}",
+        f'parameters: {{ key: "iters", value: {{ string_value: "{iters}" }} }}',
+        f'parameters: {{ key: "contract", value: {{ string_value: {contract} }} }}',
+    ]) + "\n" + extra
+
+
+def write_graph_repository(out: str | os.PathLike, cfg: HyperStyleConfig, ios: dict[str, GraphIO],
+                           fixed: dict[str, int], max_batch: int = 8, iters: int = 5, instances: int = 1,
+                           device: str = "cuda", backend: str = "tensorrt", engines: dict[str, Path] | None = None,
+                           submodel_py: Path | None = None, submodel_extra: str = "", bls_extra: str = "",
+                           queue_delay_us: int = 2000) -> list[Path]:
+    """Write the BLS layout (module docstring) for graphs with I/O `ios`. backend "tensorrt": `engines` {graph:
+    engine file} are linked as model.plan; "python": `submodel_py` is copied as each sub-model's model.py.
+    Returns the model directories."""
+    out = Path(out).expanduser().resolve()
+    kind = "KIND_GPU" if device == "cuda" else "KIND_CPU"
+    dirs = []
+    for g in GRAPHS:
+        d = out / SUBMODELS[g]
+        text = graph_config(SUBMODELS[g], ios[g], max_batch, fixed.get(g), backend, instances, kind, submodel_extra)
+        validate_config(text, str(d / "config.pbtxt"))
+        write_text_atomic(d / "config.pbtxt", text)
+        if backend == "tensorrt":
+            link = d / "1" / "model.plan"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(Path(engines[g]).resolve())
+        else:
+            with atomic_path(d / "1" / "model.py") as tmp:
+                tmp.write_bytes(Path(submodel_py).read_bytes())
+        dirs.append(d)
+    d = out / MODEL_NAME
+    text = bls_config(cfg, ios, fixed, max_batch, iters, instances, kind, queue_delay_us, bls_extra)
+    validate_config(text, str(d / "config.pbtxt"))
+    write_text_atomic(d / "config.pbtxt", text)
+    with atomic_path(d / "1" / "model.py") as tmp:
+        tmp.write_bytes(BLS_MODEL_PY.read_bytes())
+    return dirs + [d]
+
+
+def write_ngc_repository(out: str | os.PathLike, export_dir: str | os.PathLike, max_batch: int = 8, iters: int = 5,
+                         instances: int = 1, precision: str | None = None, queue_delay_us: int = 2000) -> list[Path]:
+    """The NGC layout for the engines of an hs-export directory (module docstring). HsError when the directory has
+    no complete engine set, or its engines cannot serve batches up to `max_batch`."""
+    from hyperstyle_trt.runtime.executors.tensorrt_executor import find_engines
+    from hyperstyle_trt.runtime.serving.repository import RepoSpec, model_config
+
+    variant, prec, files = find_engines(Path(export_dir), precision)
+    cfg = model_config(RepoSpec(export_dir=str(export_dir)))
+    plugin = variant == "plugin"
+    modes = delta_modes(cfg, per_channel=plugin)
+    ios = {g: graph_io(cfg, g, modes, "B", plugin, prec) for g in GRAPHS}
+    fixed = {}
+    if not plugin:  # the plain generator is exported with a fixed batch (grouped conv, groups = batch)
+        summary = json.loads((Path(export_dir) / "export_summary.json").read_text())
+        fixed["generator"] = int(summary["config"].get("plain_batch", 1))
+    exported_max = int(json.loads((Path(export_dir) / "export_summary.json").read_text())["config"]["max_batch"])
+    if max_batch > exported_max:
+        raise HsError(f"--max-batch {max_batch} exceeds the engines' profile (exported with --max-batch "
+                      f"{exported_max})")
+    return write_graph_repository(out, cfg, ios, fixed, max_batch, iters, instances, "cuda", "tensorrt", files,
+                                  queue_delay_us=queue_delay_us)
