@@ -1,7 +1,11 @@
-"""Image files <-> tensors. Inputs must be FFHQ-aligned face crops (alignment needs a landmark model we cannot ship).
+"""Images: the one uint8 <-> [-1,1] conversion pair, and image files <-> tensors.
 
+Conversions (every layer uses these; nothing else maps pixel values):
+    uint8_to_unit(u)   uint8 [...,H,W,3] (HWC, 0..255)  -> float32 [...,3,H,W] in [-1,1]: v/127.5 - 1
+    unit_to_uint8(x)   float [...,3,H,W] in [-1,1]      -> uint8 [...,H,W,3]: official tensor2im, (y+1)/2 clamped to
+                                                           [0,1], x255, rounded half to even; stays on x's device
 read: PIL -> RGB -> resize (bilinear, PIL's antialiasing, as the official EncodeTransforms) -> [-1,1] float32.
-write: (y+1)/2 clamped to [0,1] -> uint8 PNG, written to a temp name and renamed.
+write: unit_to_uint8 -> PNG, written to a temp name and renamed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,18 @@ from PIL import Image, UnidentifiedImageError
 
 from hyperstyle_trt.core.atomic import atomic_path
 from hyperstyle_trt.core.errors import HsError
+
+
+def uint8_to_unit(u: torch.Tensor) -> torch.Tensor:
+    """uint8 [...,H,W,3] (HWC, 0..255) -> float32 [...,3,H,W] in [-1,1] (v/127.5 - 1), on u's device."""
+    return u.movedim(-1, -3).float() / 127.5 - 1
+
+
+def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [...,3,H,W] in [-1,1] -> uint8 [...,H,W,3] (official tensor2im: (y+1)/2 clamped, x255, rounded half to
+    even), on x's device."""
+    y = ((x.detach().float() + 1) / 2).clamp(0, 1) * 255
+    return y.round().to(torch.uint8).movedim(-3, -1)
 
 
 def read_image(path: str | os.PathLike, size: int = 256) -> torch.Tensor:
@@ -40,8 +56,7 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     """[3,H,W] in [-1,1] -> [H,W,3] uint8 (official tensor2im: (y+1)/2, clamp, x255)."""
     if img.ndim != 3 or img.shape[0] != 3:
         raise HsError(f"expected an image tensor [3,H,W], got {tuple(img.shape)}")
-    x = ((img.detach().float().cpu() + 1) / 2).clamp(0, 1) * 255
-    return x.round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return unit_to_uint8(img.cpu()).numpy()
 
 
 def write_png(img: torch.Tensor, path: str | os.PathLike) -> Path:

@@ -168,6 +168,20 @@ class Inverter:
         kw.setdefault("decoder_state", lambda: _export_decoder_state(p))
         return cls(ex, max_batch=max_batch, **kw)
 
+    @classmethod
+    def from_source(cls, source, max_batch: int = 8, **kw) -> "Inverter":
+        """An Inverter for a core.source.ModelSource (what every command's model-source options parse into): an
+        export directory through `from_export` (default executor tensorrt), else a checkpoint or the embedded
+        default through `from_checkpoint` (default executor torch); device "auto" resolves here."""
+        device = source.resolved_device()
+        if source.export_dir is not None:
+            return cls.from_export(source.export_dir, executor=source.executor or "tensorrt", max_batch=max_batch,
+                                   device=None if source.device == "auto" else device, precision=source.precision,
+                                   **kw)
+        return cls.from_checkpoint(source.checkpoint, w_encoder=source.w_encoder, config=source.config,
+                                   executor=source.executor or "torch", device=device,
+                                   precision=source.precision or "fp32", max_batch=max_batch, **kw)
+
     def _alloc(self) -> None:
         """One zeroed buffer per contract tensor, `rows` rows (zeros: pad rows of fixed-batch graphs stay finite)."""
         ex, r = self.executor, self.rows
