@@ -34,10 +34,11 @@ from dataclasses import dataclass
 
 from hyperstyle_trt.core.config import SHARED_LAYERS, HyperStyleConfig, LayerSpec
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import PRECISIONS as _PRECISIONS
 
 GRAPHS = ("w_encoder", "hypernet", "generator")
 VARIANTS = ("plain", "plugin")
-PRECISIONS = {"fp32": "float32", "fp16": "float16"}  # graph precision -> dtype of its float I/O
+PRECISIONS = {p.name: p.numpy for p in _PRECISIONS.values()}  # graph precision -> dtype of its float I/O
 
 
 class DeltaMode(enum.IntEnum):

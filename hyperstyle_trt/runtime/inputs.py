@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import uint8_to_unit
 
 VALUE_SLACK = 1e-3  # float inputs may exceed [-1,1] by this much (rounding of (v/255-0.5)/0.5 in fp16 is < 1e-3)
 _FLOAT_NP = (np.float16, np.float32, np.float64)
@@ -99,12 +100,12 @@ def _from_uint8(t: torch.Tensor | np.ndarray, size: int, device: torch.device) -
         _check_device(t, device)
         if tuple(t.shape[1:3]) != (size, size):
             t = torch.from_numpy(_resize_uint8(t.cpu().numpy(), size))
-        x = t.permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,S,S]
+        x = uint8_to_unit(t)  # [B,3,S,S]
     else:
         a = np.ascontiguousarray(t)
         if a.shape[1:3] != (size, size):
             a = _resize_uint8(a, size)
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,S,S]
+        x = uint8_to_unit(torch.from_numpy(np.ascontiguousarray(a)))  # [B,3,S,S]
     return PreparedInput(x, needs_value_check=False)
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 from hyperstyle_trt.core.atomic import atomic_path
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.runtime.result import InverterResult
+from hyperstyle_trt.models.images import unit_to_uint8
 
 
 def blend_weights(n_frames: int) -> torch.Tensor:
@@ -55,8 +56,7 @@ def interpolate(inv, res: InverterResult, a: int, b: int, n_frames: int = 8,
 
 def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
     """[N,3,H,W] in [-1,1] -> [N,H,W,3] uint8 ((y+1)/2 clamped, x255, rounded)."""
-    x = ((frames.detach().float() + 1) / 2).clamp(0, 1) * 255
-    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return unit_to_uint8(frames).cpu().numpy()
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, bounce: bool = True) -> Path:

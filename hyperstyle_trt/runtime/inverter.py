@@ -34,8 +34,8 @@ from hyperstyle_trt.runtime import inputs as _inputs
 from hyperstyle_trt.runtime.executors import get_executor
 from hyperstyle_trt.runtime.executors.base import Executor
 from hyperstyle_trt.runtime.result import InverterResult
+from hyperstyle_trt.core.precision import FLOAT_DTYPES, precision as precision_of
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 Steps = list[tuple[str, dict[str, torch.Tensor], int]]  # (graph, bindings, batch) per executor call
 
 
@@ -188,7 +188,7 @@ class Inverter:
         io = {g: ex.io(g) for g in GRAPHS}
 
         def buf(t):
-            dt = _DTYPES.get(t.dtype)
+            dt = precision_of(t.dtype).torch_dtype() if t.dtype in FLOAT_DTYPES else None
             assert dt is not None, t
             return torch.zeros(t.concrete(r), dtype=dt, device=ex.device)
 

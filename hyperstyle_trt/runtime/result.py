@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hyperstyle_trt.models.images import unit_to_uint8
+
 
 @dataclass
 class InverterResult:
@@ -48,8 +50,7 @@ class InverterResult:
 
     def to_uint8(self) -> np.ndarray:
         """Final images as host uint8 HWC [B,size,size,3] (official tensor2im: (y+1)/2 clamped, x255, rounded)."""
-        x = ((self.images.detach().float() + 1) / 2).clamp(0, 1) * 255
-        return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return unit_to_uint8(self.images).cpu().numpy()
 
     def numpy(self) -> dict[str, np.ndarray]:
         """Host float32 arrays: images, images_pooled, codes, and `delta/<layer>` (official layout)."""

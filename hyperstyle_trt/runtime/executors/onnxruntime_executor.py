@@ -17,15 +17,14 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import torch
 
 from hyperstyle_trt.core.config import get_config
 from hyperstyle_trt.core.contract import GRAPHS, delta_modes, graph_io
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.runtime.executors.base import Executor
+from hyperstyle_trt.core.precision import precision as precision_of
 
-_NP = {"float32": np.float32, "float16": np.float16}
 
 
 def _ort():
@@ -110,7 +109,7 @@ class OnnxRuntimeExecutor(Executor):
             try:
                 self.sessions[g] = ort.InferenceSession(str(f), opts, providers=providers)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-                raise HsError(f"onnxruntime cannot load {f} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                raise HsError(f"onnxruntime cannot load {f} ({type(e).__name__}: {one_line(e)})") from None
             b = self._check_io(g, f)
             if b is not None:
                 fixed[g] = b
@@ -130,7 +129,7 @@ class OnnxRuntimeExecutor(Executor):
     def _check_io(self, graph: str, f: Path) -> int | None:
         """The session's I/O must be the contract's (names, dtypes, non-batch dims); returns a fixed batch or None."""
         sess, io = self.sessions[graph], graph_io(self.cfg, graph, self.modes, "B", False, self.precision)
-        want_t = f"tensor({'float' if self.precision == 'fp32' else 'float16'})"
+        want_t = precision_of(self.precision).onnx
         fixed = set()
         for kind, have, want in (("inputs", sess.get_inputs(), io.inputs), ("outputs", sess.get_outputs(), io.outputs)):
             names = [t.name for t in have]
@@ -152,7 +151,7 @@ class OnnxRuntimeExecutor(Executor):
     def run(self, graph: str, bindings: Mapping[str, torch.Tensor], batch: int, stream) -> None:
         ins, outs = self._names[graph]
         io, (dev, idx) = self._bindings[graph], self._ort_device
-        et = _NP[self.io(graph).inputs[0].dtype]
+        et = precision_of(self.io(graph).inputs[0].dtype).np_dtype()
         io.clear_binding_inputs()
         io.clear_binding_outputs()
         for names, bind in ((ins, io.bind_input), (outs, io.bind_output)):

@@ -42,12 +42,14 @@ from typing import Any, Mapping
 from hyperstyle_trt.core import contract as C
 from hyperstyle_trt.core.config import get_config
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import PRECISIONS, precision
 from hyperstyle_trt.engines import compat
 from hyperstyle_trt.runtime.executors.base import Executor
 
 # TensorRT DataType member name -> the contract's dtype names.
-TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64",
-              "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
+# TensorRT DataType name -> numpy name of a binding: the float precisions from the one table, the rest as numpy has them
+TRT_DTYPES = {**{p.trt: p.numpy for p in PRECISIONS.values()}, "BF16": "bfloat16", "INT32": "int32",
+              "INT64": "int64", "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
 
 
 def engine_name(graph: str, variant: str, precision: str) -> str:
@@ -188,7 +190,7 @@ def _inspect(trt, graph: str, path: Path, engine, io: C.GraphIO, rebuild: str) -
         got = TRT_DTYPES.get(getattr(dt, "name", str(dt)), str(dt))
         if got != t.dtype:
             raise HsError(f"{path.name}: {t.name} is {got} in the engine, the contract wants {t.dtype} "
-                          f"(an {'fp16' if t.dtype == 'float16' else 'fp32'} export); "
+                          f"(an {precision(t.dtype).name} export); "
                           f"rebuild it with `{rebuild}`")
         fmt = getattr(engine, "get_tensor_format", None)
         if fmt is not None and getattr(fmt(t.name), "name", "LINEAR") != "LINEAR":

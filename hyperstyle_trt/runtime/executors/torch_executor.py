@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from hyperstyle_trt.core.contract import delta_modes
+from hyperstyle_trt.core.device import torch_device
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.models.graphs import HypernetGraph, WEncoderGraph
 from hyperstyle_trt.models.hypernet import HyperRefinementBlock
@@ -84,23 +85,6 @@ class _HypernetInto(HypernetGraph):
             torch.add(a, d, out=o)
 
 
-def _device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise HsError(f"bad device {device!r} ({e}); expected 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise HsError(f"the torch executor runs on 'cpu' or 'cuda', got {dev}")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise HsError("device='cuda' but torch.cuda.is_available() is False; use device='cpu' (fp32)")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        if dev.index >= torch.cuda.device_count():
-            raise HsError(f"device {dev} does not exist ({torch.cuda.device_count()} CUDA device(s))")
-    return dev
-
-
 class TorchExecutor(Executor):
     """The three graph modules on torch (see the module docstring for layouts and the fp16 policy)."""
 
@@ -110,7 +94,7 @@ class TorchExecutor(Executor):
         """model: models.hyperstyle.HyperStyle (fp32); copy=False lets the executor cast/move it in place (the
         Inverter does so for models it loaded itself). allow_cpu_fp16: run the fp16 policy on the CPU (torch's CPU
         half kernels and the reference ops in fp16; slow): only to test the policy's plumbing without a GPU."""
-        dev = _device(device)
+        dev = torch_device(device)
         if precision not in ("fp32", "fp16"):
             raise HsError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
         if precision == "fp16" and dev.type != "cuda" and not allow_cpu_fp16:
