@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hyperstyle_trt.cli.invert import main, parse_edit, seed_direction
+from hyperstyle_trt.cli.invert import main
+from hyperstyle_trt.runtime.invert import parse_edit, seed_direction
 
 ALIGN = 128  # --align-size for the run (the tiny model's input is 64 px, its output 128 px)
 
@@ -215,9 +216,11 @@ def _err_line(capsys) -> str:
     (["--edit", "seed:0:x"], "strengths must be comma-separated numbers"),
     (["--edit", "seed:0"], "a seed direction is seed:N:STRENGTHS"),
     (["--edit", "seed:0:"], "give at least one finite strength"),
-    (["--checkpoint", "/no/such.pt"], "checkpoint not found"),
+    (["--checkpoint", "/no/such.pt", "--w-encoder", "/no/w.pt"], "checkpoint not found"),
+    (["--checkpoint", "/no/such.pt"], "--checkpoint and --w-encoder go together"),
     (["--target-generator", "/no/such.pt"], "target generator not found"),
-    (["--export-dir", "/tmp", "--checkpoint", "x.pt"], "--export-dir carries its own weights"),
+    (["--export-dir", "/tmp", "--checkpoint", "x.pt", "--w-encoder", "y.pt"], "--export-dir carries its own weights"),
+    (["--device", "gpu"], "bad device 'gpu'"),
 ])
 def test_user_errors(tmp_path, capsys, extra, match):
     Image.new("RGB", (8, 8)).save(tmp_path / "p.png")

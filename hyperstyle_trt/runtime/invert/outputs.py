@@ -1,0 +1,119 @@
+"""hs-invert's files: PNG / npz / safetensors writers (all atomic, core.atomic), the side-by-side grid, and the run's
+report (OUT/results.json).
+
+results.json: {"config": InvertJob.to_dict(), "model": {config, size, input_size, weights, runtime} ({} with
+--align-only), "ok": n, "failed": n, "seconds": s, "ignored": [paths], "images": [one record per photo / face:
+input, status, name, timings, outputs, error, face / aligned, delta_summary, refine], "interpolations": [{from, to,
+frames, gif, seconds}]}.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hyperstyle_trt.core.atomic import atomic_path, write_json_atomic
+
+TILE = 256  # grid tile side (px)
+
+
+@dataclass
+class InvertReport:
+    """What a run did, written as OUT/results.json by `write` (after each batch and at the end)."""
+
+    out: Path
+    records: list[dict] = field(default_factory=list)
+    interpolations: list[dict] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def failed(self) -> list[dict]:
+        """The records of photos / faces that failed (each has an `error`)."""
+        return [r for r in self.records if r["status"] != "ok"]
+
+    @property
+    def path(self) -> Path:
+        return self.out / "results.json"
+
+    def write(self) -> None:
+        ok = sum(r["status"] == "ok" for r in self.records)
+        write_json_atomic(self.path, {
+            "config": self.config, "model": self.model, "ok": ok, "failed": len(self.records) - ok,
+            "seconds": round(time.perf_counter() - self.t0, 3), "ignored": self.ignored, "images": self.records,
+            "interpolations": self.interpolations})
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """`name` made file-safe and distinct from every name in `used` (suffix _2, _3, ...); added to `used`."""
+    base, k = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "photo", 1
+    out = base
+    while out in used:
+        k += 1
+        out = f"{base}_{k}"
+    used.add(out)
+    return out
+
+
+def write_png(arr: np.ndarray, path: Path) -> None:
+    """uint8 [H,W,3] -> PNG."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+
+
+def write_npz(path: Path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def write_safetensors(path: Path, tensors: dict) -> None:
+    """{name: tensor} -> safetensors, as contiguous fp32 CPU tensors."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().float().contiguous() for k, v in tensors.items()}, str(tmp))
+
+
+def _tile(arr: np.ndarray, caption: str, quad: np.ndarray | None = None):
+    """An image letterboxed into a TILE x TILE square (white), a caption strip below; the alignment quad drawn."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(arr)
+    s = TILE / max(im.size)
+    small = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))), Image.Resampling.LANCZOS)
+    tile = Image.new("RGB", (TILE, TILE + 20), (255, 255, 255))
+    ox, oy = (TILE - small.size[0]) // 2, (TILE - small.size[1]) // 2
+    tile.paste(small, (ox, oy))
+    draw = ImageDraw.Draw(tile)
+    if quad is not None:
+        pts = [(ox + (x + 0.5) * s, oy + (y + 0.5) * s) for x, y in quad]
+        draw.line(pts + pts[:1], fill=(255, 0, 0), width=2)
+    draw.text((4, TILE + 2), caption, fill=(0, 0, 0), font=ImageFont.load_default(size=14))
+    return tile
+
+
+def grid(tiles: list[tuple[np.ndarray, str, np.ndarray | None]]) -> np.ndarray:
+    """Tiles (image uint8 [H,W,3], caption, alignment quad or None) side by side -> [TILE+20, n*TILE, 3] uint8."""
+    from PIL import Image
+
+    ims = [_tile(a, c, q) for a, c, q in tiles]
+    out = Image.new("RGB", (TILE * len(ims), TILE + 20), (255, 255, 255))
+    for k, t in enumerate(ims):
+        out.paste(t, (k * TILE, 0))
+    return np.asarray(out)
+
+
+def fmt_strength(v: float) -> str:
+    """Edit strength in file names and captions: sign always shown (+2, -1.5)."""
+    return f"{v:+g}"
