@@ -122,11 +122,6 @@ class OpSpec:
     def input_names(self, attrs: Mapping[str, int]) -> tuple[str, ...]:
         return tuple(t.name for t in self.present_inputs(attrs))
 
-    def input_index(self, name: str, attrs: Mapping[str, int]) -> int | None:
-        """Position of input `name` on a node with these attributes, or None if absent."""
-        names = self.input_names(attrs)
-        return names.index(name) if name in names else None
-
     def input_shapes(self, attrs: Mapping[str, int]) -> dict[str, tuple[Dim, ...]]:
         """{present input name: symbolic shape}."""
         return {t.name: t.shape_for(attrs) for t in self.present_inputs(attrs)}
