@@ -27,7 +27,7 @@ from onnxscript.rewriter import pattern
 from onnxscript.rewriter.rules.common import _no_op
 
 from hyperstyle_trt.core.atomic import atomic_path
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.plugins.registry import get_spec
 
 
@@ -58,7 +58,7 @@ def export_module(module: torch.nn.Module, args: Sequence[torch.Tensor], input_n
             optimize_ir(prog.model)
         except Exception as e:  # the exporter raises many types; report as one line with the cause
             raise HsError(f"ONNX export of {type(module).__name__} failed: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}") from e
+                          f"{one_line(str(e))}") from e
     with tempfile.TemporaryDirectory(prefix="hs_export_") as d:
         # Round-trip through disk with external data: works for > 2 GB graphs and returns a plain ModelProto.
         p = Path(d) / "m.onnx"

@@ -34,7 +34,7 @@ from hyperstyle_trt.export.onnx_io import plugin_versions
 from hyperstyle_trt.export.config import ExportConfig
 from hyperstyle_trt.export.fp16 import convert_to_fp16
 from hyperstyle_trt.export.verify import verify_graph, worst
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 
 Step = Callable[[str], ContextManager]
 EngineStep = Callable[..., None]  # (cfg, model, written, report, step) -> None
@@ -187,8 +187,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                         errs, art.status = [], f"FAIL verify: {e}"
                     except Exception as e:  # noqa: BLE001 onnx.reference / onnxruntime raise their own types:
                         # a FAIL row for this graph; the others are still verified and the summary is written
-                        msg = (str(e).strip().splitlines() or [""])[0][:300]
-                        errs, art.status = [], f"FAIL verify: {type(e).__name__}: {msg}"
+                        errs, art.status = [], f"FAIL verify: {type(e).__name__}: {one_line(str(e))}"
                 w = worst(errs)
                 if w is not None:
                     art.max_rel_err, art.max_abs_err = w.rel, w.max_abs

@@ -24,7 +24,7 @@ from torch import nn
 
 from hyperstyle_trt.core.atomic import atomic_path
 from hyperstyle_trt.core.config import ENCODER_TYPES, GeneratorConfig, HypernetConfig, HyperStyleConfig, get_config
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.models.fill import DEFAULT_CONSTANTS, canonical_key, fill_module_, fill_value
 from hyperstyle_trt.models.hyperstyle import HyperStyle
 from hyperstyle_trt.models.stylegan2 import Generator
@@ -43,13 +43,12 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = one_line(e, 160)
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise HsError(f"{what} {p} refused: it needs arbitrary code to unpickle ({first[:160]})") from None
-        raise HsError(f"{what} {p} is not a PyTorch checkpoint ({first[:160]})") from None
+            raise HsError(f"{what} {p} refused: it needs arbitrary code to unpickle ({first})") from None
+        raise HsError(f"{what} {p} is not a PyTorch checkpoint ({first})") from None
     except Exception as e:  # noqa: BLE001 - any failure of the weights-only unpickler on foreign bytes means "not ours"
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint ({msg[:160]})") from None
+        raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint ({one_line(e, 160)})") from None
     if not isinstance(obj, dict):
         raise HsError(f"{what} {p} is not a checkpoint dict (got {type(obj).__name__})")
     return obj

@@ -31,6 +31,8 @@ from hyperstyle_trt.core.errors import HsError
 
 HIDDEN_TRAILING_PARAMS = 2  # Triton's global_scratch + profile_scratch pointers
 
+# Triton's own signature type names (its "fp16"/"fp32" coincide with core.precision's names, but "bf16" has no
+# precision of ours and these are Triton's spelling, not ours): kept here rather than derived from core.precision.
 _TORCH_TO_TRITON = {torch.float16: "fp16", torch.float32: "fp32", torch.bfloat16: "bf16"}
 
 
@@ -172,7 +174,7 @@ def launch_on_stream(stream: int | None, fn: Callable[[], Any]) -> Any:
 class _CudaArray:
     """Minimal __cuda_array_interface__ (v3) view of a raw device pointer, for torch.as_tensor (zero copy)."""
 
-    _TYPESTR = {torch.float16: "<f2", torch.float32: "<f4", torch.uint8: "|u1"}
+    _TYPESTR = {torch.float16: "<f2", torch.float32: "<f4", torch.uint8: "|u1"}  # the array interface's typestr
 
     def __init__(self, ptr: int, shape: tuple[int, ...], dtype: torch.dtype):
         self.__cuda_array_interface__ = {"shape": tuple(int(s) for s in shape), "typestr": self._TYPESTR[dtype],

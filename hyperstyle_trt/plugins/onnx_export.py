@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import precision
 from hyperstyle_trt.plugins.registry import DOMAIN, OpSpec, get_spec
 
 OPSET = 18  # default-domain opset of the graphs the exporter writes
@@ -144,12 +145,11 @@ def op_schema(op: str, attrs: Mapping[str, int] | None = None):
 
     spec = get_spec(op)
     a = spec.resolve_attrs(attrs)
-    types = {"float16": "tensor(float16)", "float32": "tensor(float)"}
     return OpSchema(
         spec.name, DOMAIN, DOMAIN_VERSION, doc=spec.summary,
         inputs=[OpSchema.FormalParameter(t.name, t.dtype) for t in spec.present_inputs(a)],
         outputs=[OpSchema.FormalParameter(t.name, t.dtype) for t in spec.outputs],
-        type_constraints=[(k, [types[v] for v in vs], "") for k, vs in spec.type_constraints],
+        type_constraints=[(k, [precision(v).onnx for v in vs], "") for k, vs in spec.type_constraints],
         attributes=[OpSchema.Attribute(x.name, OpSchema.AttrType.INT, x.doc) for x in spec.attributes]
         + [OpSchema.Attribute("plugin_version", OpSchema.AttrType.STRING, "TensorRT plugin version")])
 

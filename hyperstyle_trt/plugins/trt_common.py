@@ -22,10 +22,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import PRECISIONS
 from hyperstyle_trt.plugins.registry import OpSpec
 
-# TensorRT DataType member name -> dtype name used by specs and launchers.
-DTYPE_NAMES = {"HALF": "float16", "FLOAT": "float32"}
+# TensorRT DataType member name ("HALF" | "FLOAT") -> the dtype name specs and launchers use, from core.precision.
+DTYPE_NAMES = {p.trt: p.numpy for p in PRECISIONS.values()}
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ from typing import Optional
 import torch
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import precision
 from hyperstyle_trt.plugins._triton import launch_on_stream, require_cuda_kernels, tensor_from_ptr
 from hyperstyle_trt.plugins.mod_conv.reference import check_inputs, mod_conv_ref
 from hyperstyle_trt.plugins.mod_conv.strategy import STRATEGIES, select_strategy, workspace_bytes
-
-_DTYPES = {"float16": torch.float16, "float32": torch.float32, "fp16": torch.float16, "fp32": torch.float32}
 
 
 @torch.library.custom_op("hyperstyle::mod_conv", mutates_args=(), device_types="cpu")
@@ -102,7 +101,7 @@ def launch_raw(x: int, style: int, weight: int, delta: int, noise: int, bias: in
     The first call per (shape class, attrs, dtype) compiles the kernel: warm up before capturing a CUDA graph.
     """
     require_cuda_kernels("mod_conv")
-    dt = _DTYPES[dtype]
+    dt = precision(dtype).torch_dtype()
 
     f = 2 if upsample else 1
     dshape = {1: (B, Cout, 3, 3, Cin), 2: (B, Cout, Cin)}.get(int(delta_mode))

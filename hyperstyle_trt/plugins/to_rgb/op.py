@@ -10,10 +10,9 @@ from typing import Optional
 import torch
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.precision import precision
 from hyperstyle_trt.plugins._triton import launch_on_stream, require_cuda_kernels, tensor_from_ptr
 from hyperstyle_trt.plugins.to_rgb.reference import check_inputs, to_rgb_ref
-
-_DTYPES = {"float16": torch.float16, "float32": torch.float32, "fp16": torch.float16, "fp32": torch.float32}
 
 
 @torch.library.custom_op("hyperstyle::to_rgb", mutates_args=(), device_types="cpu")
@@ -65,7 +64,7 @@ def launch_raw(x: int, style: int, weight: int, delta: int, bias: int, skip: int
     stream is a cudaStream_t as int (0: the legacy default stream). The first call compiles the kernel.
     """
     require_cuda_kernels("to_rgb")
-    dt = _DTYPES[dtype]
+    dt = precision(dtype).torch_dtype()
     from hyperstyle_trt.plugins.to_rgb.kernel import to_rgb_triton
 
     t = dict(x=tensor_from_ptr(x, (B, H, W, Cin), dt), style=tensor_from_ptr(style, (B, Cin), dt),
