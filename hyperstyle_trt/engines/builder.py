@@ -6,28 +6,41 @@ RTX), one optimization profile over the batch, a timing cache, and the content-h
     res = get_or_build(Path("hypernet_plugin_fp16.onnx"), Path("hypernet_plugin_fp16.engine"), opts, cache_dir)
     res.status  # "built" | "cache-hit" | "up-to-date", with "(rejected ...: why)" when a bad entry was replaced
 
+Engines are built with Polygraphy's loaders: NetworkFromOnnxPath(strongly_typed=True) (engines/network.py),
+CreateConfig / CreateConfigRTX (profiles, optimization level, workspace, RTX compute-capability targets) and
+EngineBytesFromNetwork (which also saves the timing cache). Hand-written where Polygraphy has no equivalent: the
+timing cache is loaded with ignore_mismatch=True (Polygraphy's load_timing_cache passes False) and written back
+atomically, best effort; TensorRT's defaults are kept where Polygraphy's differ (TF32 allowed, LAYER_NAMES_ONLY
+profiling verbosity), so an engine is byte for byte what the TensorRT API builds; parsing an in-memory model whose
+weights lie beside a file (the AOT route), and freeing builder objects in dependency order (network.Network).
+
 Building needs no GPU on TensorRT-RTX (portable engine, or `compute_capabilities` such as ("SM86",)); running the
 engine does. Python plugin creators are registered (plugins.trt_common.register_plugins) before any plugin graph
 is parsed; the engine then calls back into Python at enqueue. With `aot_plugins` (full TensorRT >= 10.9 only) the
 plugin nodes take the QDP route instead (plugins/qdp.py): the Triton kernels are compiled for the building GPU and
 embedded, and the engine runs without Python (C++ runtime, trtexec); the kernel sources, Triton version and SM then
-join the cache key.
+join the cache key. Not yet run with full TensorRT (only TensorRT-RTX is installed where this was written): the
+full-TensorRT config (CreateConfig(tf32=True)) and the timing-cache load / save.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hyperstyle_trt.engines.cache import EngineCache, cache_key, verify_engine
-from hyperstyle_trt.export.onnx_io import plugin_versions
-from hyperstyle_trt.core.flavor import Flavor, get_flavor
 from hyperstyle_trt.core.atomic import write_bytes_atomic
+from hyperstyle_trt.core.errors import HsError, one_line
+from hyperstyle_trt.core.flavor import Flavor, get_flavor
 from hyperstyle_trt.core.sidecar import sha256_file, software_versions, write_sidecar
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.engines.cache import EngineCache, cache_key, verify_engine
+from hyperstyle_trt.engines.network import Network, last_error, parse_onnx, polygraphy_log, polygraphy_trt
+from hyperstyle_trt.export.onnx_io import plugin_versions
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,8 @@ def check_aot(flavor: Flavor) -> int:
 
 
 def _make_logger(trt):
-    """A trt.ILogger that keeps warnings and errors (for one-line error reports) instead of printing them."""
+    """A trt.ILogger that keeps warnings and errors (for one-line error reports) instead of printing them; the
+    runtime's deserializer uses it (engines/compat.py)."""
 
     class Logger(trt.ILogger):
         def __init__(self):
@@ -118,83 +132,113 @@ def _make_logger(trt):
 
 def _errors(log) -> str:
     errs = [m for s, m in log.messages if s in ("ERROR", "INTERNAL_ERROR")]
-    return (errs[-1] if errs else "see TensorRT log").splitlines()[0][:300]
+    return one_line(errs[-1] if errs else "see TensorRT log")
+
+
+def _compute_capabilities(trt, ccs: tuple[str, ...]) -> dict:
+    """CreateConfigRTX's keywords for `ccs`: ("SM86", "SM120") -> compute_capabilities=[(8, 6), (12, 0)];
+    ("CURRENT",) -> use_gpu=True (the building GPU); () -> portable. HsError naming the accepted ones otherwise."""
+    known = [m for m in trt.ComputeCapability.__members__ if m.startswith("SM")]
+    if ccs == ("CURRENT",):
+        return {"use_gpu": True}
+    for cc in ccs:
+        if cc not in known:
+            raise HsError(f"unknown compute capability {cc!r}; expected one of {known} (or 'CURRENT' alone)")
+    return {"compute_capabilities": [(int(cc[2:-1]), int(cc[-1])) for cc in ccs]} if ccs else {}
+
+
+def _config(ptrt, fl: Flavor, options: BuildOptions, cache_blob: bytes | None):
+    """Polygraphy's CreateConfig (full TensorRT) / CreateConfigRTX (compute-capability targets) for `options`, with
+    TensorRT's own defaults where Polygraphy's differ: TF32 stays allowed (CreateConfig clears it unless tf32=True)
+    and profiling verbosity stays LAYER_NAMES_ONLY (Polygraphy asks for DETAILED). With `cache_blob`, the timing
+    cache is loaded with ignore_mismatch=True (Polygraphy's load_timing_cache passes False), so a cache written on
+    another GPU of the same flavor and version still seeds the build."""
+    trt = fl.module
+    profiles = []
+    if options.profile:
+        prof = ptrt.Profile()
+        for name, lo, opt, hi in options.profile:
+            prof.add(name, min=lo, opt=opt, max=hi)
+        profiles.append(prof)
+    kw = dict(profiles=profiles, builder_optimization_level=options.optimization_level,
+              profiling_verbosity=trt.ProfilingVerbosity.LAYER_NAMES_ONLY,
+              memory_pool_limits=None if options.workspace_bytes is None
+              else {trt.MemoryPoolType.WORKSPACE: options.workspace_bytes})
+    if fl.is_rtx:
+        from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
+
+        config = CreateConfigRTX(**_compute_capabilities(trt, options.compute_capabilities), **kw)
+    else:
+        config = ptrt.CreateConfig(tf32=True, **kw)
+    if cache_blob is None:
+        return config
+
+    def load_timing_cache(builder, network, cfg):
+        cfg.set_timing_cache(cfg.create_timing_cache(cache_blob), ignore_mismatch=True)
+
+    return ptrt.PostprocessConfig(config, load_timing_cache)
+
+
+def build_network(net: Network, options: BuildOptions, timing_cache: Path | None = None) -> bytes:
+    """Build a parsed network (network.parse_onnx) with Polygraphy's EngineBytesFromNetwork; returns the serialized
+    engine. HsError with TensorRT's last error, in one line, on failure. Full TensorRT loads the timing cache at
+    `timing_cache` and saves the merged cache back atomically (both best effort: the cache is an optimization only);
+    TensorRT-RTX has none (its timing-cache calls are deprecated no-ops; kernels are compiled at run time)."""
+    from polygraphy.exception import PolygraphyException
+
+    fl = net.flavor
+    ptrt = polygraphy_trt(fl)
+    use_cache = timing_cache is not None and not fl.is_rtx
+    blob = None
+    if use_cache:
+        try:
+            blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        except OSError:
+            blob = b""  # the timing cache is an optimization only
+    config = _config(ptrt, fl, options, blob)
+    with contextlib.ExitStack() as stack:
+        save = None
+        if use_cache:
+            try:  # Polygraphy saves the merged cache here; it is then written to `timing_cache` atomically
+                save = stack.enter_context(tempfile.TemporaryFile("w+b"))
+            except OSError:
+                pass  # the timing cache is an optimization only
+        kept = stack.enter_context(polygraphy_log())
+        stack.enter_context(warnings.catch_warnings())  # CreateConfig always sets a timing cache; RTX deprecates it
+        warnings.filterwarnings("ignore", "Use Deprecated in TensorRT-RTX.*Timing cache", DeprecationWarning)
+        try:
+            # the tuple is not callable: Polygraphy does not own it, `net` frees it in order (network.Network)
+            engine = ptrt.EngineBytesFromNetwork((net.builder, net.network, net.parser), config,
+                                                 save_timing_cache=save)()
+        except PolygraphyException as e:
+            raise HsError(f"TensorRT ({fl.name}) failed to build {net.name}: {last_error(kept, e)}") from None
+        if save is not None:
+            try:
+                save.seek(0)
+                timing_cache.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(timing_cache, save.read())
+            except (OSError, HsError):
+                pass  # the timing cache is an optimization only
+    return bytes(engine)
 
 
 def build_serialized(onnx_path: Path, options: BuildOptions, flavor: Flavor | None = None,
                      timing_cache: Path | None = None) -> bytes:
-    """Parse `onnx_path` (external data beside it) and build; returns the serialized engine. HsError with the
-    parser's/builder's first error on failure. Full TensorRT loads/saves the timing cache at `timing_cache`;
-    TensorRT-RTX has none (its timing-cache calls are deprecated no-ops; kernels are compiled at run time)."""
+    """Parse `onnx_path` (external data beside it) and build (parse_onnx, build_network); returns the serialized
+    engine. HsError with the parser's / builder's last error on failure. With `options.aot_plugins` and plugin
+    nodes, the QDP route: the AOT kernels are registered and a rewritten model is parsed, its path argument still
+    locating the external weights."""
     fl = flavor or get_flavor()
-    trt = fl.module
-    uses_plugins = bool(plugin_versions(onnx_path))
-    aot = options.aot_plugins and uses_plugins
-    if aot:
+    onnx_path = Path(onnx_path)
+    if options.aot_plugins and plugin_versions(onnx_path):
         from hyperstyle_trt.plugins.qdp import qdp_model_bytes, register_qdp
 
         register_qdp(check_aot(fl))
-    elif uses_plugins:
-        from hyperstyle_trt.plugins.trt_common import register_plugins
-
-        register_plugins(fl.name)
-    log = _make_logger(trt)
-    builder = network = parser = config = prof = cache = None
-    try:
-        builder = trt.Builder(log)
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-        parser = trt.OnnxParser(network, log)
-        if aot:  # the QDP route parses a rewritten model; its path argument still locates the external weights
-            parsed = parser.parse(qdp_model_bytes(onnx_path), str(onnx_path))
-        else:
-            parsed = parser.parse_from_file(str(onnx_path))
-        if not parsed:
-            errs = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-            raise HsError(f"TensorRT ({fl.name}) could not parse {onnx_path.name}: "
-                          f"{(errs[0] if errs else _errors(log)).splitlines()[0][:300]}")
-        config = builder.create_builder_config()
-        if options.profile:
-            prof = builder.create_optimization_profile()
-            for name, lo, opt, hi in options.profile:
-                prof.set_shape(name, lo, opt, hi)
-            config.add_optimization_profile(prof)
-        if options.optimization_level is not None:
-            config.builder_optimization_level = options.optimization_level
-        if options.workspace_bytes is not None:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
-        if fl.is_rtx and options.compute_capabilities:
-            config.num_compute_capabilities = len(options.compute_capabilities)
-            for i, cc in enumerate(options.compute_capabilities):
-                if not hasattr(trt.ComputeCapability, cc):
-                    raise HsError(f"unknown compute capability {cc!r}; expected one of "
-                                  f"{list(trt.ComputeCapability.__members__)}")
-                config.set_compute_capability(getattr(trt.ComputeCapability, cc), i)
-        cache = None
-        if timing_cache is not None and not fl.is_rtx:  # RTX: timing-cache calls are deprecated no-ops (kernels JIT)
-            try:
-                blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-            except OSError:
-                blob = b""  # the timing cache is an optimization only
-            cache = config.create_timing_cache(blob)
-            config.set_timing_cache(cache, ignore_mismatch=True)
-        engine = builder.build_serialized_network(network, config)
-        if engine is None:
-            raise HsError(f"TensorRT ({fl.name}) failed to build {onnx_path.name}: {_errors(log)}")
-        if cache is not None:
-            try:
-                timing_cache.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
-            except (OSError, HsError):
-                pass  # the timing cache is an optimization only
-        return bytes(engine)
-    finally:
-        # TensorRT objects go in dependency order: the parser (it owns the network's weights), the network, the
-        # builder-made objects, then the builder. Python would free them in the order they were assigned, the
-        # builder first, which leaves the network dangling: a crash at some later, unrelated point.
-        del parser
-        del network
-        del cache, prof, config
-        del builder
+        net = parse_onnx(qdp_model_bytes(onnx_path), fl, external_data_path=onnx_path, register=False)
+    else:
+        net = parse_onnx(onnx_path, fl)
+    with net:
+        return build_network(net, options, timing_cache)
 
 
 def _place(src: Path, dst: Path) -> None:
