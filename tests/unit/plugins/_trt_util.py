@@ -1,36 +1,35 @@
-"""TensorRT helpers shared by the plugin tests: parse an ONNX model, count plugin layers, build (static or 1..8).
+"""TensorRT helpers shared by the plugin tests, on the project's builder (engines.network.parse_onnx,
+engines.builder.build_network): parse an ONNX model, count plugin layers, build (static or batch 1..8).
 
-The ONNX parser owns the weights of the network it fills, so it must outlive the network's use, and a builder freed
-before its network leaves the network dangling (a crash at some later, unrelated point): `parse` keeps every logger,
-builder, network and parser alive for the test session instead of leaving their destruction order to chance.
+`parse` keeps every parsed network (engines.network.Network: builder, network, parser, freed in dependency order
+when closed) alive for the test session, so a test may inspect the network after building it.
 """
+
+from hyperstyle_trt.engines.builder import BuildOptions, build_network
+from hyperstyle_trt.engines.network import parse_onnx
 
 _ALIVE = []
 
 
 def parse(trt, model):
-    """Parse an onnx.ModelProto; returns (builder, network). Fails the test with the parser's errors."""
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    net = builder.create_network(0)
-    parser = trt.OnnxParser(net, logger)
-    _ALIVE.append((logger, builder, net, parser))
-    ok = parser.parse(model.SerializeToString())
-    assert ok, [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    return builder, net
+    """Parse an onnx.ModelProto (strongly typed, as engines are built); returns (Network, its INetworkDefinition).
+    The builder's HsError (the parser's error, one line) fails the test."""
+    net = parse_onnx(model)
+    assert net.flavor.module is trt
+    _ALIVE.append(net)
+    return net, net.network
 
 
-def build(trt, builder, net, dynamic, opt=4):
-    """build_serialized_network; with `dynamic`, one profile with batch 1..8 (opt `opt`) on every input."""
-    cfg = builder.create_builder_config()
+def build(trt, parsed, net, dynamic, opt=4):
+    """The serialized engine (bytes) of `parsed` (from `parse`); with `dynamic`, one profile with batch 1..8 (opt
+    `opt`) on every input of `net`. HsError (one line) when TensorRT cannot build it."""
+    profile = []
     if dynamic:
-        prof = builder.create_optimization_profile()
         for i in range(net.num_inputs):
             t = net.get_input(i)
-            rest = list(t.shape)[1:]
-            prof.set_shape(t.name, [1] + rest, [opt] + rest, [8] + rest)
-        cfg.add_optimization_profile(prof)
-    return builder.build_serialized_network(net, cfg)
+            rest = tuple(t.shape)[1:]
+            profile.append((t.name, (1, *rest), (opt, *rest), (8, *rest)))
+    return build_network(parsed, BuildOptions(profile=tuple(profile)))
 
 
 def plugin_layers(trt, net):

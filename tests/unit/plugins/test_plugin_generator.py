@@ -141,9 +141,9 @@ def test_exported_generator_parses_and_builds(trt, exported):
     assert tuple(net.get_output(0).shape) == (-1, 3, 128, 128)
 
 def _parse_and_build(trt, model, n_plugins):
-    builder, net = parse(trt, model)
+    parsed, net = parse(trt, model)
     assert len(plugin_layers(trt, net)) == n_plugins
-    assert build(trt, builder, net, dynamic=True, opt=2) is not None
+    assert build(trt, parsed, net, dynamic=True, opt=2) is not None
     return net
 
 

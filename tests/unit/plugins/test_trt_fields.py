@@ -127,8 +127,8 @@ def test_engine_stores_the_graph_attributes(trt, monkeypatch, key, attrs):
 
     monkeypatch.setattr(Plugin, "get_fields_to_serialize", churning)
     model = single_node_model(key, attrs, dims={"B": 2, "H": 8, "W": 8, "Cin": 16, "Cout": 24})
-    builder, net = parse(trt, model)
-    engine = build(trt, builder, net, False)
+    parsed, net = parse(trt, model)
+    engine = build(trt, parsed, net, False)
     assert engine is not None
     assert calls, "TensorRT never asked the plugin for its fields"
     stored = _serialized_fields(bytes(engine), spec.attr_names, int(trt.PluginFieldType.INT32))
