@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.device import is_cuda, parse_device, torch_device
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.core.flavor import FLAVORS, Flavor, available_flavors, get_flavor
 from hyperstyle_trt.core.sidecar import read_sidecar, sha256_file, sidecar_path
 
@@ -70,10 +71,10 @@ def current_gpu(device: Any = None) -> GpuInfo:
     if not torch.cuda.is_available():
         raise HsError("no CUDA GPU visible (torch.cuda.is_available() is False): TensorRT engines run only on a GPU; "
                       "use executor='onnxruntime' or 'torch' on this machine")
-    dev = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
-    if dev.type != "cuda":
-        raise HsError(f"TensorRT engines run on a CUDA device, got device {str(dev)!r}")
-    p = torch.cuda.get_device_properties(dev)
+    text = "cuda" if device is None else parse_device(f"cuda:{device}" if isinstance(device, int) else device)
+    if not is_cuda(text):
+        raise HsError(f"TensorRT engines run on a CUDA device, got device {text!r}")
+    p = torch.cuda.get_device_properties(torch_device(text))
     return GpuInfo(p.name, p.major, p.minor)
 
 
@@ -237,7 +238,7 @@ def check_engine(engine_path: Path | str, flavor: Flavor | str | None = None, de
                                   ) from None
                 except Exception as e:  # a broken TensorRT or plugin import: still one line, still before deserializing
                     raise HsError(f"{path.name} uses plugins {_fmt(plugins)} and they cannot be registered: "
-                                  f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                                  f"{type(e).__name__}: {one_line(e)}") from None
             try:
                 check_plugins_registered(fl, plugins)
             except HsError as e:
