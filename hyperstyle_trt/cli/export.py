@@ -1,8 +1,9 @@
 """`hs-export`: ONNX graphs (plain / plugin, fp32 / fp16) and TensorRT engines for HyperStyle.
 
-Thin CLI: flags -> frozen ExportConfig -> engines.pipeline.run_export -> summary table. User errors print one line
-`error: ...` on stderr and exit 2; exit 1 when an artifact failed verification or building, or a selected
-graph could not be produced (e.g. the plugin ops are not importable: SKIPPED rows, no silent fallback).
+Thin CLI: flags (--config, --checkpoint, --w-encoder: the model-source group of core.source) -> frozen ExportConfig
+-> engines.pipeline.run_export -> summary table. User errors print one line `error: ...` on stderr and exit 2; exit 1
+when an artifact failed verification or building, or a selected graph could not be produced (e.g. the plugin ops
+are not importable: SKIPPED rows, no silent fallback).
 
     hs-export                                  # FFHQ-1024, embedded default weights, fp16, plain + plugin, engines
     hs-export --config tiny --out /tmp/t       # CPU-test sized
@@ -21,7 +22,7 @@ from pathlib import Path
 import click
 
 from hyperstyle_trt.core.entry import interruptible, run
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.source import ModelSource, model_source_options
 
 
 def _fmt_size(n: int) -> str:
@@ -69,9 +70,7 @@ class _Steps:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="Graph precision (strongly typed).")
 @click.option("--both-precisions", is_flag=True, help="Export fp32 and fp16.")
-@click.option("--config", "config", default=None, help="Model preset: ffhq1024 (default), ffhq512, ffhq256, tiny.")
-@click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (default: embedded deterministic weights).")
-@click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt (required with --checkpoint).")
+@model_source_options(precision_flag=False)  # --config, --checkpoint, --w-encoder (precision: --fp16/--fp32)
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Dynamic batch upper bound / profile.")
 @click.option("--opt-batch", type=int, default=None, help="Profile optimum batch (default: --max-batch).")
 @click.option("--plain-batch", type=int, default=1, show_default=True, help="Fixed batch of the plain generator.")
@@ -86,23 +85,23 @@ class _Steps:
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
 @interruptible
-def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_batch, plain_batch, out, plain, plugin,
-        engines, verify, ccs, aot_plugins, cache_dir, dry_run):
+def cli(fp16, both_precisions, max_batch, opt_batch, plain_batch, out, plain, plugin, engines, verify, ccs,
+        aot_plugins, cache_dir, dry_run, **kw):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
     from hyperstyle_trt.export.config import ExportConfig
 
     precisions = ("fp32", "fp16") if both_precisions else (("fp16",) if fp16 else ("fp32",))
     variants = ("plain", "plugin") if plain == plugin else (("plain",) if plain else ("plugin",))
-    cfg = ExportConfig(config=config, checkpoint=checkpoint, w_encoder=w_encoder, precisions=precisions,
-                       variants=variants, max_batch=max_batch, opt_batch=opt_batch, plain_batch=plain_batch,
+    # ExportConfig first: --dry-run prints the resolved config without touching the checkpoint files
+    cfg = ExportConfig(config=kw["config"], checkpoint=kw["checkpoint"], w_encoder=kw["w_encoder"],
+                       precisions=precisions, variants=variants, max_batch=max_batch, opt_batch=opt_batch,
+                       plain_batch=plain_batch,
                        out=Path(out), build_engines=engines, verify=verify, compute_capabilities=tuple(ccs),
                        cache_dir=Path(cache_dir) if cache_dir else None, aot_plugins=aot_plugins)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return 0
-    for p, what in ((checkpoint, "checkpoint"), (w_encoder, "W-encoder checkpoint")):
-        if p is not None and not Path(p).is_file():
-            raise HsError(f"{what} not found: {p}")
+    source = ModelSource.from_options(kw)  # checkpoint + W encoder: both or neither, both files exist
     if aot_plugins:  # fail before minutes of export, not at the engine step
         from hyperstyle_trt.engines.builder import check_aot
         from hyperstyle_trt.core.flavor import get_flavor
@@ -113,7 +112,7 @@ def cli(fp16, both_precisions, config, checkpoint, w_encoder, max_batch, opt_bat
     from hyperstyle_trt.engines.pipeline import run_export
 
     console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-column wrapping
-    if checkpoint is None:
+    if source.embedded:
         from hyperstyle_trt.models.checkpoint import DEFAULT_NOTICE
 
         click.echo(DEFAULT_NOTICE, err=True)

@@ -7,7 +7,8 @@
     hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
     hs-serve infer face.png --url 127.0.0.1:8000 --out served/
 
-`repo` writes a model repository (runtime.serving.repository), `start` runs a local tritonserver on it
+`repo` parses the model-source options (core.source) into a ModelSource and writes a model repository
+(runtime.serving.repository, or runtime.serving.ngc with --layout ngc), `start` runs a local tritonserver on it
 (runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`), `infer` sends PNG/JPEG files
 through the HTTP client and writes the inversions. User errors print one line `error: ...` and exit 2.
 """
@@ -20,6 +21,7 @@ import click
 
 from hyperstyle_trt.core.entry import run
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.source import ModelSource, model_source_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,14 +31,7 @@ def cli():
 
 @cli.command("repo")
 @click.argument("out", type=click.Path())
-@click.option("--config", default=None, help="Model preset (tiny, ffhq256, ffhq512, ffhq1024); embedded weights.")
-@click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (needs --w-encoder).")
-@click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt.")
-@click.option("--export-dir", "export_dir", default=None, help="An hs-export output directory (engines / ONNX).")
-@click.option("--executor", default=None,
-              help="Inverter executor: torch (default), onnxruntime, tensorrt (default with --export-dir).")
-@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16"]),
-              help="Inverter precision (default: fp32; an export's own with --export-dir).")
+@model_source_options(export_dir=True, executor=True, device=None, precision=None)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cpu: instance_group KIND_CPU; cuda: KIND_GPU.")
 @click.option("--max-batch", "max_batch", type=int, default=8, show_default=True,
@@ -51,30 +46,29 @@ def cli():
 @click.option("--layout", default="inverter", show_default=True, type=click.Choice(["inverter", "ngc"]),
               help="inverter: one python model around runtime.Inverter; ngc: the export's engines as three "
                    "tensorrt_plan models + a BLS loop model (NGC Triton container; needs --export-dir).")
-def repo_cmd(out, config, checkpoint, w_encoder, export_dir, executor, precision, device, max_batch, instances,
-             iters, threads, queue_delay_us, python_env, layout):
+def repo_cmd(out, max_batch, instances, iters, threads, queue_delay_us, python_env, layout, **kw):
     """Write a model repository OUT with the model `hyperstyle`."""
     from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
 
+    src = ModelSource.from_options(kw)  # --config / --checkpoint + --w-encoder / --export-dir, executor, precision
     if layout == "ngc":
         from hyperstyle_trt.runtime.serving.ngc import write_ngc_repository
 
-        if export_dir is None or config or checkpoint or w_encoder or executor or device != "cuda":
+        if src.export_dir is None or src.config or src.checkpoint or src.executor or src.device != "cuda":
             raise HsError("--layout ngc serves an export's TensorRT engines on GPUs: give --export-dir and "
                           "--device cuda, and no --config / --checkpoint / --w-encoder / --executor")
-        dirs = write_ngc_repository(out, export_dir, max_batch=max_batch, iters=iters, instances=instances,
-                                    precision=precision, queue_delay_us=queue_delay_us)
+        dirs = write_ngc_repository(out, src.export_dir, max_batch=max_batch, iters=iters, instances=instances,
+                                    precision=src.precision, queue_delay_us=queue_delay_us)
         click.echo(f"wrote {', '.join(d.name for d in dirs)} under {Path(out)} (tensorrt_plan x 3 + BLS loop; "
                    "for the NGC Triton container, not runnable with the wheel's server)")
         return 0
 
-    spec = RepoSpec(config=config, checkpoint=checkpoint, w_encoder=w_encoder, export_dir=export_dir,
-                    executor=executor, precision=precision, device=device, max_batch=max_batch,
-                    instances=instances, iters=iters, threads=threads, queue_delay_us=queue_delay_us,
-                    python_env=python_env)
+    spec = RepoSpec(src, max_batch=max_batch, instances=instances, iters=iters, threads=threads,
+                    queue_delay_us=queue_delay_us, python_env=python_env)
     model_dir = write_repository(out, spec)
-    click.echo(f"wrote {model_dir} ({'KIND_GPU' if device == 'cuda' else 'KIND_CPU'} x {instances}, "
-               f"max batch {max_batch}, T={iters}, executor {spec.executor}, {spec.precision or 'export precision'})")
+    click.echo(f"wrote {model_dir} ({'KIND_GPU' if spec.device == 'cuda' else 'KIND_CPU'} x {instances}, "
+               f"max batch {max_batch}, T={iters}, executor {spec.source.executor}, "
+               f"{spec.source.precision or 'export precision'})")
     click.echo(f"start it with: hs-serve start {Path(out)}")
     return 0
 

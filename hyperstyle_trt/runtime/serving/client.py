@@ -110,10 +110,6 @@ class InversionClient:
         stats = self.client.get_inference_statistics(self.model)
         return stats["model_stats"][0]
 
-    def batch_counts(self) -> dict[int, int]:
-        """{batch size: number of executions at that size} from the statistics: how the dynamic batcher merged."""
-        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in self.statistics()["batch_stats"]}
-
     def close(self) -> None:
         self.client.close()
 

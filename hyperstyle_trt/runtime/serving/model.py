@@ -8,8 +8,9 @@ Thin adapter:
 - `execute` takes every request the dynamic batcher handed over, concatenates their `image` tensors (uint8
   [n_i,S,S,3]), runs the whole T-step loop once (`Inverter.invert`, which splits batches over its max batch),
   then splits `inversion` (uint8 [n_i,size,size,3]) and `codes` (fp32 [n_i,n_latent,style_dim]) back per
-  request. A request that fails its checks, or a batch whose inversion raises, gets a TritonError response with
-  a one-line message; the other requests are answered.
+  request (runtime.serving.batching.RequestBatch, shared with the BLS model). A request that fails its checks, or
+  a batch whose inversion raises, gets a TritonError response with a one-line message; the other requests are
+  answered.
 
 Tensors cross the backend boundary through DLPack only (`torch.from_dlpack(t.to_dlpack())`,
 `pb_utils.Tensor.from_dlpack`): Triton 2.51's python backend is built against pybind11 2.10, whose numpy path
@@ -32,8 +33,10 @@ class TritonPythonModel:
             sys.path.insert(0, root)  # the stub's interpreter is isolated: PYTHONPATH does not reach it
         import torch
 
+        from hyperstyle_trt.runtime.serving.batching import RequestBatch
         from hyperstyle_trt.runtime.serving.repository import inverter_from_parameters
 
+        self.batch = RequestBatch  # the package's request gather / response scatter (imported once on sys.path)
         torch.set_num_threads(int(params.get("threads", "1")))
         gpu = args.get("model_instance_kind") == "GPU"
         device = f"cuda:{args.get('model_instance_device_id', '0')}" if gpu else "cpu"
@@ -64,41 +67,14 @@ class TritonPythonModel:
         return self.torch.from_numpy(res.to_uint8()), res.codes.detach().float().cpu().contiguous()
 
     def execute(self, requests):
-        torch = self.torch
-        responses = [None] * len(requests)
-        xs, ok = [], []
-        for i, r in enumerate(requests):
-            t = pb_utils.get_input_tensor_by_name(r, "image")
-            if t is None:
-                responses[i] = _error("request has no input 'image'")
-                continue
-            x = torch.from_dlpack(t.to_dlpack())
-            msg = self._check(x)
-            if msg:
-                responses[i] = _error(msg)
-                continue
-            xs.append(x)
-            ok.append(i)
-        if xs:
-            try:
-                img, codes = self._invert(torch.cat(xs) if len(xs) > 1 else xs[0])
-            except Exception as e:  # noqa: BLE001 - every failure must become an error response, not a dead stub
-                msg = f"{self.name}: inversion failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                for i in ok:
-                    responses[i] = _error(msg)
-                return responses
-            start = 0
-            for i, x in zip(ok, xs):
-                n = x.shape[0]
-                responses[i] = pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor.from_dlpack("inversion", img[start:start + n].contiguous()),
-                    pb_utils.Tensor.from_dlpack("codes", codes[start:start + n].contiguous())])
-                start += n
-        return responses
+        batch = self.batch(requests, pb_utils, check=self._check)
+        if batch.images is None:
+            return batch.responses
+        try:
+            img, codes = self._invert(batch.images)
+        except Exception as e:  # noqa: BLE001 - every failure must become an error response, not a dead stub
+            return batch.fail(f"{self.name}: inversion failed", e)
+        return batch.answer(inversion=img, codes=codes)
 
     def finalize(self):
         self.inv = None
-
-
-def _error(msg):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(msg))

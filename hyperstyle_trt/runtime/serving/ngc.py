@@ -18,7 +18,9 @@ ModelConfig schema. What this layout needs that this project cannot check (no Te
 here): engines built with the container's TensorRT version (or version-compatible), and for the plugin generator
 AOT plugins (`hs-export --aot-plugins`) or a C++ plugin library loaded by the tensorrt backend: Python plugins do
 not load there. `write_graph_repository(..., backend="python")` writes the same layout with python sub-models
-instead of engines (the CPU test uses it to run the BLS loop on the real server).
+instead of engines (the CPU test uses it to run the BLS loop on the real server). Every config.pbtxt comes from
+runtime.serving.pbtxt, as the main layout's. The BLS model imports this package in the container: install it there
+or mount the checkout at the `project_root` the config names.
 """
 
 from __future__ import annotations
@@ -31,29 +33,28 @@ from hyperstyle_trt.core.atomic import atomic_path, write_text_atomic
 from hyperstyle_trt.core.config import HyperStyleConfig
 from hyperstyle_trt.core.contract import GRAPHS, GraphIO, delta_modes, graph_io
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, ModelShapes, validate_config
+from hyperstyle_trt.core.precision import precision as to_precision
+from hyperstyle_trt.core.source import ModelSource
+from hyperstyle_trt.runtime.serving.pbtxt import (ModelShapes, TensorSpec, model_config_text, preferred_batch_sizes,
+                                                  served_io, validate_config)
+from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, PROJECT_ROOT, model_config
 
 BLS_MODEL_PY = Path(__file__).with_name("bls_model.py")
 SUBMODELS = {g: f"hs_{g}" for g in GRAPHS}
-_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
 
 
-def _dims(shape, fixed: int | None) -> str:
-    per_item = [int(d) for d in shape[1:]]
-    return ", ".join(str(d) for d in ([fixed] if fixed else []) + per_item)
+def _tensors(ts, fixed: int | None) -> list[TensorSpec]:
+    """Contract tensors -> Triton tensors: per-item dims, the fixed batch first for a fixed-batch graph."""
+    return [TensorSpec(t.name, to_precision(t.dtype).triton, tuple(([fixed] if fixed else []) +
+                                                                [int(d) for d in t.shape[1:]])) for t in ts]
 
 
 def graph_config(name: str, io: GraphIO, max_batch: int, fixed: int | None, backend: str, instances: int,
                  kind: str, extra: str = "") -> str:
     """config.pbtxt of one sub-model (`backend`: "tensorrt" -> platform tensorrt_plan, "python" -> backend)."""
-    head = 'platform: "tensorrt_plan"' if backend == "tensorrt" else 'backend: "python"'
-    rows = [f'name: "{name}"', head, f"max_batch_size: {0 if fixed else max_batch}"]
-    for section, ts in (("input", io.inputs), ("output", io.outputs)):
-        items = [f'  {{ name: "{t.name}", data_type: {_TYPES[t.dtype]}, dims: [ {_dims(t.shape, fixed)} ] }}'
-                 for t in ts]
-        rows += [f"{section} [", ",\n".join(items), "]"]
-    rows.append(f"instance_group [ {{ kind: {kind}, count: {instances} }} ]")
-    return "\n".join(rows) + "\n" + extra
+    return model_config_text(name, (_tensors(io.inputs, fixed), _tensors(io.outputs, fixed)),
+                             0 if fixed else max_batch, kind, instances,
+                             platform="tensorrt_plan" if backend == "tensorrt" else None, extra=extra)
 
 
 def contract_json(cfg: HyperStyleConfig, ios: dict[str, GraphIO], fixed: dict[str, int]) -> str:
@@ -71,23 +72,12 @@ def contract_json(cfg: HyperStyleConfig, ios: dict[str, GraphIO], fixed: dict[st
 
 def bls_config(cfg: HyperStyleConfig, ios, fixed, max_batch: int, iters: int, instances: int, kind: str,
                queue_delay_us: int, extra: str = "") -> str:
-    s = ModelShapes.of(cfg)
-    pref = sorted({2**k for k in range(1, max_batch.bit_length()) if 2**k <= max_batch} | {max_batch}) \
-        if max_batch > 1 else [1]
-    contract = json.dumps(contract_json(cfg, ios, fixed))
-    return "\n".join([
-        f'name: "{MODEL_NAME}"', 'backend: "python"', f"max_batch_size: {max_batch}",
-        f'input [ {{ name: "image", data_type: TYPE_UINT8, dims: [ {s.input_size}, {s.input_size}, 3 ] }} ]',
-        "output [",
-        f'  {{ name: "inversion", data_type: TYPE_UINT8, dims: [ {s.output_size}, {s.output_size}, 3 ] }},',
-        f'  {{ name: "codes", data_type: TYPE_FP32, dims: [ {s.n_latent}, {s.style_dim} ] }}',
-        "]",
-        f"instance_group [ {{ kind: {kind}, count: {instances} }} ]",
-        f"dynamic_batching {{ preferred_batch_size: [ {', '.join(map(str, pref))} ] "
-        f"max_queue_delay_microseconds: {queue_delay_us} }}",
-        f'parameters: {{ key: "iters", value: {{ string_value: "{iters}" }} }}',
-        f'parameters: {{ key: "contract", value: {{ string_value: {contract} }} }}',
-    ]) + "\n" + extra
+    """config.pbtxt of the BLS model `hyperstyle`: the main layout's I/O, dynamic batching, and the parameters
+    iters, contract and project_root (where the stub finds this package, as the main layout's model.py)."""
+    return model_config_text(MODEL_NAME, served_io(ModelShapes.of(cfg)), max_batch, kind, instances,
+                             preferred=preferred_batch_sizes(max_batch), queue_delay_us=queue_delay_us,
+                             parameters={"iters": iters, "contract": contract_json(cfg, ios, fixed),
+                                         "project_root": PROJECT_ROOT}, extra=extra)
 
 
 def write_graph_repository(out: str | os.PathLike, cfg: HyperStyleConfig, ios: dict[str, GraphIO],
@@ -130,10 +120,9 @@ def write_ngc_repository(out: str | os.PathLike, export_dir: str | os.PathLike, 
     """The NGC layout for the engines of an hs-export directory (module docstring). HsError when the directory has
     no complete engine set, or its engines cannot serve batches up to `max_batch`."""
     from hyperstyle_trt.runtime.executors.tensorrt_executor import find_engines
-    from hyperstyle_trt.runtime.serving.repository import RepoSpec, model_config
 
     variant, prec, files = find_engines(Path(export_dir), precision)
-    cfg = model_config(RepoSpec(export_dir=str(export_dir)))
+    cfg = model_config(ModelSource(export_dir=str(export_dir)))
     plugin = variant == "plugin"
     modes = delta_modes(cfg, per_channel=plugin)
     ios = {g: graph_io(cfg, g, modes, "B", plugin, prec) for g in GRAPHS}

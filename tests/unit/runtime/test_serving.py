@@ -25,8 +25,9 @@ import pytest
 import torch
 
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.runtime.serving.repository import (RepoSpec, config_pbtxt, ModelShapes, validate_config,
-                                                       write_repository)
+from hyperstyle_trt.core.source import ModelSource
+from hyperstyle_trt.runtime.serving.pbtxt import ModelShapes, validate_config
+from hyperstyle_trt.runtime.serving.repository import RepoSpec, config_pbtxt, write_repository
 from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver, free_port
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
@@ -50,6 +51,11 @@ def _install():
         last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"tritonserver not found and `make triton` failed (nvidia-pytriton wheel not fetched): {last}")
     return find_tritonserver()
+
+
+def _tiny(**kw) -> ModelSource:
+    """The served model's source: the tiny preset, on the CPU (KIND_CPU) unless `device` says otherwise."""
+    return ModelSource(**{"config": "tiny", "device": "cpu", "precision": None, **kw})
 
 
 def _images(seed: int, n: int) -> np.ndarray:
@@ -80,8 +86,7 @@ def reference():
 def server(tmp_path_factory, request):
     install = _install()
     repo = tmp_path_factory.mktemp("serving") / "repo"
-    write_repository(repo, RepoSpec(config="tiny", max_batch=MAX_BATCH, iters=ITERS, threads=1,
-                                    queue_delay_us=100_000))
+    write_repository(repo, RepoSpec(_tiny(), max_batch=MAX_BATCH, iters=ITERS, threads=1, queue_delay_us=100_000))
     s = TritonServer(repo, install=install, stub_env=False)
     s.start()
     try:
@@ -272,24 +277,30 @@ def test_binds_loopback_only_then_stops_by_pid(server, client):
 
 # ---- no server needed ------------------------------------------------------------------------------------------------
 def test_repo_spec_rejects_bad_input(tmp_path):
+    """The model source is validated once, by core.source.ModelSource; RepoSpec adds the serving checks."""
     with pytest.raises(HsError, match="--w-encoder"):
-        RepoSpec(checkpoint=str(tmp_path / "missing.pt"))
-    with pytest.raises(HsError, match="not an existing file"):
-        RepoSpec(checkpoint=str(tmp_path / "missing.pt"), w_encoder=str(tmp_path / "w.pt"))
-    with pytest.raises(HsError, match="--export-dir carries its own model"):
-        RepoSpec(export_dir=str(tmp_path), config="tiny")
-    with pytest.raises(HsError, match="--device"):
-        RepoSpec(config="tiny", device="tpu")
+        RepoSpec(ModelSource(checkpoint=str(tmp_path / "missing.pt"), device="cpu"))
+    with pytest.raises(HsError, match="checkpoint not found"):
+        RepoSpec(ModelSource(checkpoint=str(tmp_path / "missing.pt"), w_encoder=str(tmp_path / "w.pt"), device="cpu"))
+    with pytest.raises(HsError, match="--export-dir carries its own"):
+        RepoSpec(_tiny(export_dir=str(tmp_path)))
+    with pytest.raises(HsError, match="bad device 'tpu'"):
+        RepoSpec(_tiny(device="tpu"))
+    for device in ("auto", "cuda:1"):  # valid elsewhere, but a served instance is KIND_CPU or KIND_GPU
+        with pytest.raises(HsError, match="--device must be one of"):
+            RepoSpec(_tiny(device=device))
+    with pytest.raises(HsError, match="RepoSpec.source must be a core.source.ModelSource"):
+        RepoSpec("tiny")
     with pytest.raises(HsError, match="--max-batch"):
-        RepoSpec(config="tiny", max_batch=0)
+        RepoSpec(_tiny(), max_batch=0)
     with pytest.raises(HsError, match=r"outside 1\.\.4"):
-        RepoSpec(config="tiny", max_batch=4, preferred=(2, 8))
+        RepoSpec(_tiny(), max_batch=4, preferred=(2, 8))
     with pytest.raises(HsError, match="export_summary.json"):
-        write_repository(tmp_path / "r", RepoSpec(export_dir=str(tmp_path)))
+        write_repository(tmp_path / "r", RepoSpec(ModelSource(export_dir=str(tmp_path), device="cpu")))
 
 
 def test_gpu_config_text_and_schema_check():
-    spec = RepoSpec(config="tiny", device="cuda", instances=2, max_batch=4)
+    spec = RepoSpec(_tiny(device="cuda"), instances=2, max_batch=4)
     text = config_pbtxt(spec, ModelShapes(S, SIZE, N_LATENT, STYLE_DIM), None)
     cfg = validate_config(text)
     if cfg is None:
@@ -378,13 +389,13 @@ def test_repository_from_checkpoint_and_export_dir(tmp_path):
     import json
 
     from hyperstyle_trt.models.checkpoint import build_model, save_checkpoint, save_w_encoder_checkpoint
-    from hyperstyle_trt.runtime.serving.repository import read_parameters
+    from hyperstyle_trt.runtime.serving.pbtxt import read_parameters
 
     model = build_model("tiny", quiet=True)
     save_checkpoint(model, tmp_path / "hs.pt")
     save_w_encoder_checkpoint(model, tmp_path / "w.pt")
-    d = write_repository(tmp_path / "r1", RepoSpec(checkpoint=str(tmp_path / "hs.pt"), w_encoder=str(tmp_path / "w.pt"),
-                                                   max_batch=2))
+    ck = dict(checkpoint=str(tmp_path / "hs.pt"), w_encoder=str(tmp_path / "w.pt"), device="cpu")
+    d = write_repository(tmp_path / "r1", RepoSpec(ModelSource(**ck), max_batch=2))
     text = (d / "config.pbtxt").read_text()
     assert f"dims: [ {S}, {S}, 3 ]" in text and f"dims: [ {N_LATENT}, {STYLE_DIM} ]" in text
     cfg = validate_config(text)
@@ -394,12 +405,58 @@ def test_repository_from_checkpoint_and_export_dir(tmp_path):
         assert params["checkpoint"] == str(tmp_path / "hs.pt") and params["w_encoder"] == str(tmp_path / "w.pt")
         assert "config" not in params
     with pytest.raises(HsError, match="disagrees with the checkpoint"):
-        write_repository(tmp_path / "r2", RepoSpec(config="ffhq256", checkpoint=str(tmp_path / "hs.pt"),
-                                                   w_encoder=str(tmp_path / "w.pt")))
+        write_repository(tmp_path / "r2", RepoSpec(ModelSource(config="ffhq256", **ck)))
     exp = tmp_path / "export"
     exp.mkdir()
     (exp / "export_summary.json").write_text(json.dumps({"config": {"config": "tiny", "checkpoint": None}}))
-    d = write_repository(tmp_path / "r3", RepoSpec(export_dir=str(exp)))
+    d = write_repository(tmp_path / "r3", RepoSpec(ModelSource(export_dir=str(exp), device="cpu", precision=None)))
     text = (d / "config.pbtxt").read_text()
     assert f"dims: [ {SIZE}, {SIZE}, 3 ]" in text and 'key: "executor", value: { string_value: "tensorrt" }' in text
     assert 'key: "export_dir"' in text and 'key: "precision", value: { string_value: "" }' in text
+
+
+def test_request_batch_gathers_and_scatters_without_a_server():
+    """runtime.serving.batching (used by model.py and bls_model.py) with a stand-in for triton_python_backend_utils:
+    requests without `image` or refused by the check get their own error; the others are concatenated in order and
+    each answered with its own rows; a failure answers every gathered request with one line."""
+    from types import SimpleNamespace
+
+    from hyperstyle_trt.runtime.serving.batching import RequestBatch
+
+    class Tensor:
+        def __init__(self, name, t):
+            self.name, self.t = name, t
+
+        def to_dlpack(self):
+            return torch.utils.dlpack.to_dlpack(self.t)
+
+        @classmethod
+        def from_dlpack(cls, name, t):
+            return cls(name, t)
+
+    pb = SimpleNamespace(
+        Tensor=Tensor, TritonError=lambda msg: msg,
+        InferenceResponse=lambda output_tensors, error=None: SimpleNamespace(outputs=output_tensors, error=error),
+        get_input_tensor_by_name=lambda r, name: r.get(name))
+    xs = [torch.full((n, 2, 2, 3), k, dtype=torch.uint8) for k, n in enumerate((1, 3, 2))]
+    reqs = [{"image": Tensor("image", xs[0])}, {}, {"image": Tensor("image", xs[1])},
+            {"image": Tensor("image", torch.zeros(1, 2, 2, 3))}, {"image": Tensor("image", xs[2])}]
+
+    def check(x):
+        return None if x.dtype == torch.uint8 else f"input 'image' must be UINT8, got {x.dtype}"
+
+    b = RequestBatch(reqs, pb, check=check)
+    assert b.ok == [0, 2, 4] and torch.equal(b.images, torch.cat(xs))
+    assert b.responses[1].error == "request has no input 'image'"
+    assert b.responses[3].error == "input 'image' must be UINT8, got torch.float32"
+    out = b.answer(double=b.images.int() * 2, first=b.images[:, 0, 0, 0])
+    for i, x in zip((0, 2, 4), xs):
+        got = {t.name: t.t for t in out[i].outputs}
+        assert torch.equal(got["double"], x.int() * 2) and torch.equal(got["first"], x[:, 0, 0, 0])
+    assert out[1].error and out[3].error
+    failed = RequestBatch(reqs, pb, check=check).fail("hyperstyle: inversion failed", RuntimeError("boom\nmore"))
+    assert [r.error for r in failed] == ["hyperstyle: inversion failed: RuntimeError: boom", "request has no input "
+                                         "'image'", "hyperstyle: inversion failed: RuntimeError: boom",
+                                         "input 'image' must be UINT8, got torch.float32",
+                                         "hyperstyle: inversion failed: RuntimeError: boom"]
+    assert RequestBatch([{}], pb).images is None

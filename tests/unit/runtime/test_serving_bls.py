@@ -21,7 +21,9 @@ import torch
 from hyperstyle_trt.core.config import get_config
 from hyperstyle_trt.core.contract import GRAPHS, delta_modes, graph_io
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.runtime.serving.repository import RepoSpec, read_parameters, validate_config, write_env_dir
+from hyperstyle_trt.core.source import ModelSource
+from hyperstyle_trt.runtime.serving.pbtxt import read_parameters, validate_config
+from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_env_dir
 from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
@@ -42,7 +44,7 @@ def _fake_export(tmp_path: Path, variant: str, prec: str, max_batch: int = 8, pl
 
 
 def _pb2():
-    from hyperstyle_trt.runtime.serving.repository import _model_config_pb2
+    from hyperstyle_trt.runtime.serving.pbtxt import _model_config_pb2
 
     return _model_config_pb2()
 
@@ -78,6 +80,7 @@ def test_ngc_configs_follow_the_contract(tmp_path, variant, prec):
     bls = _parsed(tmp_path / "ngc" / "hyperstyle" / "config.pbtxt")
     assert bls.backend == "python" and bls.max_batch_size == 4 and list(bls.dynamic_batching.preferred_batch_size) \
         == [2, 4]
+    assert bls.parameters["project_root"].string_value == str(PROJECT_ROOT)  # where the stub imports the package
     contract = json.loads(bls.parameters["contract"].string_value)
     assert contract["dtype"] == {"fp16": "float16", "fp32": "float32"}[prec]
     assert [d["input"] for d in contract["deltas"]] == [s.input_name for s in cfg.tuned]
@@ -114,10 +117,11 @@ def test_bls_loop_on_real_server_matches_inverter(tmp_path):
     ex = TorchExecutor.from_model(build_model("tiny", quiet=True), "cpu", "fp32")
     ios = {g: ex.io(g) for g in GRAPHS}
     repo = tmp_path / "bls_repo"
-    env = write_env_dir(tmp_path / "env_home", RepoSpec(config="tiny", threads=1))  # outside the repository
-    params = (f'parameters: {{ key: "EXECUTION_ENV_PATH", value: {{ string_value: "{env}" }} }}\n'
-              f'parameters: {{ key: "project_root", value: {{ string_value: "{PROJECT_ROOT}" }} }}\n')
-    standin = params + 'parameters: { key: "config", value: { string_value: "tiny" } }\n'
+    env = write_env_dir(tmp_path / "env_home", RepoSpec(ModelSource(config="tiny", device="cpu"), threads=1))
+    # (the env folder outside the repository); the BLS config names project_root itself
+    params = f'parameters: {{ key: "EXECUTION_ENV_PATH", value: {{ string_value: "{env}" }} }}\n'
+    standin = (params + f'parameters: {{ key: "project_root", value: {{ string_value: "{PROJECT_ROOT}" }} }}\n'
+               'parameters: { key: "config", value: { string_value: "tiny" } }\n')
     write_graph_repository(repo, cfg, ios, {}, max_batch=4, iters=3, device="cpu", backend="python",
                            submodel_py=STANDIN, submodel_extra=standin, bls_extra=params, queue_delay_us=100_000)
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", max_batch=4)
