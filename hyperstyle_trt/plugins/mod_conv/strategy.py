@@ -5,49 +5,56 @@ Python (no triton, no GPU): TensorRT's build phase calls it for `get_workspace_s
     "staged": the per-sample weight written once to a workspace, then a ready-weight conv, split over K for problems
               of few tiles (+ a finalize launch) (plugins/mod_conv/staged.py).
 
-Every layer runs "staged" but one. fp16: `hs-bench tune` and `hs-bench kernels` on an H200 (Triton 3.6, torch 2.11;
-figures in benchmarks/results/) timed both paths on every FFHQ-1024 StyledConv at B=1 and B=8: with the production
-tiles the staged path was faster on 33 of the 34 (layer, batch) pairs: 1.2-3.9x on the 3x3 layers at B=1 (split-K
-lets the small ones fill the GPU), 1.1-2.5x at B=8, and 4.7-13x on the upsampling layers; the fused kernel was ahead
-only on convs.0 at B=8 (FUSED_PICKS). fp32 (tests, `hs-export --fp32` engines; a correctness path): staged
-everywhere; the fused kernels spill (24-1888 bytes at 3x3, 15-41 KB when upsampling; `hs-bench codegen --dtype
-fp32`), the staged ones do not. TensorRT's AOT path (one kernel, no workspace) runs the fused kernel on every layer.
+Every layer runs "staged" but the fp16 (layer, batch bucket) pairs of FUSED_PICKS: the rule is "the faster of the
+two paths as `hs-bench kernels` timed them with the production tiles" (benchmarks/results/h200_kernels.json, H200;
+tests/unit/plugins/test_strategy_results.py checks FUSED_PICKS against it). fp32 (tests, `hs-export --fp32`
+engines; a correctness path): staged everywhere, because the fused fp32 kernels spill registers and the staged ones
+do not (`hs-bench codegen --dtype fp32`; benchmarks/results/sm90_codegen_fp32.json). TensorRT's AOT path (one
+kernel, no workspace) runs the fused kernel on every layer.
 
-TUNED holds the measured winners per FFHQ layer shape for the two batch buckets (B <= 2, B >= 3): the ready conv's
-tiles (used on LARGE_SMEM_ARCHS in fp16) and the split-K count (fp16 on any GPU: the workspace must be known when a
-CPU builds the engine). Other shapes and fp32 take `split_k`'s rule and staged.ready_config's heuristic tiles.
+TUNED holds the winners per FFHQ layer shape for the two batch buckets (B <= 2, B >= 3): the ready conv's tiles
+(used on LARGE_SMEM_ARCHS in fp16) and the split-K count (fp16 on any GPU: the workspace must be known when a CPU
+builds the engine). The rule: for B >= 3 the fastest staged candidate of `hs-bench tune` at B=8
+(benchmarks/results/h200_tune.json); for B <= 2 the fastest at B=1, or the B >= 3 pick when that is within
+TIE_FRACTION of it at B=1 (one kernel variant for both buckets). Other shapes and fp32 take `split_k`'s rule and
+staged.ready_config's heuristic tiles.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from hyperstyle_trt.core.precision import PRECISIONS
+
 STRATEGIES = ("fused", "staged")
 SPLIT_MAX = 8
 SPLIT_TARGET_TILES = 264  # ~2 programs per SM of an H100/H200 (132 SMs), counted in 64x64 output tiles
 _ALIGN = 256  # coef's and the partial sums' byte offsets inside the workspace are multiples of this
-_ITEM = {"fp16": 2, "float16": 2, "fp32": 4, "float32": 4}
+# bytes per element by dtype name: our precision names and their numpy spellings (core.precision)
+_ITEM = {alias: p.itemsize for p in PRECISIONS.values() for alias in (p.name, p.numpy)}
+TIE_FRACTION = 0.03  # TUNED's B <= 2 entry reuses the B >= 3 pick when that is at most 3% slower at B=1
 
 # (upsample, H, W, Cin, Cout) of the input -> ((tiles, split) for B <= 2, (tiles, split) for B >= 3); tiles as
-# (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages). The fastest candidates of `hs-bench tune` (H200, fp16, full delta).
+# (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages). Chosen from `hs-bench tune` (H200, fp16, full delta) by the rule in the
+# module docstring; the timings are in benchmarks/results/h200_tune.json.
 TUNED: dict[tuple[int, int, int, int, int], tuple[tuple[tuple[int, ...], int], tuple[tuple[int, ...], int]]] = {
-    (0, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 8)),  # conv1: 17.9 / 41.4 us
-    (1, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 2)),  # convs.0: 27.9 / 156.4
-    (0, 8, 8, 512, 512): (((64, 32, 64, 4, 3), 4), ((64, 32, 64, 4, 3), 4)),  # convs.1: 21.6 / 46.6
-    (1, 8, 8, 512, 512): (((64, 64, 64, 4, 3), 4), ((64, 128, 64, 8, 3), 2)),  # convs.2: 31.5 / 161.1
-    (0, 16, 16, 512, 512): (((64, 64, 64, 4, 3), 4), ((128, 256, 64, 8, 3), 4)),  # convs.3: 22.9 / 57.0
-    (1, 16, 16, 512, 512): (((64, 128, 64, 8, 3), 2), ((128, 256, 64, 8, 3), 1)),  # convs.4: 39.9 / 183.0
-    (0, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 4), ((128, 256, 64, 8, 3), 1)),  # convs.5: 28.9 / 95.5
-    (1, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.6: 62.4 / 376.8
-    (0, 64, 64, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.7: 52.6 / 298.1
-    (1, 64, 64, 512, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.8: 80.9 / 591.2
-    (0, 128, 128, 256, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.9: 42.3 / 296.6
-    (1, 128, 128, 256, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.10: 88.5 / 649.7
-    (0, 256, 256, 128, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.11: 50.0 / 348.7
-    (1, 256, 256, 128, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.12: 123.1 / 892.2
-    (0, 512, 512, 64, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.13: 73.5 / 512.9
-    (1, 512, 512, 64, 32): (((64, 32, 64, 4, 3), 1), ((64, 32, 64, 4, 3), 1)),  # convs.14: 211.2 / 1585.0
-    (0, 1024, 1024, 32, 32): (((256, 32, 32, 4, 4), 1), ((256, 32, 32, 4, 4), 1)),  # convs.15: 126.2 / 907.4
+    (0, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 8)),  # conv1
+    (1, 4, 4, 512, 512): (((16, 64, 64, 4, 3), 8), ((16, 64, 64, 4, 3), 2)),  # convs.0
+    (0, 8, 8, 512, 512): (((64, 32, 64, 4, 3), 4), ((64, 32, 64, 4, 3), 4)),  # convs.1
+    (1, 8, 8, 512, 512): (((64, 64, 64, 4, 3), 4), ((64, 128, 64, 8, 3), 2)),  # convs.2
+    (0, 16, 16, 512, 512): (((64, 64, 64, 4, 3), 4), ((128, 256, 64, 8, 3), 4)),  # convs.3
+    (1, 16, 16, 512, 512): (((64, 128, 64, 8, 3), 2), ((128, 256, 64, 8, 3), 1)),  # convs.4
+    (0, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 4), ((128, 256, 64, 8, 3), 1)),  # convs.5
+    (1, 32, 32, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.6
+    (0, 64, 64, 512, 512): (((128, 128, 32, 8, 4), 1), ((128, 256, 64, 8, 3), 1)),  # convs.7
+    (1, 64, 64, 512, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.8
+    (0, 128, 128, 256, 256): (((128, 256, 64, 8, 3), 1), ((128, 256, 64, 8, 3), 1)),  # convs.9
+    (1, 128, 128, 256, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.10
+    (0, 256, 256, 128, 128): (((256, 128, 64, 8, 3), 1), ((256, 128, 64, 8, 3), 1)),  # convs.11
+    (1, 256, 256, 128, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.12
+    (0, 512, 512, 64, 64): (((128, 64, 32, 8, 3), 1), ((128, 64, 32, 8, 3), 1)),  # convs.13
+    (1, 512, 512, 64, 32): (((64, 32, 64, 4, 3), 1), ((64, 32, 64, 4, 3), 1)),  # convs.14
+    (0, 1024, 1024, 32, 32): (((256, 32, 32, 4, 4), 1), ((256, 32, 32, 4, 4), 1)),  # convs.15
 }
 
 
@@ -63,7 +70,8 @@ def tuned(B: int, H: int, W: int, Cin: int, Cout: int, upsample: int) -> tuple[t
 
 
 # (upsample, H, W, Cin, Cout, batch bucket) where the fused kernel beat the staged path in fp16 (`hs-bench kernels`,
-# H200): convs.0 at B=8, 129.8 vs 149.2 us (its 4^2 input is 16 positions: the weight kernel's 4 phases dominate).
+# H200, benchmarks/results/h200_kernels.json): convs.0 at B >= 3 (its 4^2 input is 16 positions, so the staged
+# path's separate weight kernel with its 4 phases dominates).
 FUSED_PICKS = frozenset({(1, 4, 4, 512, 512, 8)})
 
 
