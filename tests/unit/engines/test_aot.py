@@ -10,7 +10,7 @@ import pytest
 from hyperstyle_trt.engines import builder as B
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.plugins import qdp
-from hyperstyle_trt.plugins.onnx_export import single_node_model
+from tests.unit._helpers.onnx_models import single_node_model
 
 
 def test_check_aot_refuses_tensorrt_rtx_in_one_line():
@@ -102,25 +102,16 @@ def test_cli_refuses_aot_up_front_without_full_tensorrt(tmp_path, capsys):
 @pytest.mark.trt
 def test_parse_from_bytes_finds_external_weights_through_the_path(tmp_path, make_onnx):
     """The mechanism the AOT route relies on (a rewritten model in memory, weights still in the .data file beside
-    the original), checked with the importable flavor on a plain graph."""
-    from hyperstyle_trt.core.flavor import get_flavor
+    the original), checked with the importable flavor on a plain graph through the builder's parse_onnx."""
+    from hyperstyle_trt.engines.network import parse_onnx
 
-    trt = get_flavor().module
     path = make_onnx(tmp_path / "ext.onnx", external=True)
     blob = onnx.load(str(path), load_external_data=False).SerializeToString()
-    log = B._make_logger(trt)
-    keep = []  # builders, networks and parsers must outlive their use (a freed builder segfaults the network)
-
-    def parse(at):
-        builder = trt.Builder(log)
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-        parser = trt.OnnxParser(network, log)
-        keep.extend((builder, network, parser))
-        return parser.parse(blob, str(at)), network
-
-    ok, network = parse(path)
-    assert ok and network.num_layers >= 2
-    assert not parse(tmp_path / "elsewhere" / "ext.onnx")[0]  # the path is what locates the weights
+    with parse_onnx(blob, external_data_path=path, register=False) as net:
+        assert net.name == "ext.onnx" and net.network.num_layers >= 2
+    with pytest.raises(HsError, match="could not parse ext.onnx") as e:  # the path is what locates the weights
+        parse_onnx(blob, external_data_path=tmp_path / "elsewhere" / "ext.onnx", register=False)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.slow

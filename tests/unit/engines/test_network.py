@@ -1,5 +1,6 @@
 """Parsing through Polygraphy (engines/network.py) with the importable flavor (TensorRT-RTX on CPU machines):
-in-memory models, the external-weights path, the flavor binding, a silent log, and the RTX target keywords."""
+in-memory models (the external-weights path: test_aot.py), the flavor binding, a silent log, the RTX target
+keywords, and the full-TensorRT config path."""
 
 import os
 import subprocess
@@ -23,17 +24,6 @@ def test_in_memory_model_parses_strongly_typed_and_builds(conv_onnx, profile):
         assert net.network.get_output(0).dtype == net.flavor.module.DataType.HALF
         assert len(build_network(net, BuildOptions(profile=profile))) > 1000
     assert net.network is None and net.parser is None and net.builder is None  # closed
-
-
-def test_bytes_find_external_weights_through_the_path(tmp_path, make_onnx):
-    """The AOT route's parse: a model in memory, its weights in the .data file beside `external_data_path`."""
-    path = make_onnx(tmp_path / "ext.onnx", external=True)
-    blob = onnx.load(str(path), load_external_data=False).SerializeToString()
-    with parse_onnx(blob, external_data_path=path, register=False) as net:
-        assert net.name == "ext.onnx" and net.network.num_layers >= 2
-    with pytest.raises(HsError, match="could not parse ext.onnx") as e:
-        parse_onnx(blob, external_data_path=tmp_path / "elsewhere" / "ext.onnx", register=False)
-    assert "\n" not in str(e.value)
 
 
 def test_polygraphy_prints_nothing_and_its_logger_is_restored(conv_onnx, profile, capfd):
