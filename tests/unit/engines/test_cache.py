@@ -112,7 +112,7 @@ def test_key_covers_the_plugin_build_code(tmp_path, monkeypatch):
     """Graphs with plugin ops key on the plugin code an engine freezes at build time (workspace size, formats):
     an engine built by other plugin code is a miss, not a hit."""
     from hyperstyle_trt.plugins import registry
-    from hyperstyle_trt.plugins.onnx_export import single_node_model
+    from tests.unit._helpers.onnx_models import single_node_model
 
     path = tmp_path / "p.onnx"
     path.write_bytes(single_node_model("mod_conv", {"upsample": 1}).SerializeToString())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
-from hyperstyle_trt.plugins.onnx_export import chain_model
+from tests.unit._helpers.onnx_models import chain_model
 from hyperstyle_trt.plugins.onnx_ref import run_reference
 from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 from _trt_util import build, parse, plugin_layers

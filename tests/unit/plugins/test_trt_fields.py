@@ -18,7 +18,7 @@ import struct
 import numpy as np
 import pytest
 
-from hyperstyle_trt.plugins.onnx_export import single_node_model
+from tests.unit._helpers.onnx_models import single_node_model
 from hyperstyle_trt.plugins.registry import get_spec
 from _trt_util import build, parse
 

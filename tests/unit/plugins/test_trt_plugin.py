@@ -6,7 +6,7 @@ Engines are built, never run (no GPU needed)."""
 import pytest
 
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.plugins.onnx_export import single_node_model
+from tests.unit._helpers.onnx_models import single_node_model
 from hyperstyle_trt.plugins.trt_common import int32_fields
 from hyperstyle_trt.plugins.registry import get_spec
 from _trt_util import build, parse, plugin_layers
