@@ -2,41 +2,44 @@
 
 The sample is made by the generator itself (random z -> mapping -> image, pooled to the input size), so the demo needs
 no data download. Saves the input, every iteration and the output as PNG, and prints timings.
+
+    python -m hyperstyle_trt.models.demo --config tiny --iters 2 --out demo_out
+    python -m hyperstyle_trt.models.demo --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt \\
+        --images face1.png face2.png      # the paths after --images (IMAGES) are inverted instead of a sample
+
+A click command run through core.entry.run: a user error is one `error: ...` line and exit 2, before any work.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
+import click
 import torch
 
 from hyperstyle_trt.core.config import get_config
+from hyperstyle_trt.core.device import is_cuda, parse_device, torch_device
+from hyperstyle_trt.core.entry import interruptible
+from hyperstyle_trt.core.entry import run as run_command
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.models.checkpoint import build_model
 from hyperstyle_trt.models.images import read_images, write_png
 
 
 def pick_device(name: str) -> torch.device:
-    """--device value -> torch.device: auto (CUDA when available), cpu, cuda or cuda:N. HsError for anything else or
-    for a CUDA device this machine does not have."""
+    """--device value -> torch.device: auto (CUDA when available), cpu, cuda or cuda:N (core.device parses it).
+    HsError for anything else or for a CUDA device this machine does not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise HsError(f"--device {name!r} not understood; expected auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise HsError(f"--device {name} requested but CUDA is not available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise HsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return dev
+        text = parse_device(name)
+    except HsError:
+        raise HsError(f"--device {name!r} not understood; expected auto, cpu, cuda or cuda:N") from None
+    if is_cuda(text) and not torch.cuda.is_available():
+        raise HsError(f"--device {name} requested but CUDA is not available")
+    return torch_device(text)  # HsError when the CUDA index is out of range
 
 
 def check_args(out: Path, iters: int, images, config: str | None, checkpoint: str | None) -> None:
@@ -115,27 +118,30 @@ def run(out: Path, config: str | None, iters: int, device: str, seed: int, image
     return res
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="demo_out", type=Path)
-    ap.add_argument("--config", default=None, help="model preset (default ffhq1024); not with --checkpoint")
-    ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--images", nargs="*", help="FFHQ-aligned face crops to invert instead of a generated sample")
-    ap.add_argument("--checkpoint")
-    ap.add_argument("--w-encoder")
-    a = ap.parse_args(argv)
-    try:
-        run(a.out, a.config, a.iters, a.device, a.seed, a.images, a.checkpoint, a.w_encoder)
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[IMAGES]...")
+@click.option("--out", default="demo_out", show_default=True, type=click.Path(path_type=Path),
+              help="Output directory.")
+@click.option("--config", default=None, help="Model preset (default ffhq1024); not with --checkpoint.")
+@click.option("--iters", type=int, default=5, show_default=True, help="HyperStyle iterations T.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated sample.")
+@click.option("--images", "images_flag", is_flag=True,
+              help="Invert the IMAGES given (FFHQ-aligned face crops) instead of a generated sample.")
+@click.option("--checkpoint", default=None, help="hyperstyle_ffhq.pt (default: embedded weights).")
+@click.option("--w-encoder", "w_encoder", default=None, help="faces_w_encoder.pt (with --checkpoint).")
+@interruptible
+def cli(paths, out, config, iters, device, seed, images_flag, checkpoint, w_encoder):
+    """Reference inversion of a generated sample, or of --images IMAGES..., written as PNGs."""
+    run(out, config, iters, device, seed, list(paths) if images_flag or paths else None, checkpoint, w_encoder)
     return 0
 
 
+def main(argv=None) -> int:
+    """`python -m hyperstyle_trt.models.demo`: 0 ok, 2 user error (one line on stderr, before any work), 130 on
+    Ctrl-C."""
+    return run_command(cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,4 +1,4 @@
-"""Golden verification against the official implementation: `python -m models.golden verify DIR`.
+"""Golden verification against the official implementation: `python -m hyperstyle_trt.models.golden verify DIR`.
 
 DIR holds any of generator.npz / hypernet.npz / w_encoder.npz / inversion.npz in the format of
 tests/data/golden (README there). Every seed, the batch, the delta scale, the stride prime, the tuned layers and
@@ -8,19 +8,19 @@ models and the documented fill, and every stored array is compared with the READ
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hyperstyle_trt.core.config import GeneratorConfig, HypernetConfig, HyperStyleConfig
+from hyperstyle_trt.core.entry import interruptible, run
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.models.fill import DEFAULT_CONSTANTS, fill_module_
 
@@ -265,30 +265,35 @@ def format_case(r: CaseResult) -> str:
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "golden"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.golden", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("verify", help="verify our fp32 reference against a golden directory")
-    v.add_argument("dir", nargs="?", default=str(DEFAULT_DIR),
-                   help="a golden directory (default: the repository's tests/data/golden)")
-    v.add_argument("--cases", default=",".join(CASES), help="comma list of " + ",".join(CASES))
-    v.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        cases = tuple(c.strip() for c in a.cases.split(",") if c.strip())
-        bad = [c for c in cases if c not in CASES]
-        if bad:
-            raise HsError(f"unknown golden cases {bad}; expected some of {list(CASES)}")
-        results = verify_dir(a.dir, cases)
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Golden verification against the official implementation."""
+
+
+@cli.command("verify")
+@click.argument("dir", default=str(DEFAULT_DIR), metavar="[DIR]")
+@click.option("--cases", default=",".join(CASES), show_default=True, help="Comma list of " + ",".join(CASES) + ".")
+@click.option("--threads", type=int, default=0, show_default=True, help="Torch threads (0 = torch default).")
+@interruptible
+def verify_cmd(dir, cases, threads):
+    """Verify our fp32 reference against a golden directory DIR (default: the repository's tests/data/golden).
+    Exit 0 when every case passes, 1 when one fails, 2 on a user error."""
+    if threads:
+        torch.set_num_threads(threads)
+    names = tuple(c.strip() for c in cases.split(",") if c.strip())
+    bad = [c for c in names if c not in CASES]
+    if bad:
+        raise HsError(f"unknown golden cases {bad}; expected some of {list(CASES)}")
+    results = verify_dir(dir, names)
     ok = all(r.ok for r in results)
-    print(f"golden: {sum(r.ok for r in results)}/{len(results)} cases PASS" + ("" if ok else "  -> FAIL"))
+    click.echo(f"golden: {sum(r.ok for r in results)}/{len(results)} cases PASS" + ("" if ok else "  -> FAIL"))
     return 0 if ok else 1
 
 
+def main(argv=None) -> int:
+    """`python -m hyperstyle_trt.models.golden verify [DIR]`: the exit code (0 pass, 1 fail, 2 user error)."""
+    return run(cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
