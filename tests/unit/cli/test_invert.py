@@ -247,3 +247,29 @@ def test_parse_edit(tmp_path):
     assert e.source == str(p) and e.strengths == (3.0,) and e.label == "smile_dir"
     d = seed_direction(7, 32)
     assert torch.equal(d, seed_direction(7, 32)) and abs(d.norm().item() - 1) < 1e-6
+
+
+def test_library_job_is_what_the_command_runs(tmp_path):
+    """The command is a shell over runtime.invert: the same InvertJob from Python writes the same files and records;
+    the job's checks are one-line HsErrors at construction."""
+    import skimage.data
+
+    from hyperstyle_trt.core.errors import HsError
+    from hyperstyle_trt.runtime.invert import InvertJob, invert_photos
+
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "a.png")
+    assert main([str(tmp_path / "a.png"), "--out", str(tmp_path / "cli"), "--align-only", "--align-size", "64"]) == 0
+    report = invert_photos(InvertJob(photos=(str(tmp_path / "a.png"),), out=str(tmp_path / "lib"), align_only=True,
+                                     align_size=64))
+    assert not report.failed and report.path == tmp_path / "lib" / "results.json"
+    cli_res = json.loads((tmp_path / "cli" / "results.json").read_text())
+    lib_res = json.loads(report.path.read_text())
+    assert lib_res["config"] == cli_res["config"] and lib_res["model"] == cli_res["model"] == {}
+    strip = [{k: v for k, v in r.items() if k != "timings"} for r in (cli_res["images"][0], lib_res["images"][0])]
+    assert strip[0] == strip[1]
+    assert np.array_equal(_png(tmp_path / "cli" / "a" / "aligned.png"), _png(tmp_path / "lib" / "a" / "aligned.png"))
+    for kw, match in (({"batch": 0}, "--batch must be >= 1"), ({"edits": ("seed:0",)}, "seed:N:STRENGTHS"),
+                      ({"align": False, "all_faces": True}, "--all-faces needs the alignment"),
+                      ({"source": "tiny"}, "must be a core.source.ModelSource")):
+        with pytest.raises(HsError, match=match):
+            InvertJob(photos=("x.png",), out=str(tmp_path / "o"), **kw)
