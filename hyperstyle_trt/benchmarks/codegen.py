@@ -12,18 +12,21 @@ figure to re-check after a layout or tile change. `aligned=True` compiles as a J
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 
+import click
+
+from hyperstyle_trt.benchmarks.options import GreedyCommand
 from hyperstyle_trt.core.atomic import write_json_atomic
 from hyperstyle_trt.core.config import get_config
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.entry import interruptible, run
+from hyperstyle_trt.core.errors import HsError, one_line
+from hyperstyle_trt.core.precision import PRECISION_NAMES
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _ptxas_info(ptx: str, arch: int) -> tuple[int, int]:
                 regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
                 st, ld = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr).groups()
                 return regs, int(st) + int(ld)
-            err = r.stderr.strip().splitlines()[0] if r.stderr.strip() else f"{name} exit {r.returncode}"
+            err = one_line(r.stderr) or f"{name} exit {r.returncode}"
         raise HsError(f"hs-bench codegen: ptxas failed: {err}")
 
 
@@ -84,7 +87,7 @@ def sass_ops(cubin: bytes) -> collections.Counter:
             f.write(cubin)
         r = subprocess.run([_tool("cuobjdump"), "-sass", path], capture_output=True, text=True)
     if r.returncode:
-        raise HsError(f"hs-bench codegen: cuobjdump failed: {r.stderr.strip()[:200]}")
+        raise HsError(f"hs-bench codegen: cuobjdump failed: {one_line(r.stderr, 200)}")
     return collections.Counter(m.group(1) for line in r.stdout.splitlines() if (m := _OP.search(line)))
 
 
@@ -190,23 +193,26 @@ def print_table(rows: list[dict]) -> None:
     Console(width=max(Console().width, 160)).print(tab)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hs-bench codegen", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", type=int, default=90, help="SM version (default 90: H100)")
-    p.add_argument("--dtype", default="fp16", choices=("fp16", "fp32"))
-    p.add_argument("--delta-mode", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
-    p.add_argument("--json", help="also write the rows as JSON here")
-    a = p.parse_args(argv)
-    rows = run_codegen(a.dtype, a.arch, tuple(a.delta_mode))
+@click.command("codegen", cls=GreedyCommand, greedy=("--delta-mode",), help=__doc__.splitlines()[0],
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--arch", type=int, default=90, show_default=True, help="SM version (90: H100)")
+@click.option("--dtype", type=click.Choice(PRECISION_NAMES), default="fp16", show_default=True)
+@click.option("--delta-mode", type=click.IntRange(0, 2), multiple=True,
+              help="delta modes to compile, e.g. --delta-mode 0 1 2 (default: all three)")
+@click.option("--json", "json_path", default=None, help="also write the rows as JSON here")
+@interruptible
+def cli(arch, dtype, delta_mode, json_path) -> int:
+    rows = run_codegen(dtype, arch, tuple(delta_mode or (0, 1, 2)))
     print_table(rows)
-    if a.json:
-        write_json_atomic(a.json, {"rows": rows})
+    if json_path:
+        write_json_atomic(json_path, {"rows": rows})
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`hs-bench codegen` through core.entry.run: 0, or 2 with one `error:` line, 130 on Ctrl-C."""
+    return run(cli, argv)
+
+
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    main()

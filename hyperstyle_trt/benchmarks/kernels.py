@@ -7,12 +7,13 @@ Each StyledConv is timed both ways, fused (one launch) and staged (weight kernel
 `pick` is what the op runs for that layer (plugins.mod_conv.strategy.select_strategy): the goals are judged on the
 pick, and a `strategy` line says where the other path was faster (the figures that would move the threshold).
 
-Timing: each callable is warmed up on a side stream, then run once under torch's sync-debug "error" mode (one that
-synchronizes the host could not be captured and is timed eagerly), then captured in a CUDA graph of `calls`
-back-to-back calls (enough for >= 50 µs of GPU work, so Python's replay cost stays hidden for small kernels); each
-sample times `reps` replays between two CUDA events (>= 200 µs), and the median over the samples, per call, is the
-figure (µs). Column `timing` says graph or eager; the goal lines say when any row was eager or a route layout failed.
-L2 is not flushed between calls (the weights of one layer stay cached on both sides).
+Timing: benchmarks.timing.kernel_us (the one harness): each callable is warmed up on a side stream, then run once
+under torch's sync-debug "error" mode (one that synchronizes the host could not be captured and is timed eagerly),
+then captured in a CUDA graph of `calls` back-to-back calls (enough for >= 50 µs of GPU work, so Python's replay cost
+stays hidden for small kernels); each sample times `reps` replays between two CUDA events (>= 200 µs), and the median
+over the samples, per call, is the figure (µs). Column `timing` says graph or eager; the goal lines say when any row
+was eager or a route layout failed. L2 is not flushed between calls
+(the weights of one layer stay cached on both sides).
 The PyTorch route is what a port runs in the fastest layout cuDNN offers for a grouped conv: modulate + demodulate
 the weight, grouped conv (transposed conv for upsampling), 4x4 blur, then noise + bias + lrelu*sqrt(2), timed in two
 activation layouts that need no conversion from layer to layer (cuDNN's heuristic algorithm choice unless
@@ -26,18 +27,21 @@ excluded), the same for both columns.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import click
 import torch
 import torch.nn.functional as F
 
+from hyperstyle_trt.benchmarks.kernels_report import goals, print_table
+from hyperstyle_trt.benchmarks.options import GreedyCommand
+from hyperstyle_trt.benchmarks.timing import kernel_us
 from hyperstyle_trt.core.atomic import write_json_atomic
 from hyperstyle_trt.core.config import LayerSpec, get_config
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.device import parse_device
+from hyperstyle_trt.core.entry import interruptible, run
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.plugins._triton import TileConfig
 from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_flops, mod_conv_ref
 from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_flops, to_rgb_ref
@@ -220,78 +224,6 @@ def fused_kernel(c: KernelCase, t: dict, cfg: TileConfig | None = None,
                                    c.delta_mode, 1, out=out, cfg=cfg)
 
 
-_CAPTURE_FAILURES: list[str] = []  # first line of each capture error in this process (a failed capture can leave
-# torch's allocator unable to capture again, so later rows would be eager too: the goal lines say so)
-
-
-def _sync_free(fn: Callable[[], torch.Tensor]) -> str | None:
-    """None if fn() runs without a host synchronization (torch's sync-debug "error" mode), else why not."""
-    prev = torch.cuda.get_sync_debug_mode()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        fn()
-        return None
-    except RuntimeError as e:
-        return str(e).strip().splitlines()[0]
-    finally:
-        torch.cuda.set_sync_debug_mode(prev)
-        torch.cuda.synchronize()
-
-
-def _capture(fn: Callable[[], torch.Tensor], calls: int) -> torch.cuda.CUDAGraph:
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
-    return graph
-
-
-def time_us(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
-    """Median µs per call: a CUDA graph of `calls` back-to-back calls (enough for >= 50 µs of GPU work, so Python's
-    replay cost stays hidden for small kernels), `reps` replays per sample timed with events (eager calls if fn
-    synchronizes the host or capture fails)."""
-    side = torch.cuda.Stream()  # warm-up on a side stream, as torch.cuda.graph's documentation does before capture
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(max(1, warmup)):  # also compiles the Triton kernel before any capture
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-
-    def sample(run: Callable[[], object], reps: int) -> float:
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(reps):
-            run()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) * 1e3 / reps
-
-    run, how, calls = fn, "eager", 1
-    why = _sync_free(fn)
-    if why is None:
-        try:
-            graph = _capture(fn, 1)
-            run, how = graph.replay, "graph"
-            for _ in range(max(1, warmup)):
-                run()
-            one = sample(run, 3)
-            if one < 50.0:
-                calls = min(64, int(50.0 / max(one, 0.1)) + 1)
-                del graph
-                graph = _capture(fn, calls)
-                run = graph.replay
-                run()
-        except RuntimeError as e:  # capture is not possible for this callable: time eager launches instead
-            _CAPTURE_FAILURES.append(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-            run, how, calls = fn, "eager", 1
-            torch.cuda.synchronize()
-    else:
-        _CAPTURE_FAILURES.append(f"host sync: {why}")
-    reps = max(1, min(100, int(200.0 / max(sample(run, 1), 1e-3)) + 1))
-    return statistics.median(sample(run, reps) for _ in range(iters)) / calls, how
-
-
 def _require_gpu() -> None:
     if not torch.cuda.is_available():
         raise HsError("hs-bench kernels needs a CUDA GPU (torch.cuda.is_available() is False)")
@@ -301,20 +233,6 @@ def _require_gpu() -> None:
         raise HsError("hs-bench kernels needs triton (pip install 'hyperstyle-trt[kernels]')") from None
 
 
-def time_us_cpu(fn: Callable[[], torch.Tensor], warmup: int, iters: int) -> tuple[float, str]:
-    """Median µs per call with perf_counter: the harness dry run on CPU (Triton interpreter); not a kernel timing."""
-    import time
-
-    for _ in range(max(1, warmup)):
-        fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(times), "cpu"
-
-
 def _run_checked(fn: Callable[[], torch.Tensor], ref: torch.Tensor, tiles, name: str, what: str) -> float:
     """Max abs error of fn() vs ref; a --tiles override that cannot run on a layer becomes a one-line HsError."""
     try:
@@ -322,7 +240,7 @@ def _run_checked(fn: Callable[[], torch.Tensor], ref: torch.Tensor, tiles, name:
     except Exception as e:  # e.g. triton OutOfResources: the --tiles override does not fit this layer
         if tiles is None:
             raise
-        raise HsError(f"--{what} {tiles} does not run on {name}: {str(e).strip().splitlines()[0]}") from None
+        raise HsError(f"--{what} {tiles} does not run on {name}: {one_line(e)}") from None
 
 
 def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] | None = None, warmup: int = 10,
@@ -349,7 +267,9 @@ def run_kernel_bench(batch_sizes: Iterable[int] = (1, 8), layers: Iterable[str] 
 
 
 def _run_rows(batch_sizes, layers, warmup, iters, delta_mode, tiles, config, device, staged_tiles, on_row):
-    timer = time_us if device == "cuda" else time_us_cpu
+    def timer(fn, warmup, iters):
+        return kernel_us(fn, warmup, iters, device)
+
     from hyperstyle_trt.plugins.mod_conv.strategy import select_strategy
 
     rows = []
@@ -369,8 +289,7 @@ def _run_rows(batch_sizes, layers, warmup, iters, delta_mode, tiles, config, dev
                 err = (route().permute(0, 2, 3, 1).float() - ref).abs().max().item()  # [B,C,Ho,Wo] -> NHWC
                 routes[layout] = (*timer(route, warmup, iters), err)
             except RuntimeError as e:  # e.g. cuDNN without an engine for this layout: the other layout stands
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                routes[layout] = (float("inf"), f"failed: {msg}", float("nan"))
+                routes[layout] = (float("inf"), f"failed: {one_line(e)}", float("nan"))
             route = None
         layout_r = min(routes, key=lambda k: routes[k][0])
         us_r, how_r, err_r = routes[layout_r]
@@ -402,103 +321,41 @@ def _run_rows(batch_sizes, layers, warmup, iters, delta_mode, tiles, config, dev
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    gpu = rows[0]["gpu"] if rows else "?"
-    tab = Table(title=f"modulated-conv kernels vs PyTorch route, fp16 ({gpu}; median µs; pick = what the op runs)")
-    for col in ("layer", "B", "shape", "fused µs", "staged µs", "route µs", "route layout", "pick", "route/pick",
-                "pick TFLOPS", "pick err", "route err", "timing"):
-        tab.add_column(col, justify="left" if col in ("layer", "shape", "pick") else "right")
-    opt = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-    for r in rows:
-        shape = f"{r['cin']}->{r['cout']} @{r['res']}²" + (" up" if r["kind"] == "up" else "")
-        tab.add_row(r["layer"], str(r["batch"]), shape, f"{r['fused_us']:.1f}", opt(r["staged_us"], ".1f"),
-                    f"{r['route_us']:.1f}", r["route_layout"], r["pick"], f"{r['speedup']:.2f}x",
-                    f"{r['kernel_tflops']:.1f}", f"{r['kernel_err']:.2e}", f"{r['route_err']:.2e}", r["timing"])
-    con = Console()
-    if not con.is_terminal:  # a log (| tee): rich would fall back to 80 columns and cut the cells
-        con = Console(width=200)
-    con.print(tab)
-
-
-def goals(rows: list[dict], expected: int | None = None) -> list[str]:
-    """The issue's speed goals, judged on `rows` (report only; never asserted) with our pick per layer (kernel_us):
-    ours >= route on every layer, >= 2x at <= 32^2 (output resolution), and the summed StyledConv time at B=8 >= 3x
-    lower than the route's. Then a `strategy` line: rows whose pick was > 5% slower than the other path, and a
-    `timing` line when any row was timed eagerly. expected: the run's row count; fewer rows (a run stopped by a time
-    limit) mark every line partial."""
-    lines = _goal_lines(rows)
-    eager = [f"{r['layer']}@B{r['batch']} ({r['timing']})" for r in rows if "eager" in r.get("timing", "")]
-    eager += [f"{r['layer']}@B{r['batch']} route {k} ({v})" for r in rows
-              for k, v in r.get("route_timing_by_layout", {}).items() if k != r.get("route_layout")
-              and v not in ("graph", "cpu")]  # the other route layout: eager or failed
-    if eager:
-        why = f"; capture failures: {'; '.join(dict.fromkeys(_CAPTURE_FAILURES))}" if _CAPTURE_FAILURES else ""
-        lines.append(f"NOTE timing: eager (not CUDA-graph) or failed on {len(eager)} rows: {', '.join(eager)}{why}")
-    if expected is not None and len(rows) < expected:
-        lines = [f"{line} [partial: {len(rows)}/{expected} rows]" for line in lines]
-    return lines
-
-
-def _goal_lines(rows: list[dict]) -> list[str]:
-    lines = []
-    slow = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in rows if r["speedup"] < 1.0]
-    lines.append(("MET  " if not slow else "MISS ") + "ours >= route on every layer" +
-                 (f": slower on {', '.join(slow)}" if slow else f" ({len(rows)} rows)"))
-    small = [r for r in rows if r["res"] <= 32]
-    miss = [f"{r['layer']}@B{r['batch']} {r['speedup']:.2f}x" for r in small if r["speedup"] < 2.0]
-    if small:
-        lines.append(("MET  " if not miss else "MISS ") + ">= 2x at <= 32^2" +
-                     (f": {', '.join(miss)}" if miss else f" ({len(small)} rows)"))
-    for b in sorted({r["batch"] for r in rows}):
-        conv = [r for r in rows if r["batch"] == b and r["kind"] != "rgb"]
-        if conv:
-            f, t = sum(r["kernel_us"] for r in conv), sum(r["route_us"] for r in conv)
-            allr = [r for r in rows if r["batch"] == b]
-            fa, ta = sum(r["kernel_us"] for r in allr), sum(r["route_us"] for r in allr)
-            tag = ("MET  " if t / f >= 3.0 else "MISS ") if b == 8 else "     "
-            lines.append(f"{tag}B={b}: StyledConvs summed {f:.0f} µs ours vs {t:.0f} µs route = {t / f:.2f}x"
-                         f"{' (goal >= 3x)' if b == 8 else ''}; with toRGBs {fa:.0f} vs {ta:.0f} µs = {ta / fa:.2f}x")
-    both = [r for r in rows if r.get("staged_us") is not None]
-    if both:
-        other = lambda r: r["fused_us"] if r["pick"] == "staged" else r["staged_us"]  # noqa: E731
-        wrong = [f"{r['layer']}@B{r['batch']} ({r['pick']} {r['kernel_us']:.1f} vs {other(r):.1f} µs)"
-                 for r in both if r["kernel_us"] > 1.05 * other(r)]
-        lines.append("     strategy: " + (f"the other path was > 5% faster on {', '.join(wrong)}" if wrong else
-                                          f"the pick is within 5% of the faster path on all {len(both)} rows"))
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: hs-bench kernels [--batch N ...] [--layers NAME ...] [--warmup N] [--iters N] [--delta-mode M]
-    [--json PATH]. Returns 0; user errors (no GPU, unknown layer) raise HsError for the caller to print as one line
-    (hs-bench does; `python -m benchmarks.kernels` too)."""
-    p = argparse.ArgumentParser(prog="hs-bench kernels", description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, action="append", help="batch size (repeatable; default 1 and 8)")
-    p.add_argument("--layers", nargs="+", help="generator layer names, e.g. convs.8 to_rgbs.3 (default: all)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iters", type=int, default=50)
-    p.add_argument("--delta-mode", type=int, default=1, choices=(0, 1, 2), help="delta for the StyledConvs")
-    p.add_argument("--tiles", help="override the fused StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
-    p.add_argument("--staged-tiles", help="override the staged path's conv tiles, e.g. 256x128x64/w8/s3")
-    p.add_argument("--cudnn-benchmark", action="store_true",
-                   help="let cuDNN autotune each route conv shape first (torch.backends.cudnn.benchmark)")
-    p.add_argument("--json", help="also write the rows as JSON here (rewritten after every row; complete: true at "
-                                  "the end)")
-    p.add_argument("--config", default="ffhq1024", help=argparse.SUPPRESS)  # tests: the tiny config
-    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
-                   help="cpu: the harness's own dry run (needs TRITON_INTERPRET=1; its timings mean nothing)")
-    a = p.parse_args(argv)
-    tiles = parse_tiles(a.tiles) if a.tiles else None
-    staged_tiles = parse_tiles(a.staged_tiles) if a.staged_tiles else None
-    n = len(bench_cases(tuple(a.batch or (1, 8)), a.layers, config=a.config))
+@click.command("kernels", cls=GreedyCommand, greedy=("--layers",),
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--batch", type=int, multiple=True, help="batch size (repeatable; default 1 and 8)")
+@click.option("--layers", multiple=True, help="generator layer names, e.g. --layers convs.8 to_rgbs.3 (default: all)")
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--iters", type=int, default=50, show_default=True)
+@click.option("--delta-mode", type=click.IntRange(0, 2), default=1, show_default=True,
+              help="delta for the StyledConvs (0, 1 or 2)")
+@click.option("--tiles", default=None, help="override the fused StyledConv tiles, e.g. 128x64x32/w8/s3 (tile sweeps)")
+@click.option("--staged-tiles", default=None, help="override the staged path's conv tiles, e.g. 256x128x64/w8/s3")
+@click.option("--cudnn-benchmark", is_flag=True,
+              help="let cuDNN autotune each route conv shape first (torch.backends.cudnn.benchmark)")
+@click.option("--json", "json_path", default=None,
+              help="also write the rows as JSON here (rewritten after every row; complete: true at the end)")
+@click.option("--config", default="ffhq1024", hidden=True)  # tests: the tiny config
+@click.option("--device", default="cuda", show_default=True,
+              help="cuda, or cpu: the harness's own dry run (needs TRITON_INTERPRET=1; its timings mean nothing)")
+@interruptible
+def cli(batch, layers, warmup, iters, delta_mode, tiles, staged_tiles, cudnn_benchmark, json_path, config,
+        device) -> int:
+    """Fused modulated-conv kernels vs the PyTorch route on every FFHQ-1024 layer, max error beside µs (CUDA GPU;
+    --device cpu: the harness's own dry run in the Triton interpreter)."""
+    device = parse_device(device)
+    if device not in ("cpu", "cuda"):
+        raise HsError(f"hs-bench kernels --device must be 'cuda' or 'cpu', got {device!r} (pick the GPU with "
+                      "CUDA_VISIBLE_DEVICES)")
+    batches, layers = tuple(batch or (1, 8)), (list(layers) or None)
+    tile_cfg = parse_tiles(tiles) if tiles else None
+    staged_cfg = parse_tiles(staged_tiles) if staged_tiles else None
+    n = len(bench_cases(batches, layers, config=config))
 
     def write_json(rows: list[dict], done: bool) -> None:
-        if a.json:
-            write_json_atomic(a.json, {"rows": rows, "goals": goals(rows, n), "complete": done,
-                                       "torch": torch.__version__, "tiles": a.tiles, "staged_tiles": a.staged_tiles})
+        if json_path:
+            write_json_atomic(json_path, {"rows": rows, "goals": goals(rows, n), "complete": done,
+                                          "torch": torch.__version__, "tiles": tiles, "staged_tiles": staged_tiles})
 
     def progress(rows: list[dict]) -> None:
         r = rows[-1]
@@ -507,9 +364,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['route_us']:.1f} ({r['route_layout']}) µs [{r['timing']}]", flush=True)
         write_json(rows, False)  # a time limit that stops the run keeps every finished row
 
-    rows = run_kernel_bench(tuple(a.batch or (1, 8)), a.layers, a.warmup, a.iters, a.delta_mode, tiles, a.config,
-                            a.device, staged_tiles=staged_tiles, on_row=progress,
-                            cudnn_benchmark=a.cudnn_benchmark)
+    rows = run_kernel_bench(batches, layers, warmup, iters, delta_mode, tile_cfg, config, device,
+                            staged_tiles=staged_cfg, on_row=progress, cudnn_benchmark=cudnn_benchmark)
     print_table(rows)
     for line in goals(rows, n):
         print(line)
@@ -517,13 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cli() -> int:
-    try:
-        return main()
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    """`hs-bench kernels [--batch N ...] [--layers NAME ...] [--warmup N] [--iters N] [--delta-mode M] [--json PATH]`
+    through core.entry.run: 0, or 2 with one `error:` line (no GPU, unknown layer), 130 on Ctrl-C."""
+    return run(cli, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    main()

@@ -1,8 +1,8 @@
 """The runtime benchmark: ms/image of `runtime.Inverter` (the fast path) beside the fp32 eager reference.
 
-    python -m benchmarks.runtime --json benchmarks/results/runtime.json        # on a GPU; FFHQ-1024, B=1 and 8, T=5
-    python -m benchmarks.runtime --export hs_export --executor tensorrt --json out.json   # engines as the fast path
-    python -m benchmarks.runtime --cpu-dry-run --config tiny --batches 1 --reps 1   # harness check on a CPU
+    python -m hyperstyle_trt.benchmarks.runtime --json out.json            # on a GPU; FFHQ-1024, B=1 and 8, T=5
+    hs-bench runtime --export hs_export --executor tensorrt --json out.json   # engines as the fast path
+    hs-bench runtime --cpu-dry-run --config tiny --batches 1 --reps 1         # harness check on a CPU
 
 For every batch size B, in one process and on the same inputs:
     fast       Inverter(torch executor, fp16, CUDA graph per (B, T)): invert() of a device fp16 batch; with --export,
@@ -10,10 +10,11 @@ For every batch size B, in one process and on the same inputs:
     eager16    the same Inverter configuration without CUDA graphs (what the graphs save: launch/Python overhead),
                timed with check_values=False as the fast path is
     reference  models.hyperstyle.HyperStyle.invert in fp32, eager, TF32 off (the numerical source of truth)
-Timing: CUDA events on the caller's stream around `reps` calls after `warmup` calls: `ms_per_call` with one sync at
-the end (throughput), `latency_ms` the median of per-call syncs; ms_per_image = ms_per_call / B. The fast path is
-timed with check_values=False (device input vouched for: no host sync); `checked_ms_per_image` with the default
-NaN/range check of device inputs (one host sync per call, so no CPU/GPU overlap between calls).
+Timing: benchmarks.timing.Timer (the one harness): CUDA events on the caller's stream around `reps` calls after
+`warmup` calls: `ms_per_call` with one sync at the end (throughput), `latency_ms` the median of per-call syncs;
+ms_per_image = ms_per_call / B. The fast path is timed with check_values=False (device input vouched for: no host
+sync); `checked_ms_per_image` with the default NaN/range check of device inputs (one host sync per call, so no
+CPU/GPU overlap between calls).
 Per-stage breakdown (CUDA events): each graph's executor call(s) captured on its own (Inverter.stages) and replayed:
 w_encoder x1, hypernet x T, generator x (T+1) per inversion; for the reference the modules eagerly.
 Error beside speed: PSNR of the fast path's final images against the reference ((y+1)/2 clamped, 10 log10(1/MSE))
@@ -29,17 +30,19 @@ written ("complete": false, "interrupted": true) and the exit status is 130.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+import click
 import torch
 
+from hyperstyle_trt.benchmarks.inputs import export_model
+from hyperstyle_trt.benchmarks.timing import Timer
 from hyperstyle_trt.core.atomic import write_json_atomic
+from hyperstyle_trt.core.entry import interruptible, run as run_command
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.core.sidecar import software_versions
 
@@ -54,38 +57,6 @@ def _images(b: int, s: int, seed: int = 0) -> torch.Tensor:
 def _psnr01(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((((a.float() + 1) / 2).clamp(0, 1) - ((b.float() + 1) / 2).clamp(0, 1)) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
-class _Timer:
-    """CUDA events on the current stream (GPU) or perf_counter (CPU dry run)."""
-
-    def __init__(self, cuda: bool):
-        self.cuda = cuda
-
-    def sync(self):
-        if self.cuda:
-            torch.cuda.synchronize()
-
-    def throughput_ms(self, fn: Callable[[], object], reps: int) -> float:
-        self.sync()
-        if not self.cuda:
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            return (time.perf_counter() - t0) * 1e3 / reps
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(reps):
-            fn()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) / reps
-
-    def latency_ms(self, fn: Callable[[], object], reps: int) -> float:
-        out = []
-        for _ in range(reps):
-            out.append(self.throughput_ms(fn, 1))
-        return statistics.median(out)
 
 
 def _stage_graph(fn: Callable[[object], None], cuda: bool) -> Callable[[], None]:
@@ -103,7 +74,7 @@ def _stage_graph(fn: Callable[[object], None], cuda: bool) -> Callable[[], None]
     return g.replay
 
 
-def _reference_stages(model, x: torch.Tensor, T: int, timer: _Timer, reps: int) -> dict:
+def _reference_stages(model, x: torch.Tensor, T: int, timer: Timer, reps: int) -> dict:
     """ms per stage of the fp32 eager reference (modules as HyperStyle.invert calls them)."""
     with torch.no_grad():
         codes = model.encode(x)
@@ -116,7 +87,7 @@ def _reference_stages(model, x: torch.Tensor, T: int, timer: _Timer, reps: int) 
             "per_inversion_ms": {"w_encoder": w, "hypernet": T * h, "generator": (T + 1) * g}}
 
 
-def _fast_stages(inv, b: int, T: int, timer: _Timer, reps: int, cuda: bool) -> dict:
+def _fast_stages(inv, b: int, T: int, timer: Timer, reps: int, cuda: bool) -> dict:
     st = {k: _stage_graph(fn, cuda and inv.use_graphs) for k, fn in inv.stages(b).items()}
     ms = {k: timer.throughput_ms(fn, reps) for k, fn in st.items()}
     return {"w_encoder_ms": ms["w_encoder"], "hypernet_ms": ms["hypernet"], "generator_ms": ms["generator"],
@@ -136,7 +107,7 @@ def _profile_top(inv, x, T: int, top: int = 15) -> list[dict]:
     return rows
 
 
-def _bench_batch(fast, eager, ref, b: int, T: int, reps: int, warmup: int, timer: _Timer, cuda: bool,
+def _bench_batch(fast, eager, ref, b: int, T: int, reps: int, warmup: int, timer: Timer, cuda: bool,
                  profile: bool) -> dict:
     """One batch size: fast path, eager fp16 (GPU), fp32 reference, stages, errors (module docstring)."""
     x32 = _images(b, ref.cfg.hypernet.input_size, seed=b).to(fast.device)
@@ -188,20 +159,6 @@ def _bench_batch(fast, eager, ref, b: int, T: int, reps: int, warmup: int, timer
     return row
 
 
-def _export_model(path: Path):
-    """The HyperStyle model an hs-export directory was made from (export_summary.json's config)."""
-    import json
-
-    from hyperstyle_trt.models.checkpoint import build_model
-
-    try:
-        c = json.loads((path / "export_summary.json").read_text())["config"]
-    except (OSError, ValueError, KeyError) as e:
-        raise HsError(f"cannot read {path / 'export_summary.json'} ({type(e).__name__}); is {path} an hs-export "
-                      "directory?") from None
-    return build_model(c.get("config"), checkpoint=c.get("checkpoint"), w_encoder=c.get("w_encoder"), quiet=True)
-
-
 def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, warmup: int = 3,
         cpu_dry_run: bool = False, profile: bool = False, log=print, export: Path | None = None,
         executor: str = "tensorrt", json_path: Path | None = None) -> dict:
@@ -219,7 +176,7 @@ def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, wa
     prec = "fp16" if cuda else "fp32"
     if cuda:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    timer = _Timer(cuda)
+    timer = Timer("cuda" if cuda else "cpu")
     mb = max(batches)
     rows: list[dict] = []
     st: dict = {"config": config, "precision": prec, "fast": None, "build_s": None}
@@ -241,7 +198,7 @@ def run(config: str = "ffhq1024", batches=(1, 8), T: int = 5, reps: int = 20, wa
     try:
         t0 = time.perf_counter()
         if export is not None:
-            model = _export_model(Path(export))
+            model = export_model(Path(export))
             st["config"] = model.cfg.name
             fast = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev)
             eager = Inverter.from_export(export, executor=executor, max_batch=mb, n_iters=T, device=dev,
@@ -286,40 +243,45 @@ def _line(row: dict, cuda: bool) -> str:
             f"{goal}{'' if cuda else ' [CPU dry run]'}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default="ffhq1024")
-    ap.add_argument("--batches", default="1,8", help="comma-separated batch sizes (default 1,8)")
-    ap.add_argument("--iters", type=int, default=5, help="T, refinement iterations (default 5)")
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--json", type=Path, default=None, help="write the report here (atomically)")
-    ap.add_argument("--profile", action="store_true", help="top CUDA kernels of one eager fp16 inversion")
-    ap.add_argument("--cpu-dry-run", action="store_true", help="run the harness on the CPU (not a measurement)")
-    ap.add_argument("--export", type=Path, default=None, help="hs-export dir: its engines/graphs are the fast path")
-    ap.add_argument("--executor", default="tensorrt", help="executor for --export (tensorrt | onnxruntime)")
-    a = ap.parse_args(argv)
+@click.command("runtime", help=__doc__.splitlines()[0], context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", default="ffhq1024", show_default=True, help="model preset")
+@click.option("--batches", default="1,8", show_default=True, help="comma-separated batch sizes")
+@click.option("--iters", type=int, default=5, show_default=True, help="T, refinement iterations")
+@click.option("--reps", type=int, default=20, show_default=True)
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="write the report here (atomically)")
+@click.option("--profile", is_flag=True, help="top CUDA kernels of one eager fp16 inversion")
+@click.option("--cpu-dry-run", is_flag=True, help="run the harness on the CPU (not a measurement)")
+@click.option("--export", type=click.Path(path_type=Path), default=None,
+              help="hs-export dir: its engines/graphs are the fast path")
+@click.option("--executor", default="tensorrt", show_default=True,
+              help="executor for --export (tensorrt | onnxruntime)")
+@interruptible
+def cli(config, batches, iters, reps, warmup, json_path, profile, cpu_dry_run, export, executor) -> int:
     try:
-        batches = tuple(int(v) for v in a.batches.split(","))
-        if not batches or min(batches) < 1 or a.iters < 1 or a.reps < 1:
+        sizes = tuple(int(v) for v in batches.split(","))
+        if not sizes or min(sizes) < 1 or iters < 1 or reps < 1:
             raise ValueError
     except ValueError:
-        print(f"error: --batches must be positive integers (got {a.batches!r}); --iters/--reps >= 1", file=sys.stderr)
-        return 2
+        raise HsError(f"--batches must be positive integers (got {batches!r}); --iters/--reps >= 1") from None
     try:
-        run(a.config, batches, a.iters, a.reps, a.warmup, a.cpu_dry_run, a.profile, export=a.export,
-            executor=a.executor, json_path=a.json)
-    except HsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        run(config, sizes, iters, reps, warmup, cpu_dry_run, profile, export=export, executor=executor,
+            json_path=json_path)
     except KeyboardInterrupt:
-        where = f"; partial report (\"complete\": false) in {a.json}" if a.json is not None else ""
-        print(f"interrupted{where}", file=sys.stderr)
-        return 130
-    if a.json is not None:
-        print(f"wrote {a.json}")
+        if json_path is not None:
+            click.echo(f'partial report ("complete": false) in {json_path}', err=True)
+        raise
+    if json_path is not None:
+        click.echo(f"wrote {json_path}")
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hyperstyle_trt.benchmarks.runtime` / `hs-bench runtime` through core.entry.run: 0, or 2 with one
+    `error:` line (no GPU without --cpu-dry-run, bad --batches), 130 on Ctrl-C (the partial report is written)."""
+    return run_command(cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -10,21 +10,24 @@ Per (layer, batch), fp16, full delta on the tuned StyledConvs:
     rgb     the toRGB kernel per tile
 Each candidate's output is compared with the fp32 reference (max abs error). Compilation runs first in a pool of
 worker processes (Triton's on-disk cache is shared), then the timing runs serially with `hs-bench kernels`'
-timer (benchmarks.kernels.time_us: CUDA graph, median of 5 samples). JSON rows are rewritten after every layer.
+timer (benchmarks.timing.kernel_us: CUDA graph, median of 5 samples). JSON rows are rewritten after every layer.
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
-import sys
 import time
 from pathlib import Path
 
+import click
 import torch
 
+from hyperstyle_trt.benchmarks.options import GreedyCommand
+from hyperstyle_trt.benchmarks.timing import kernel_us
 from hyperstyle_trt.core.atomic import write_json_atomic
+from hyperstyle_trt.core.entry import interruptible, run as run_command
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.plugins._triton import TileConfig
 
 WEIGHT_CANDS = [TileConfig(1, 8, 64, 2, 1), TileConfig(1, 8, 64, 4, 1), TileConfig(1, 16, 64, 4, 1),
@@ -119,12 +122,12 @@ def _compile_job(job) -> str | None:
         torch.cuda.synchronize()
         return None
     except Exception as e:  # reported in the timing phase too
-        return f"{name} {kind} {tile_str(cfg)} s{split}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
+        return f"{name} {kind} {tile_str(cfg)} s{split}: {one_line(e)}"
 
 
 def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12, budget_s: float = 400.0,
         json_path: Path | None = None) -> list[dict]:
-    from hyperstyle_trt.benchmarks.kernels import KernelCase, _inputs, bench_layers, fp32_reference, time_us
+    from hyperstyle_trt.benchmarks.kernels import KernelCase, _inputs, bench_layers, fp32_reference
 
     t0 = time.monotonic()
     specs = [s for s in bench_layers() if layers is None or s.name in layers]
@@ -166,11 +169,11 @@ def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12,
                     y = fn()
                     if kind != "weight":
                         row["err"] = (y.float() - ref).abs().max().item()
-                    row["us"] = round(time_us(fn, 2, 5)[0], 2)
+                    row["us"] = round(kernel_us(fn, 2, 5)[0], 2)
                     if kind not in best or row["us"] < best[kind][0]:
                         best[kind] = (row["us"], f"{row['tiles']} s{split}")
                 except Exception as e:
-                    row["error"] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    row["error"] = one_line(e)
                     torch.cuda.synchronize()
                 rows.append(row)
             print(f"{s.name} B={b}: " + "; ".join(f"{k} {v[0]:.1f} µs ({v[1]})" for k, v in sorted(best.items())),
@@ -180,22 +183,32 @@ def run(batch_sizes=(1, 8), layers=None, delta_mode: int = 1, workers: int = 12,
     return rows
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="hs-bench tune", description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, action="append", help="batch sizes (default 1 and 8)")
-    ap.add_argument("--layers", nargs="*", help="layer names (default: every tuned StyledConv and toRGB)")
-    ap.add_argument("--workers", type=int, default=max(1, min(12, (os.cpu_count() or 2) - 2)),
-                    help="compile worker processes")
-    ap.add_argument("--budget-s", type=float, default=400.0, help="stop timing new layers after this many seconds")
-    ap.add_argument("--json", type=Path, help="write the rows here (rewritten after every layer)")
-    a = ap.parse_args(argv)
+@click.command("tune", cls=GreedyCommand, greedy=("--layers",),
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--batch", type=int, multiple=True, help="batch sizes (repeatable; default 1 and 8)")
+@click.option("--layers", multiple=True, help="layer names, e.g. --layers conv1 convs.8 (default: every tuned "
+                                             "StyledConv and toRGB)")
+@click.option("--workers", type=int, default=max(1, min(12, (os.cpu_count() or 2) - 2)), show_default=True,
+              help="compile worker processes")
+@click.option("--budget-s", type=float, default=400.0, show_default=True,
+              help="stop timing new layers after this many seconds")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="write the rows here (rewritten after every layer)")
+@interruptible
+def cli(batch, layers, workers, budget_s, json_path) -> int:
+    """Time candidate tiles / split-K / fused-vs-staged of every kernel on every FFHQ-1024 layer (CUDA GPU); the
+    rows say which is fastest, the choice is written into the code by hand."""
     if not torch.cuda.is_available():
-        print("error: hs-bench tune needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
-        return 2
+        raise HsError("hs-bench tune needs a CUDA GPU (torch.cuda.is_available() is False)")
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    run(tuple(a.batch or (1, 8)), a.layers, workers=a.workers, budget_s=a.budget_s, json_path=a.json)
+    run(tuple(batch or (1, 8)), list(layers) or None, workers=workers, budget_s=budget_s, json_path=json_path)
     return 0
 
 
+def main(argv=None) -> int:
+    """`hs-bench tune` through core.entry.run: 0, or 2 with one `error:` line, 130 on Ctrl-C."""
+    return run_command(cli, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
