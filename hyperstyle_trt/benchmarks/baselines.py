@@ -16,9 +16,11 @@ official projector's single broadcast w [B,1,C].
 
 `pti` (danielroich/PTI defaults): stage 1 = the same projector in W, 450 steps, 600 w samples; PTI's projector builds
 Adam with lr 5e-3 (`first_inv_lr`) but overwrites it every step with 0.01 · ramp (its `initial_learning_rate`
-default), so 0.01 is what runs and what runs here. Stage 2 = per image, a copy of the generator tuned with
-Adam(all generator parameters, lr 3e-4) for up to 350 steps on L2 (MSE) + LPIPS(AlexNet) at the pivot, stopping as
-soon as LPIPS <= 0.06 (checked before the step, as the official coach does); the projector's optimised noise maps are
+default), so 0.01 is what runs and what runs here. Stage 2 = per image, a copy of the generator tuned by
+runtime.refine.tune_pivot (the project's one PTI loop, also behind hs-invert --refine-steps): Adam(lr 3e-4) on the
+synthesis parameters (the official coach passes all of them; the mapping network gets no gradient at a fixed pivot,
+so the updates are the same) for up to 350 steps on L2 (MSE) + LPIPS(AlexNet) at the pivot, stopping as soon as
+LPIPS <= 0.06 (checked before the step, as the official coach does); the projector's optimised noise maps are
 discarded (the tuned generator keeps its own constant noise). The official coach computes its losses at the
 generator's resolution (1024²); here they are computed at the input resolution (256²), which makes PTI cheaper, not
 dearer.
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.models.lpips import LPIPS
 from hyperstyle_trt.models.stylegan2 import Generator
+from hyperstyle_trt.runtime.refine import resize_square, sync_device, tune_pivot
 
 OnStep = Callable[[str, int, float], None]  # (stage, step index, loss)
 
@@ -108,18 +111,8 @@ class PTIResult:
     generators: list[Generator] = field(default_factory=list)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def compare_size(target: torch.Tensor, lpips_size: int = 256) -> int:
     return min(int(target.shape[-1]), lpips_size)
-
-
-def downsample(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Area downsampling [B,3,H,W] -> [B,3,size,size] (identity when already that size)."""
-    return img if img.shape[-1] == size else F.interpolate(img, size=(size, size), mode="area")
 
 
 def _check_target(g: Generator, target: torch.Tensor) -> None:
@@ -177,7 +170,7 @@ def project(g: Generator, target: torch.Tensor, lpips_vgg: LPIPS, cfg: Projector
     b, n_lat = target.shape[0], g.n_latent
     size = compare_size(target, cfg.lpips_size)
     with torch.no_grad():
-        tgt = downsample(target.float(), size)
+        tgt = resize_square(target.float(), size)
     w_avg, w_std = w_stats(g, cfg.w_avg_samples, cfg.seed, dev)
     n_codes = n_lat if cfg.space == "w+" else 1
     w_opt = w_avg[:, None].repeat(b, n_codes, 1).detach().requires_grad_(True)  # [B,L|1,C]
@@ -189,16 +182,16 @@ def project(g: Generator, target: torch.Tensor, lpips_vgg: LPIPS, cfg: Projector
         setattr(g.noises, f"noise_{i}", nz)  # per-sample noise [B,1,r,r], broadcast by NoiseInjection
         noises.append(nz)
     opt = torch.optim.Adam([w_opt, *noises], betas=(0.9, 0.999), lr=cfg.initial_learning_rate)
-    _sync(dev)
+    sync_device(dev)
     res = ProjectResult(codes=w_opt, images=target, setup_s=time.perf_counter() - t0, full_steps=cfg.num_steps)
     for step in range(steps):
-        _sync(dev)
+        sync_device(dev)
         ts = time.perf_counter()
         lr, noise_scale = _schedule(cfg, step, w_std)
         for grp in opt.param_groups:
             grp["lr"] = lr
         ws = w_opt + torch.randn(w_opt.shape, device=dev, generator=gen) * noise_scale
-        synth = downsample(g(ws.expand(b, n_lat, -1)), size)
+        synth = resize_square(g(ws.expand(b, n_lat, -1)), size)
         dist = lpips_vgg(synth, tgt).sum()
         loss = dist + noise_regularization(noises) * cfg.regularize_noise_weight
         opt.zero_grad(set_to_none=True)
@@ -210,7 +203,7 @@ def project(g: Generator, target: torch.Tensor, lpips_vgg: LPIPS, cfg: Projector
                 nz *= nz.square().mean((1, 2, 3), keepdim=True).rsqrt()
         res.losses.append(float(loss.detach()))  # a host sync: the step time below includes the device work
         res.dists.append(float(dist.detach()))
-        _sync(dev)
+        sync_device(dev)
         res.step_s.append(time.perf_counter() - ts)
         if on_step is not None:
             on_step(stage, step, res.losses[-1])
@@ -229,44 +222,19 @@ def pti(g: Generator, target: torch.Tensor, lpips_vgg: LPIPS, lpips_alex: LPIPS,
     if not 1 <= tune_steps <= cfg.tune_steps:
         raise HsError(f"PTI tuning steps must be in 1..{cfg.tune_steps}, got {tune_steps}")
     pivot = project(g, target, lpips_vgg, cfg.projector(), steps=w_steps, on_step=on_step, stage="pti-w")
-    dev = target.device
     size = compare_size(target)
     res = PTIResult(pivot=pivot, images=pivot.images.clone(), full_tune_steps=cfg.tune_steps)
+    cb = None if on_step is None else (lambda step, loss: on_step("pti-tune", step, loss))
     for i in range(target.shape[0]):
-        gi = copy.deepcopy(g).train(False).requires_grad_(True)
-        opt = torch.optim.Adam(gi.parameters(), lr=cfg.tune_lr)
-        w = pivot.codes[i:i + 1].detach()
-        tgt = downsample(target[i:i + 1].float(), size)
-        lp_hist, l2_hist, times, stopped = [], [], [], False
-        for step in range(tune_steps):
-            _sync(dev)
-            ts = time.perf_counter()
-            out = downsample(gi(w), size)
-            l2 = F.mse_loss(out, tgt)
-            lp = lpips_alex(out, tgt).squeeze()
-            loss = l2 * cfg.l2_lambda + lp * cfg.lpips_lambda
-            lp_hist.append(float(lp.detach()))
-            l2_hist.append(float(l2.detach()))
-            opt.zero_grad()
-            if lp_hist[-1] <= cfg.lpips_threshold:
-                stopped = True
-                _sync(dev)
-                times.append(time.perf_counter() - ts)
-                break
-            loss.backward()
-            opt.step()
-            _sync(dev)
-            times.append(time.perf_counter() - ts)
-            if on_step is not None:
-                on_step("pti-tune", step, float(loss.detach()))
-        with torch.no_grad():
-            res.images[i:i + 1] = gi(w)
-        res.tune_lpips.append(lp_hist)
-        res.tune_l2.append(l2_hist)
-        res.tune_steps_run.append(len(times))
-        res.tune_step_s.append(float(np.mean(times)))
-        res.early_stopped.append(stopped)
+        r = tune_pivot(copy.deepcopy(g).train(False), pivot.codes[i:i + 1], target[i:i + 1], tune_steps, lpips_alex,
+                       lr=cfg.tune_lr, lpips_weight=cfg.lpips_lambda, l2_weight=cfg.l2_lambda, side=size,
+                       stop_lpips=cfg.lpips_threshold, on_step=cb)
+        res.images[i:i + 1] = r.image
+        res.tune_lpips.append(r.lpips)
+        res.tune_l2.append(r.l2)
+        res.tune_steps_run.append(len(r.step_s))
+        res.tune_step_s.append(float(np.mean(r.step_s)))
+        res.early_stopped.append(r.stopped)
         if keep_generators:
-            res.generators.append(gi.requires_grad_(False))
-        del opt
+            res.generators.append(r.generator)
     return res

@@ -13,7 +13,9 @@ same architecture (e.g. a toonified FFHQ generator given as a rosinality g_ema f
 
 HyperStyle -> PTI (the official repository's issue #24): a few HyperStyle iterations give a good starting generator;
 `refine_pti` then tunes the synthesis weights (codes fixed, the pivot) on LPIPS + L2 against the target photo, as
-PTI does, for a handful of steps instead of PTI's 350 from the unmodified generator.
+PTI does, for a handful of steps instead of PTI's 350 from the unmodified generator. `tune_pivot` is that tuning loop,
+the only one: benchmarks.baselines.pti (the PTI baseline) runs it too, and `resize_square` is the one resize of
+renders and targets both use.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from hyperstyle_trt.core.config import GeneratorConfig, layer_specs
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.models.checkpoint import check_keys, expected_shapes, load_g_ema
 from hyperstyle_trt.models.stylegan2 import Generator
 
@@ -86,7 +88,7 @@ def load_generator_weights(path: str | os.PathLike, cfg: GeneratorConfig,
         try:
             sd = load_file(p)
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for foreign bytes
-            raise HsError(f"{p} is not a safetensors file ({str(e).splitlines()[0][:160]})") from None
+            raise HsError(f"{p} is not a safetensors file ({one_line(e, 160)})") from None
         return generator_from_state_dict(cfg, sd, device)
     return load_g_ema(p, cfg).eval().to(device)
 
@@ -106,27 +108,90 @@ def load_target_generator(path: str | os.PathLike, cfg: GeneratorConfig) -> Gene
 
 @dataclass
 class RefineResult:
-    """`refine_pti` output. generator: the tuned Generator (eval); image: its render [1,3,size,size];
-    losses: total loss per step (before that step's update), lpips / l2: their parts; seconds: wall time."""
+    """A PTI tuning run (`tune_pivot`, `refine_pti`). generator: the tuned Generator (eval, no gradients); image: its
+    render at the pivot [1,3,size,size]; per step run: losses (total, before that step's update), lpips / l2 (its
+    parts), step_s (seconds, device-synced on both sides); stopped: the LPIPS threshold ended it early (that last step
+    made no update); seconds: wall time."""
 
     generator: Generator
     image: torch.Tensor
     losses: list[float] = field(default_factory=list)
     lpips: list[float] = field(default_factory=list)
     l2: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)
+    stopped: bool = False
     seconds: float = 0.0
+
+
+def sync_device(device: torch.device) -> None:
+    """Wait for `device`'s queued work (CUDA); nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def tune_pivot(g: Generator, codes: torch.Tensor, target: torch.Tensor, steps: int, lpips: LpipsFn,
+               lr: float = 3e-4, lpips_weight: float = 1.0, l2_weight: float = 1.0, side: int | None = None,
+               stop_lpips: float | None = None,
+               on_step: Callable[[int, float], None] | None = None) -> RefineResult:
+    """The one PTI tuning loop (PTI's stage 2; the PTI baseline and hs-invert --refine-steps both run it): Adam(lr) on
+    `g`'s synthesis weights, tuned IN PLACE (the mapping network `style.*` is not trained, the noise buffers stay
+    fixed), for `steps` steps at the pivot `codes` [1,n_latent,style_dim] (fixed) against `target` [1,3,H,W] in
+    [-1,1]. Loss = lpips_weight * mean LPIPS + l2_weight * MSE, both on the render and the target resized to
+    `side` x `side` (resize_square; None: the generator's size). stop_lpips: before each update, stop when that
+    step's LPIPS is <= it (PTI's early stop: 0.06). on_step(step, loss) after each update."""
+    t0 = time.perf_counter()
+    dev = next(g.parameters()).device
+    codes = codes.detach().to(dev, torch.float32)
+    side = g.cfg.size if side is None else side
+    tgt = resize_square(target.detach().to(dev, torch.float32), side)
+    params = []
+    for n, p in g.named_parameters():
+        p.requires_grad_(not n.startswith("style."))
+        if p.requires_grad:
+            params.append(p)
+    opt = torch.optim.Adam(params, lr=lr)
+    res = RefineResult(generator=g, image=None)  # type: ignore[arg-type]
+    with torch.enable_grad():
+        for step in range(steps):
+            sync_device(dev)
+            ts = time.perf_counter()
+            y = resize_square(g(codes), side)
+            lp = lpips(y, tgt).mean()
+            l2 = F.mse_loss(y, tgt)
+            loss = lpips_weight * lp + l2_weight * l2
+            res.lpips.append(float(lp.detach()))
+            res.l2.append(float(l2.detach()))
+            res.losses.append(float(loss.detach()))
+            opt.zero_grad(set_to_none=True)
+            if stop_lpips is not None and res.lpips[-1] <= stop_lpips:
+                res.stopped = True
+                sync_device(dev)
+                res.step_s.append(time.perf_counter() - ts)
+                break
+            loss.backward()
+            opt.step()
+            sync_device(dev)
+            res.step_s.append(time.perf_counter() - ts)
+            if on_step is not None:
+                on_step(step, res.losses[-1])
+    g.requires_grad_(False)
+    with torch.no_grad():
+        res.image = g(codes)
+    res.seconds = time.perf_counter() - t0
+    return res
 
 
 def refine_pti(generator: Generator, codes: torch.Tensor, target: torch.Tensor, steps: int, lpips: LpipsFn,
                lr: float = 3e-4, lpips_weight: float = 1.0, l2_weight: float = 1.0,
                loss_size: int | None = 256) -> RefineResult:
-    """Pivotal tuning from a given generator (typically HyperStyle's folded per-image weights).
+    """Pivotal tuning from a given generator (typically HyperStyle's folded per-image weights): `tune_pivot` on a
+    copy (the argument is left unchanged).
 
-    generator: tuned in place of a copy (the argument is left unchanged); codes: the pivot [1,n_latent,style_dim]
-    (fixed); target: the photo [1,3,H,W] in [-1,1] at the generator's size or any size (resized); steps: Adam steps
-    (PTI: lr 3e-4, LPIPS weight 1, L2 weight 1); loss_size: the losses are taken on the render and target
-    area-pooled to this side (HyperStyle computes its training losses on 256 px poolings; None = full size).
-    Only the synthesis weights are trained (the mapping network and the noise buffers are not used / fixed)."""
+    codes: the pivot [1,n_latent,style_dim] (fixed); target: the photo [1,3,H,W] in [-1,1] at the generator's size
+    or any size (resized); steps: Adam steps (PTI: lr 3e-4, LPIPS weight 1, L2 weight 1); loss_size: the losses are
+    taken on the render and target resized to this side (HyperStyle computes its training losses on 256 px poolings;
+    None = full size). Only the synthesis weights are trained (the mapping network and the noise buffers are not
+    used / fixed)."""
     if steps < 0:
         raise HsError(f"--refine-steps must be >= 0, got {steps}")
     if codes.ndim != 3 or codes.shape[0] != 1 or target.ndim != 4 or target.shape[:2] != (1, 3):
@@ -135,33 +200,9 @@ def refine_pti(generator: Generator, codes: torch.Tensor, target: torch.Tensor, 
     t0 = time.perf_counter()
     g = generator_from_state_dict(generator.cfg, {k: v.detach().clone() for k, v in generator.state_dict().items()},
                                   next(generator.parameters()).device)
-    dev = next(g.parameters()).device
-    codes = codes.detach().to(dev, torch.float32)
     size = g.cfg.size
-    side = min(loss_size or size, size)
-    tgt = target.detach().to(dev, torch.float32)
-    tgt = resize_square(tgt, side)
-    params = [p for n, p in g.named_parameters() if not n.startswith("style.")]
-    for n, p in g.named_parameters():
-        p.requires_grad_(not n.startswith("style."))
-    opt = torch.optim.Adam(params, lr=lr)
-    res = RefineResult(generator=g, image=None)  # type: ignore[arg-type]
-    with torch.enable_grad():
-        for _ in range(steps):
-            y = resize_square(g(codes), side)
-            lp = lpips(y, tgt).mean()
-            l2 = F.mse_loss(y, tgt)
-            loss = lpips_weight * lp + l2_weight * l2
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            res.losses.append(loss.item())
-            res.lpips.append(lp.item())
-            res.l2.append(l2.item())
-    for p in g.parameters():
-        p.requires_grad_(False)
-    with torch.no_grad():
-        res.image = g(codes)
+    res = tune_pivot(g, codes, target, steps, lpips, lr=lr, lpips_weight=lpips_weight, l2_weight=l2_weight,
+                     side=min(loss_size or size, size))
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -12,7 +12,9 @@ import torch
 
 from hyperstyle_trt.benchmarks import baselines as B
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.models.images import uint8_to_unit
 from hyperstyle_trt.models.lpips import LPIPS
+from hyperstyle_trt.runtime.refine import resize_square
 
 try:
     VGG, ALEX = LPIPS("vgg"), LPIPS("alex")
@@ -28,12 +30,12 @@ def target():
     """A real photo crop (scikit-image's astronaut, stored in tests/data/lpips_pairs.npz) at the tiny input size,
     [1,3,64,64] in [-1,1]: far from anything the untrained tiny generator makes, so the baselines have work to do."""
     a = np.load(DATA / "lpips_pairs.npz", allow_pickle=False)["astronaut_blur_a"]
-    x = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return B.downsample(x, 64)
+    x = uint8_to_unit(torch.from_numpy(a))
+    return resize_square(x, 64)
 
 
 def _mse(a, b):
-    return float((B.downsample(a, b.shape[-1]) - b).pow(2).mean())
+    return float((resize_square(a, b.shape[-1]) - b).pow(2).mean())
 
 
 def test_schedule_matches_official_formula():
@@ -85,8 +87,8 @@ def test_pti_tuning_changes_generator_and_improves(tiny_model, target):
     assert diff > 1e-3
     with torch.no_grad():
         w_only = tiny_model.decoder(res.pivot.codes)  # the W-only stage: original generator at the pivot
-        lp_w = ALEX(B.downsample(w_only, 64), target).item()
-        lp_t = ALEX(B.downsample(res.images, 64), target).item()
+        lp_w = ALEX(resize_square(w_only, 64), target).item()
+        lp_t = ALEX(resize_square(res.images, 64), target).item()
     assert res.tune_l2[0][0] == pytest.approx(_mse(w_only, target), rel=1e-4)
     assert res.tune_lpips[0][0] == pytest.approx(lp_w, rel=1e-4)
     assert lp_w > 0.06  # a real photo: the early stop does not fire at the pivot
@@ -100,3 +102,16 @@ def test_pti_early_stop(tiny_model, target):
     assert res.tune_steps_run == [1] and res.early_stopped == [True]
     gi = res.generators[0]
     assert all(torch.equal(p, tiny_model.decoder.state_dict()[k]) for k, p in gi.state_dict().items())
+
+
+def test_pti_tuning_is_the_refine_loop(tiny_model, target):
+    """One PTI loop: the baseline's stage 2 for an image is runtime.refine's loop (hs-invert --refine-steps), so
+    refine_pti from the same generator, pivot, target, settings and loss size gives the same histories and image."""
+    from hyperstyle_trt.runtime.refine import refine_pti
+
+    cfg = B.PTIConfig(w_steps=2, w_avg_samples=500, tune_steps=4)
+    res = B.pti(tiny_model.decoder, target, VGG, ALEX, cfg)
+    assert res.early_stopped == [False]
+    rr = refine_pti(tiny_model.decoder, res.pivot.codes, target, 4, ALEX, lr=cfg.tune_lr, loss_size=64)
+    assert rr.lpips == res.tune_lpips[0] and rr.l2 == res.tune_l2[0] and len(rr.step_s) == res.tune_steps_run[0]
+    assert torch.equal(rr.image, res.images)
