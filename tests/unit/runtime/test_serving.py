@@ -388,7 +388,8 @@ def test_repository_from_checkpoint_and_export_dir(tmp_path):
     """The model's shapes come from the checkpoint's opts / the export's summary, without building an Inverter."""
     import json
 
-    from hyperstyle_trt.models.checkpoint import build_model, save_checkpoint, save_w_encoder_checkpoint
+    from hyperstyle_trt.models.checkpoint import build_model
+    from tests.unit._helpers.checkpoints import save_checkpoint, save_w_encoder_checkpoint
     from hyperstyle_trt.runtime.serving.pbtxt import read_parameters
 
     model = build_model("tiny", quiet=True)
