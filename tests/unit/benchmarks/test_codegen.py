@@ -85,8 +85,8 @@ def test_staged_kernels_compile_without_spills(all_rows):
     assert {(r["tiles"], r["upsample"]) for r in weight} == {
         ("1x4x128/w4/s1", 0), ("1x8x64/w4/s1", 0), ("1x8x64/w4/s1", 1)}
     assert len(weight) == 3 * 3 and staged.weight_tiles(512, 0) == staged.WEIGHT_TILES  # 3 tiles x 3 delta modes
-    # spills: none with Triton 3.9; Triton 3.6 spills 36 bytes in conv1's split-K 16x64x64/w4/s3 (measured fastest
-    # there all the same, with Triton 3.6 on an H200), hence a token margin for the ready kernels
+    # spills: older Tritons (3.6) spill a little in conv1's split-K 16x64x64/w4/s3 ready kernel, the tune's pick
+    # all the same (benchmarks/results/h200_tune.json), hence a token margin for the ready kernels
     bad = [(r["op"], r["layer"], r["delta_mode"], r["tiles"], r["spill_bytes"], r["shared_bytes"])
            for r in ready + weight if r["spill_bytes"] > (64 if r["op"] == "mod_ready" else 0)
            or r["shared_bytes"] > H100_SMEM_PER_BLOCK]
