@@ -46,7 +46,7 @@ def test_check_io_rejects_contract_mismatch():
 
 
 def test_check_plugin_nodes():
-    from hyperstyle_trt.plugins.onnx_export import single_node_model
+    from tests.unit._helpers.onnx_models import single_node_model
 
     graph = gs.import_onnx(single_node_model("mod_conv", {"delta_mode": 2}))
     assert passes.check_plugin_nodes(graph, expect_plugins=True) == {"HsModConv": 1}

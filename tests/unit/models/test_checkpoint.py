@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from hyperstyle_trt.models.checkpoint import (build_model, load_g_ema, load_hyperstyle_checkpoint,
-                                               load_w_encoder_checkpoint, save_checkpoint, save_w_encoder_checkpoint)
+                                               load_w_encoder_checkpoint)
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.models.fill import canonical_key, fill_value
 from hyperstyle_trt.models.hyperstyle import HyperStyle
+from tests.unit._helpers.checkpoints import save_checkpoint, save_w_encoder_checkpoint
 
 
 @pytest.fixture(scope="module")

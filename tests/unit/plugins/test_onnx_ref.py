@@ -12,7 +12,7 @@ import torch
 
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
-from hyperstyle_trt.plugins.onnx_export import single_node_model
+from tests.unit._helpers.onnx_models import single_node_model
 from hyperstyle_trt.plugins.onnx_ref import run_reference
 from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref
 

@@ -1,10 +1,12 @@
-"""plugins.onnx_export node helpers: the node form the TensorRT parser and the reference ops expect."""
+"""plugins.onnx_export node helpers (and the test models built from them, tests/unit/_helpers/onnx_models.py): the
+node form the TensorRT parser and the reference ops expect."""
 
 import onnx.helper as oh
 import pytest
 
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.plugins.onnx_export import make_node, op_schema, single_node_model
+from hyperstyle_trt.plugins.onnx_export import make_node, op_schema
+from tests.unit._helpers.onnx_models import single_node_model
 
 
 def test_make_node_writes_domain_version_and_every_attribute():

@@ -153,7 +153,7 @@ def test_register_qdp_refuses_tensorrt_rtx():
 def test_to_qdp_model_renames_plugin_nodes_only():
     import onnx.helper as oh
 
-    from hyperstyle_trt.plugins.onnx_export import chain_model
+    from tests.unit._helpers.onnx_models import chain_model
 
     m = chain_model("float16")
     q = qdp.to_qdp_model(m)
