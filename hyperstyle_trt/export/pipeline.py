@@ -1,4 +1,5 @@
-"""`run_export(cfg)`: the library function behind `hs-export`.
+"""`run_onnx_export(cfg)`: the ONNX half of `hs-export` (export, verification, sidecars, summary), with the engine
+step passed in by the caller (engines.pipeline.run_export, what `hs-export` runs, passes its `build_engines`).
 
 For each selected variant the three graphs are exported once in fp32 (dynamo exporter -> gs passes), then written
 per precision (the fp16 pass mutates the fp32 graph after the fp32 file is written), verified on CPU, and finally
@@ -214,8 +215,8 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
     return written
 
 
-def run_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None
-               ) -> ExportReport:
+def run_onnx_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None
+                    ) -> ExportReport:
     """Export (and verify) every graph `cfg` selects, run `engine_step` on what was written (engines.pipeline's
     `build_engines`: this layer does not import engines), then write `export_summary.json`. `step(desc)` returns a
     context manager wrapped around each long step (the CLI shows progress with it)."""

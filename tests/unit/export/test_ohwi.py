@@ -111,10 +111,10 @@ def test_separable_plugin_export_verifies(tmp_path):
     import json
 
     from hyperstyle_trt.export.config import ExportConfig
-    from hyperstyle_trt.export.pipeline import run_export
+    from hyperstyle_trt.export.pipeline import run_onnx_export
     m = _model("SharedWeightsHyperNetResNetSeparable")
     cfg = ExportConfig(config="tiny", precisions=("fp32",), variants=("plugin",), out=tmp_path, build_engines=False)
-    report = run_export(cfg, model=m)
+    report = run_onnx_export(cfg, model=m)
     rows = {a.path.name: (a.status, a.max_rel_err) for a in report.artifacts}
     assert all(st == "ok" and err < 1e-5 for st, err in rows.values()), rows
     c8 = next(s for s in m.cfg.tuned if s.name == "convs.8")

@@ -13,7 +13,7 @@ def test_missing_plugin_ops_are_reported(monkeypatch, tiny_model, tmp_path):
 
     monkeypatch.setattr(pipeline, "plugin_generator", unavailable)
     cfg = ExportConfig(config="tiny", variants=("plugin",), out=tmp_path, build_engines=False, verify=False)
-    report = pipeline.run_export(cfg, model=tiny_model)
+    report = pipeline.run_onnx_export(cfg, model=tiny_model)
     rows = {a.path.name: a.status for a in report.artifacts}
     assert rows["generator_plugin_fp16.onnx"].startswith("SKIPPED: the hyperstyle torch custom ops")
     assert rows["hypernet_plugin_fp16.onnx"] == "ok" and rows["w_encoder_fp16.onnx"] == "ok"
@@ -27,7 +27,7 @@ def test_failed_graph_check_is_a_fail_row(monkeypatch, tiny_model, tmp_path):
 
     monkeypatch.setattr(pipeline.passes, "check_plugin_nodes", bad_nodes)
     cfg = ExportConfig(config="tiny", variants=("plugin",), out=tmp_path, build_engines=False, verify=False)
-    report = pipeline.run_export(cfg, model=tiny_model)
+    report = pipeline.run_onnx_export(cfg, model=tiny_model)
     rows = {a.path.name: a.status for a in report.artifacts}
     assert rows["generator_plugin_fp16.onnx"] == "FAIL export: node HsModConv_0: plugin_version '2' != spec '1'"
     assert rows["hypernet_plugin_fp16.onnx"] == "ok"
