@@ -79,7 +79,7 @@ def test_plugin_graph_parses_after_the_link_was_removed(tmp_path):
         import onnx
         from hyperstyle_trt.core.flavor import get_flavor, rtx_library_dir
         from hyperstyle_trt.plugins import register_plugins
-        from hyperstyle_trt.plugins.onnx_export import single_node_model
+        from tests.unit._helpers.onnx_models import single_node_model
         print("libs", rtx_library_dir())
         trt = get_flavor("tensorrt_rtx").module
         register_plugins()

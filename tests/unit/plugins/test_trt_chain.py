@@ -1,4 +1,4 @@
-"""A small multi-layer plugin graph (plugins.onnx_export.chain_model: 2 HsModConv + 2 HsToRGB with a skip) runs in
+"""A small multi-layer plugin graph (_helpers.onnx_models.chain_model: 2 HsModConv + 2 HsToRGB with a skip) runs in
 the ONNX reference evaluator equal to the composed PyTorch references, and parses + builds with TensorRT (fp16,
 dynamic batch 1..8)."""
 
