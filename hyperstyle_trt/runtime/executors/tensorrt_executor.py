@@ -16,14 +16,14 @@ formats and non-batch dims are compared with `core.contract.graph_io`: a mismatc
 Contexts. The Inverter captures one CUDA graph per (batch, T), and a graph captured around `execute_async_v3`
 freezes the context it enqueued (its shapes and internal state), so a context is never re-shaped once a graph may
 hold it: each engine gets ONE execution context PER BATCH SIZE, created without device memory of its own
-(`ExecutionContextAllocationStrategy.USER_MANAGED`, or `create_execution_context_without_device_memory()` on older
-bindings), its dynamic inputs' `set_input_shape` done once at creation. All contexts of an engine share one
-device-memory block of `device_memory_size_v2` (or `device_memory_size`) bytes, a torch uint8 tensor allocated once
-in `prepare` (`set_device_memory(ptr, size)`, or `device_memory = ptr` on older bindings). Sharing is safe because
-the Inverter runs every graph on one stream, one call after another (TensorRT forbids only concurrent use).
-`prepare_batch(b)` creates the contexts of batch b; the Inverter calls it before its first call at b, i.e. before
-the eager run that precedes any capture at b. `run` creates a missing one itself (a direct caller that skipped
-prepare_batch), except while torch's current stream is capturing: that is one HsError line.
+(engines.contexts); once, at creation, it selects the narrowest optimization profile covering its batch
+(engines.profiles: one profile per batch bucket; an older one-profile engine: profile 0), on torch's current stream,
+then synchronized, and then sets its dynamic inputs' shapes. All contexts of an engine share one device-memory block
+of `device_memory_size_v2` bytes (the largest any profile needs), a torch uint8 tensor allocated once in `prepare`;
+safe because the Inverter runs every graph on one stream, one call after another (TensorRT forbids only concurrent
+use of a block or a profile). `prepare_batch(b)` creates the contexts of batch b; the Inverter calls it before its
+first call at b, i.e. before the eager run that precedes any capture at b. `run` creates a missing one itself (a
+direct caller that skipped prepare_batch), except while torch's current stream is capturing: one HsError line.
 
 `run` is then: `set_tensor_address(name, bindings[name].data_ptr())` on that batch's context for the addresses
 that moved since that context's previous enqueue (the hypernet's and generator's Δ inputs alternate between the
@@ -31,6 +31,7 @@ Inverter's two buffer sets, so they move every iteration and are set before each
 executor never copies between the sets), then `execute_async_v3(stream)`. Nothing in `run` allocates device memory
 or synchronizes; a context's first `run` also checks the bound tensors' names, shapes, dtypes, contiguity and device
 (host-side only; the context's shapes were checked against the contract when it was created).
+Not yet run on a GPU or with full TensorRT: exercised with a fake TensorRT and TensorRT-RTX-built engines only.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ from hyperstyle_trt.core.config import get_config
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.core.precision import PRECISIONS, precision
 from hyperstyle_trt.engines import compat
+from hyperstyle_trt.engines.contexts import create_context, device_memory_size, set_device_memory
+from hyperstyle_trt.engines.profiles import describe_ranges, engine_profiles, pick_profile, select_profile
 from hyperstyle_trt.runtime.executors.base import Executor
 
-# TensorRT DataType member name -> the contract's dtype names.
 # TensorRT DataType name -> numpy name of a binding: the float precisions from the one table, the rest as numpy has them
 TRT_DTYPES = {**{p.trt: p.numpy for p in PRECISIONS.values()}, "BF16": "bfloat16", "INT32": "int32",
               "INT64": "int64", "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
@@ -92,22 +94,24 @@ def find_engines(path: Path, precision: str | None = None) -> tuple[str, str, di
 
 @dataclass
 class _Context:
-    """One execution context of an engine at one batch (its input shapes set once, at creation). `addr`: the
-    addresses bound in it ({name: ptr}, mirrors the context's state); `checked`: its first run's bindings passed."""
+    """One execution context of an engine at one batch (its optimization profile selected and input shapes set once, at
+    creation; `profile` None for a static engine). `addr`: the addresses bound in it ({name: ptr}, mirrors the context's
+    state); `checked`: its first run's bindings passed."""
 
     batch: int
     context: Any
+    profile: int | None = None
     addr: dict[str, int] = field(default_factory=dict)
     checked: bool = False
 
 
 @dataclass
 class _Graph:
-    """One engine, its device-memory block and its contexts. `dynamic`: (input name, shape without batch) of the
-    inputs whose batch is a runtime dim; `fixed`: the engine's static batch (None when dynamic); `profile`: (min, max)
-    batch; `memory`: the uint8 device tensor holding the block every context of this engine uses (None before
-    prepare), `mem_ptr` / `mem_bytes`: the block (256-byte aligned start, device_memory_size bytes); `contexts`:
-    {batch: _Context}."""
+    """One engine, its device-memory block and its contexts. `dynamic`: (input name, shape without batch) of the inputs
+    whose batch is a runtime dim; `fixed`: the engine's static batch (None when dynamic); `profile`: (min, max) batch
+    over all its optimization profiles; `profiles`: (min, opt, max) batch per profile index; `memory`: the uint8 device
+    tensor holding the block every context of this engine uses (None before prepare), `mem_ptr` / `mem_bytes`: the block
+    (256-byte aligned start, device_memory_size bytes); `contexts`: {batch: _Context}."""
 
     name: str
     path: Path
@@ -116,6 +120,7 @@ class _Graph:
     dynamic: tuple[tuple[str, tuple[int, ...]], ...]
     fixed: int | None
     profile: tuple[int, int] | None
+    profiles: tuple[tuple[int, int, int], ...] = ()
     memory: Any = None
     mem_ptr: int = 0
     mem_bytes: int = 0
@@ -124,39 +129,6 @@ class _Graph:
 
 def _dims(d) -> tuple[int, ...]:
     return tuple(int(v) for v in d)
-
-
-def _device_memory_size(engine) -> int:
-    """Bytes one context of `engine` needs at any shape of its profiles: `device_memory_size_v2` (TensorRT >= 10.1,
-    TensorRT-RTX), else `device_memory_size`."""
-    for attr in ("device_memory_size_v2", "device_memory_size"):
-        v = getattr(engine, attr, None)
-        if v is not None:
-            return int(v)
-    raise HsError("this TensorRT exposes neither ICudaEngine.device_memory_size_v2 nor device_memory_size")
-
-
-def _create_context(trt, engine):
-    """An execution context without device memory of its own: `create_execution_context(USER_MANAGED)` (TensorRT
-    >= 10, TensorRT-RTX), else `create_execution_context_without_device_memory()` (deprecated since TensorRT 10.0)."""
-    strategy = getattr(getattr(trt, "ExecutionContextAllocationStrategy", None), "USER_MANAGED", None)
-    if strategy is not None:
-        return engine.create_execution_context(strategy)
-    make = getattr(engine, "create_execution_context_without_device_memory", None)
-    if make is None:
-        raise HsError("this TensorRT can create execution contexts only with their own device memory "
-                      "(no ExecutionContextAllocationStrategy.USER_MANAGED)")
-    return make()
-
-
-def _set_device_memory(ctx, ptr: int, size: int) -> None:
-    """Give `ctx` the block [ptr, ptr + size): `set_device_memory(ptr, size)` (TensorRT >= 10.1, TensorRT-RTX), else
-    the `device_memory` property."""
-    setter = getattr(ctx, "set_device_memory", None)
-    if setter is not None:
-        setter(ptr, size)
-    else:
-        ctx.device_memory = ptr
 
 
 def _capturing(device) -> bool:
@@ -179,7 +151,7 @@ def _inspect(trt, graph: str, path: Path, engine, io: C.GraphIO, rebuild: str) -
         raise HsError(f"{path.name} does not match the {graph} I/O contract: missing {missing[:4]}"
                       f"{' ...' if len(missing) > 4 else ''}, unexpected {extra[:4]}{' ...' if len(extra) > 4 else ''}"
                       f"; rebuild it with `{rebuild}`")
-    dynamic, fixed, lo, hi = [], set(), 1, None
+    dynamic, fixed = [], set()
     for t in io.inputs + io.outputs:
         is_input = t in io.inputs
         mode = engine.get_tensor_mode(t.name)
@@ -202,16 +174,15 @@ def _inspect(trt, graph: str, path: Path, engine, io: C.GraphIO, rebuild: str) -
         if not is_input:
             continue
         if shape[0] < 0:
-            mn, _, mx = (_dims(s) for s in engine.get_tensor_profile_shape(t.name, 0))
-            lo, hi = max(lo, mn[0]), mx[0] if hi is None else min(hi, mx[0])
             dynamic.append((t.name, shape[1:]))
         else:
             fixed.add(shape[0])
     if dynamic and fixed or len(fixed) > 1:
         raise HsError(f"{path.name}: its inputs disagree on the batch (static {sorted(fixed)} and dynamic); "
                       f"rebuild it with `{rebuild}`")
+    profiles = engine_profiles(engine, [n for n, _ in dynamic]) if dynamic else ()
     return _Graph(graph, path, engine, io, tuple(dynamic), next(iter(fixed)) if fixed else None,
-                  (lo, hi) if dynamic else None)
+                  (min(p[0] for p in profiles), max(p[2] for p in profiles)) if profiles else None, profiles)
 
 
 class TensorRTExecutor(Executor):
@@ -282,13 +253,18 @@ class TensorRTExecutor(Executor):
 
     # ---- the Executor interface ---------------------------------------------------------------------------------
     def check(self, max_batch: int) -> None:
-        """HsError when a dynamic engine's profile does not cover batches 1..max_batch."""
+        """HsError when a dynamic engine's profiles do not cover every batch 1..max_batch."""
         for g in self._graphs.values():
             if g.profile is not None and g.profile[0] > 1:
                 raise HsError(f"{g.path.name}: its profile starts at batch {g.profile[0]}, the Inverter needs 1")
         if self.max_batch is not None and max_batch > self.max_batch:
             raise HsError(f"max_batch={max_batch} exceeds the engines' profile (max {self.max_batch}); rebuild with "
                           f"`hs-export --max-batch {max_batch} ...` or lower max_batch")
+        for g in self._graphs.values():
+            gap = next((b for b in range(1, max_batch + 1) if g.profiles and pick_profile(g.profiles, b) is None), None)
+            if gap is not None:
+                raise HsError(f"{g.path.name}: no optimization profile covers batch {gap} (profiles "
+                              f"{describe_ranges(g.profiles)}); rebuild with `hs-export --max-batch {max_batch} ...`")
 
     def prepare(self, max_batch: int) -> None:
         """Allocate each engine's device-memory block once (`device_memory_size_v2` bytes from a 256-byte aligned
@@ -298,7 +274,7 @@ class TensorRTExecutor(Executor):
 
         for g in self._graphs.values():
             if g.memory is None:
-                g.mem_bytes = max(_device_memory_size(g.engine), 256)
+                g.mem_bytes = max(device_memory_size(g.engine), 256)
                 g.memory = torch.empty(g.mem_bytes + 255, dtype=torch.uint8, device=self.device)
                 g.mem_ptr = -(-g.memory.data_ptr() // 256) * 256
             if g.fixed is not None:
@@ -343,16 +319,20 @@ class TensorRTExecutor(Executor):
             return c
         if g.fixed is not None and batch != g.fixed:
             raise HsError(f"{g.path.name} has the fixed batch {g.fixed}, called with {batch}")
-        if g.profile is not None and not g.profile[0] <= batch <= g.profile[1]:
-            raise HsError(f"{g.path.name}: batch {batch} is outside its profile {g.profile[0]}..{g.profile[1]}")
+        index = pick_profile(g.profiles, batch) if g.profiles else None
+        if g.profiles and index is None:
+            raise HsError(f"{g.path.name}: batch {batch} is outside its profile{'s' if len(g.profiles) > 1 else ''} "
+                          f"{describe_ranges(g.profiles)}")
         if _capturing(self.device):
             raise HsError(f"{g.path.name}: no execution context for batch {batch} while a CUDA graph is being captured;"
                           f" call prepare_batch({batch}) before capturing at that batch")
-        ctx = _create_context(self.flavor.module, g.engine)
+        ctx = create_context(self.flavor.module, g.engine)
         if ctx is None:
             raise HsError(f"{self.flavor.name} could not create an execution context for {g.path.name} "
                           f"at batch {batch}")
-        _set_device_memory(ctx, g.mem_ptr, g.mem_bytes)
+        set_device_memory(ctx, g.mem_ptr, g.mem_bytes)
+        if index is not None:  # once, before the shapes (selecting a profile resets them); never re-selected
+            self._select_profile(g, ctx, index)
         for name, rest in g.dynamic:
             if not ctx.set_input_shape(name, (batch, *rest)):
                 raise HsError(f"{g.path.name}: TensorRT refused input shape {[batch, *rest]} for {name}")
@@ -361,8 +341,22 @@ class TensorRTExecutor(Executor):
             if ctx_shape != expect:
                 raise HsError(f"{g.path.name}: {t.name} is {list(ctx_shape)} at batch {batch}, the contract wants "
                               f"{list(expect)}")
-        c = g.contexts[batch] = _Context(batch, ctx)
+        c = g.contexts[batch] = _Context(batch, ctx, index)
         return c
+
+    def _select_profile(self, g: _Graph, ctx, index: int) -> None:
+        """Select optimization profile `index` in a new context on torch's current stream of the device, then wait
+        for that stream (setup time, outside any capture: the switch may enqueue copies the Inverter's stream must
+        not race)."""
+        import torch
+
+        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+        try:
+            select_profile(ctx, index, 0 if stream is None else int(stream.cuda_stream), len(g.profiles))
+        except HsError as e:
+            raise HsError(f"{g.path.name}: {e}") from None
+        if stream is not None:
+            stream.synchronize()
 
     def _check_bindings(self, g: _Graph, batch: int, bindings: Mapping[str, Any]) -> None:
         """A context's first run: `bindings` name exactly the graph's I/O, each a contiguous tensor on `device` of
@@ -396,6 +390,7 @@ class TensorRTExecutor(Executor):
                 "variant": self.variant, "engines": {g: p.name for g, p in self.engines.items()},
                 "max_batch": self.max_batch, "fixed_batch": dict(self.fixed_batch),
                 "contexts": {g: sorted(s.contexts) for g, s in self._graphs.items()},
+                "profiles": {g: [list(p) for p in s.profiles] for g, s in self._graphs.items()},
                 "context_memory_bytes": {g: s.mem_bytes if s.memory is not None else 0
                                          for g, s in self._graphs.items()}}
 

@@ -66,7 +66,10 @@ class FakeContext:
         self.memory = (0xA1100, engine.mem) if own_memory else None  # (ptr, size)
         self.shapes = {}  # input name -> shape set
         self.addr = {}
-        self.calls = []  # ("memory", ptr, size) | ("shape", name, shape) | ("addr", name, ptr) | ("exec", handle)
+        self.active = 0  # the optimization profile: 0 until one is selected, as TensorRT 10 starts a context
+        # ("memory", ptr, size) | ("profile", index, handle) | ("shape", name, shape) | ("addr", name, ptr) |
+        # ("exec", handle)
+        self.calls = []
         self.launches = []  # the full address table at each execute_async_v3
 
     def set_device_memory(self, ptr, size):
@@ -74,9 +77,19 @@ class FakeContext:
         self.calls.append(("memory", ptr, size))
         self.memory = (ptr, size)
 
+    def set_optimization_profile_async(self, index, handle):
+        """TensorRT: selecting a profile resets the input shapes, so it comes first; False for an index the engine
+        does not have."""
+        assert not self.shapes, "a profile is selected before any input shape is set"
+        self.calls.append(("profile", index, handle))
+        if not 0 <= index < self.engine.num_optimization_profiles:
+            return False
+        self.active = index
+        return True
+
     def set_input_shape(self, name, shape):
         assert self.engine.mode[name] is FakeTrt.TensorIOMode.INPUT
-        lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+        lo, _, hi = self.engine.get_tensor_profile_shape(name, self.active)
         self.calls.append(("shape", name, tuple(shape)))
         if not lo[0] <= shape[0] <= hi[0]:
             return False
@@ -121,15 +134,17 @@ class OldContext(FakeContext):
 
 
 class FakeEngine:
-    """An engine whose I/O is `io` (a GraphIO with batch "B" or an int); `rename`/`dtype` edit one tensor."""
+    """An engine whose I/O is `io` (a GraphIO with batch "B" or an int); `rename`/`dtype` edit one tensor;
+    `profile`: its one (min, opt, max) batch profile, or `profiles`: several, in index order."""
 
     mem = 4096  # device bytes a context needs
     device_memory_size_v2 = property(lambda self: self.mem)
     context_cls = FakeContext
 
-    def __init__(self, io, profile=(1, 4, 8), rename=None, dtype=None, shape=None):
+    def __init__(self, io, profile=(1, 4, 8), rename=None, dtype=None, shape=None, profiles=None):
         self.names, self.mode, self.dtype, self.shape = [], {}, {}, {}
         self.profile = profile
+        self.profiles = list(profiles or [profile])
         for t in io.inputs + io.outputs:
             name = rename[1] if rename and t.name == rename[0] else t.name
             self.names.append(name)
@@ -140,6 +155,7 @@ class FakeEngine:
         self.contexts = []
 
     num_io_tensors = property(lambda self: len(self.names))
+    num_optimization_profiles = property(lambda self: len(self.profiles))
 
     def get_tensor_name(self, i):
         return self.names[i]
@@ -158,7 +174,7 @@ class FakeEngine:
 
     def get_tensor_profile_shape(self, name, profile):
         rest = self.shape[name][1:]
-        return tuple((b, *rest) for b in self.profile)
+        return tuple((b, *rest) for b in self.profiles[profile])
 
     def create_execution_context(self, strategy=FakeTrt.ExecutionContextAllocationStrategy.STATIC):
         c = self.context_cls(self, strategy,
@@ -685,3 +701,120 @@ def test_inverter_data_flow_through_executor(monkeypatch, variant, plain_batch):
     for g in C.GRAPHS:  # every shape was set once, when its context was made
         for c in ex._graphs[g].contexts.values():
             assert sum(x[0] == "shape" for x in c.context.calls) == len(ex._graphs[g].dynamic)
+
+
+# ---- optimization profiles per batch bucket (engines.profiles) ----------------------------------------------------
+BUCKETS = ((1, 1, 1), (2, 2, 2), (3, 4, 4), (5, 8, 8))  # engines.profiles.batch_buckets(8)
+
+
+def _profile_calls(c):
+    return [x for x in c.calls if x[0] == "profile"]
+
+
+def test_each_batch_context_selects_its_bucket_profile_once():
+    """Engines with one profile per bucket: the context at batch b selects the narrowest profile covering b, once,
+    at creation, before its input shapes; running batches back and forth never selects a profile again."""
+    from hyperstyle_trt.engines.profiles import batch_buckets
+
+    assert batch_buckets(8) == BUCKETS
+    ex = make_executor(profiles=BUCKETS)
+    assert ex.max_batch == 8 and ex.describe()["profiles"]["hypernet"] == [list(b) for b in BUCKETS]
+    ex.check(8)
+    ex.prepare(8)
+    want = {1: 0, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 3}
+    for b in range(1, 9):
+        ex.prepare_batch(b)
+    setup = {(g, b): len(_ctx(ex, g, b).calls) for g in C.GRAPHS for b in want}
+    bufs = Buffers(ex, 8)
+    for b in (3, 8, 1, 4, 3, 6):
+        run_loop(ex, bufs, b, 2)
+    for g in C.GRAPHS:
+        for b, index in want.items():
+            c = _ctx(ex, g, b)
+            assert _profile_calls(c) == [("profile", index, 0)], (g, b)  # once, CPU: stream handle 0
+            assert ex._graphs[g].contexts[b].profile == index and c.active == index
+            kinds = [x[0] for x in c.calls]
+            assert kinds.index("profile") < kinds.index("shape")  # selected before any shape
+            assert "profile" not in kinds[setup[g, b]:]  # never again in run
+    # contexts at 3 and 4 share the bucket 3..4: TensorRT 10 allows it, and the Inverter never runs them concurrently
+    assert _ctx(ex, "generator", 3).active == _ctx(ex, "generator", 4).active == 2
+
+
+def test_one_profile_engine_selects_profile_0():
+    """An engine built before the buckets (one profile over 1..max_batch): every context selects profile 0."""
+    ex = make_executor()
+    ex.prepare(8)
+    for b in (1, 5, 8):
+        ex.prepare_batch(b)
+        for g in C.GRAPHS:
+            assert _profile_calls(_ctx(ex, g, b)) == [("profile", 0, 0)]
+
+
+def test_batch_without_profile_is_refused_in_one_line():
+    gap = ((1, 1, 1), (2, 2, 2), (5, 8, 8))
+    ex = make_executor(profiles=gap)
+    with pytest.raises(HsError, match=r"w_encoder_fp16.engine: no optimization profile covers batch 3 \(profiles "
+                                      r"1..1, 2..2, 5..8\); rebuild with `hs-export --max-batch 8") as e:
+        ex.check(8)
+    assert "\n" not in str(e.value)
+    ex.prepare(8)
+    with pytest.raises(HsError, match=r"batch 3 is outside its profiles 1..1, 2..2, 5..8") as e:
+        ex.prepare_batch(3)
+    assert "\n" not in str(e.value)
+    assert all(3 not in ex._graphs[g].contexts for g in C.GRAPHS)
+    ex.prepare_batch(6)  # covered batches still work
+    assert _profile_calls(_ctx(ex, "hypernet", 6)) == [("profile", 2, 0)]
+
+
+def test_refused_profile_and_binding_without_the_call():
+    """TensorRT refusing the selection is one line; a binding without set_optimization_profile_async runs a
+    one-profile engine (profile 0 is every context's start) but cannot serve several profiles."""
+
+    class NoSelect(FakeContext):
+        set_optimization_profile_async = None
+
+    class NoSelectEngine(FakeEngine):
+        context_cls = NoSelect
+
+    ex = make_executor(cls=NoSelectEngine)
+    ex.prepare(4)
+    ex.prepare_batch(3)
+    assert not _profile_calls(_ctx(ex, "w_encoder", 3)) and _ctx(ex, "w_encoder", 3).active == 0
+    ex = make_executor(cls=NoSelectEngine, profiles=BUCKETS)
+    ex.prepare(8)
+    with pytest.raises(HsError, match=r"w_encoder_fp16.engine: this TensorRT binding cannot select optimization "
+                                      r"profile 1 \(no IExecutionContext.set_optimization_profile_async\)"):
+        ex.prepare_batch(2)
+
+    class Refusing(FakeContext):
+        def set_optimization_profile_async(self, index, handle):
+            return False
+
+    class RefusingEngine(FakeEngine):
+        context_cls = Refusing
+
+    ex = make_executor(cls=RefusingEngine, profiles=BUCKETS)
+    ex.prepare(8)
+    with pytest.raises(HsError, match=r"w_encoder_fp16.engine: TensorRT refused optimization profile 2 of 4") as e:
+        ex.prepare_batch(4)
+    assert "\n" not in str(e.value)
+
+
+def test_inverter_over_bucket_profiles(monkeypatch):
+    """runtime.Inverter (CPU) over computing fakes with bucket profiles: batches 3, 1, 3 give the right Δ and images,
+    and their contexts hold profiles 2 and 0."""
+    import hyperstyle_trt.runtime.executors.tensorrt_executor as te
+    from hyperstyle_trt.runtime.inverter import Inverter
+
+    monkeypatch.setattr(te, "_stream_handle", lambda s: 0)
+    ex = TensorRTExecutor(TINY, "plugin", "fp32", FLAVOR, fake_engines("plugin", "fp32", cls=ComputingEngine,
+                                                                      profiles=BUCKETS), "cpu")
+    inv = Inverter(ex, max_batch=4, n_iters=2, warmup=False)
+    x = torch.tensor([-0.5, 0.25, 0.75])[:, None, None, None].expand(3, 3, TINY.hypernet.input_size,
+                                                                     TINY.hypernet.input_size).contiguous()
+    for xb in (x, x[:1], x):
+        res = inv.invert(xb, n_iters=2)
+        assert torch.equal(res.images[:, 0, 0, 0], xb[:, 0, 0, 0] + len(TINY.tuned) * 2)
+    for g in C.GRAPHS:
+        assert {b: c.profile for b, c in ex._graphs[g].contexts.items()} == {3: 2, 1: 0}
+        assert all(len(_profile_calls(c.context)) == 1 for c in ex._graphs[g].contexts.values())
