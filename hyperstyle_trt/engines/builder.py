@@ -1,18 +1,20 @@
 """ONNX -> serialized TensorRT engine with whichever flavor is importable (`tensorrt` preferred, else
 `tensorrt_rtx`), strongly typed (precision comes from the ONNX tensor types; no FP16 flag exists in TensorRT 11 /
-RTX), one optimization profile over the batch, a timing cache, and the content-hash cache (engines/cache.py).
+RTX), one optimization profile per batch bucket (engines/profiles.py), a timing cache per GPU, and the content-hash
+cache (engines/cache.py).
 
-    opts = BuildOptions(profile=batch_profile(io, max_batch=8))
+    opts = BuildOptions(profile=batch_profile(io, max_batch=8), batch_buckets=batch_buckets(8))
     res = get_or_build(Path("hypernet_plugin_fp16.onnx"), Path("hypernet_plugin_fp16.engine"), opts, cache_dir)
     res.status  # "built" | "cache-hit" | "up-to-date", with "(rejected ...: why)" when a bad entry was replaced
 
-Engines are built with Polygraphy's loaders: NetworkFromOnnxPath(strongly_typed=True) (engines/network.py),
-CreateConfig / CreateConfigRTX (profiles, optimization level, workspace, RTX compute-capability targets) and
-EngineBytesFromNetwork (which also saves the timing cache). Hand-written where Polygraphy has no equivalent: the
-timing cache is loaded with ignore_mismatch=True (Polygraphy's load_timing_cache passes False) and written back
-atomically, best effort; TensorRT's defaults are kept where Polygraphy's differ (TF32 allowed, LAYER_NAMES_ONLY
-profiling verbosity), so an engine is byte for byte what the TensorRT API builds; parsing an in-memory model whose
-weights lie beside a file (the AOT route), and freeing builder objects in dependency order (network.Network).
+Engines are built with Polygraphy's loaders: NetworkFromOnnxPath(strongly_typed=True) (engines/network.py), CreateConfig
+/ CreateConfigRTX (profiles, optimization level, workspace, RTX compute-capability targets) and EngineBytesFromNetwork
+(which also saves the timing cache). Hand-written where Polygraphy has no equivalent: the timing cache is read best
+effort, from a file keyed by flavor, version and GPU (a cache written on another GPU is never loaded; get_or_build names
+it in its status), and written back atomically; TensorRT's defaults are kept where Polygraphy's differ (TF32 allowed,
+LAYER_NAMES_ONLY profiling verbosity), so an engine is byte for byte what the TensorRT API builds; parsing an in-memory
+model whose weights lie beside a file (the AOT route), and freeing builder objects in dependency order
+(network.Network).
 
 Building needs no GPU on TensorRT-RTX (portable engine, or `compute_capabilities` such as ("SM86",)); running the
 engine does. Python plugin creators are registered (plugins.trt_common.register_plugins) before any plugin graph
@@ -20,13 +22,15 @@ is parsed; the engine then calls back into Python at enqueue. With `aot_plugins`
 plugin nodes take the QDP route instead (plugins/qdp.py): the Triton kernels are compiled for the building GPU and
 embedded, and the engine runs without Python (C++ runtime, trtexec); the kernel sources, Triton version and SM then
 join the cache key. Not yet run with full TensorRT (only TensorRT-RTX is installed where this was written): the
-full-TensorRT config (CreateConfig(tf32=True)) and the timing-cache load / save.
+full-TensorRT config (CreateConfig(tf32=True), hardware-compatibility level, version-compatible flag) and the
+timing-cache load / save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -40,41 +44,63 @@ from hyperstyle_trt.core.flavor import Flavor, get_flavor
 from hyperstyle_trt.core.sidecar import sha256_file, software_versions, write_sidecar
 from hyperstyle_trt.engines.cache import EngineCache, cache_key, verify_engine
 from hyperstyle_trt.engines.network import Network, last_error, parse_onnx, polygraphy_log, polygraphy_trt
+from hyperstyle_trt.engines.profiles import Profile, batch_buckets, batch_profile, profile_batches  # noqa: F401
 from hyperstyle_trt.export.onnx_io import plugin_versions
+
+
+HW_LEVELS = ("NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY")  # trt.HardwareCompatibilityLevel members
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """profile: ((input name, min shape, opt shape, max shape), ...), empty for a static graph;
-    compute_capabilities: TensorRT-RTX targets ("SM86", ...), empty = portable (ignored by full TensorRT, which
-    builds for the GPU it runs on); optimization_level: builder level 0..5 (None = default);
-    workspace_bytes: workspace pool limit (None = default); aot_plugins: plugin nodes as AOT QDPs (full TensorRT
-    >= 10.9; the engine embeds the kernels and needs no Python at run time)."""
+    """profile: ((input name, min shape, opt shape, max shape), ...), the optimization profile (empty for a static
+    graph); batch_buckets: ((min, opt, max) batch, ...) (engines.profiles.batch_buckets): one profile per bucket
+    instead, in that index order, each `profile`'s shapes with the bucket's batch (empty: `profile` alone);
+    compute_capabilities: TensorRT-RTX targets ("SM86", ...), empty =
+    portable (ignored by full TensorRT, which builds for the GPU it runs on); optimization_level: builder level 0..5
+    (None = default); workspace_bytes: workspace pool limit (None = default); aot_plugins: plugin nodes as AOT QDPs
+    (full TensorRT >= 10.9; the engine embeds the kernels and needs no Python at run time);
+    hardware_compatibility: full TensorRT's HardwareCompatibilityLevel name (HW_LEVELS; "NONE": the build GPU's
+    model only); version_compatible: full TensorRT's VERSION_COMPATIBLE flag (later TensorRT runtimes may run the
+    engine; it embeds a lean runtime, loaded only with engine host code allowed). Both are recorded in the sidecar
+    (`compatibility`) for engines.compat."""
 
-    profile: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
+    profile: Profile = ()
     compute_capabilities: tuple[str, ...] = ()
     optimization_level: int | None = None
     workspace_bytes: int | None = None
     aot_plugins: bool = False
     strongly_typed: bool = field(default=True, init=False)
+    batch_buckets: tuple[tuple[int, int, int], ...] = ()
+    hardware_compatibility: str = "NONE"
+    version_compatible: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_buckets and not self.profile:
+            raise HsError("batch buckets need a profile to take the non-batch shapes from (a static graph has none)")
+        if self.hardware_compatibility not in HW_LEVELS:
+            raise HsError(f"unknown hardware compatibility level {self.hardware_compatibility!r}; expected one of "
+                          f"{list(HW_LEVELS)}")
+
+    @property
+    def all_profiles(self) -> tuple[Profile, ...]:
+        """The optimization profiles in index order: one per batch bucket, else `profile` alone, else none."""
+        if not self.batch_buckets:
+            return (self.profile,) if self.profile else ()
+        return tuple(tuple((name, (lo, *mn[1:]), (opt, *op[1:]), (hi, *mx[1:])) for name, mn, op, mx in self.profile)
+                     for lo, opt, hi in self.batch_buckets)
 
     def to_dict(self) -> dict:
+        """JSON-able options (the cache key's `build` and the sidecar's build_options). Fields added after the
+        first engines were cached appear only when set, so engines built without them keep their keys."""
         d = asdict(self)
         d["profile"] = [[n, list(a), list(b), list(c)] for n, a, b, c in self.profile]
         d["compute_capabilities"] = list(self.compute_capabilities)
+        d["batch_buckets"] = [list(b) for b in self.batch_buckets]
+        for key, default in (("batch_buckets", []), ("hardware_compatibility", "NONE"), ("version_compatible", False)):
+            if d[key] == default:
+                del d[key]
         return d
-
-
-def batch_profile(inputs, max_batch: int, opt_batch: int | None = None) -> tuple:
-    """One profile entry per input whose dim 0 is symbolic: batch 1..max_batch, opt = opt_batch or max_batch.
-    `inputs`: core.contract.TensorIO-like objects (name, shape with a str batch dim)."""
-    opt = opt_batch or max_batch
-    out = []
-    for t in inputs:
-        if isinstance(t.shape[0], str):
-            rest = tuple(int(d) for d in t.shape[1:])
-            out.append((t.name, (1, *rest), (opt, *rest), (max_batch, *rest)))
-    return tuple(out)
 
 
 def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> dict:
@@ -148,16 +174,19 @@ def _compute_capabilities(trt, ccs: tuple[str, ...]) -> dict:
 
 
 def _config(ptrt, fl: Flavor, options: BuildOptions, cache_blob: bytes | None):
-    """Polygraphy's CreateConfig (full TensorRT) / CreateConfigRTX (compute-capability targets) for `options`, with
-    TensorRT's own defaults where Polygraphy's differ: TF32 stays allowed (CreateConfig clears it unless tf32=True)
-    and profiling verbosity stays LAYER_NAMES_ONLY (Polygraphy asks for DETAILED). With `cache_blob`, the timing
-    cache is loaded with ignore_mismatch=True (Polygraphy's load_timing_cache passes False), so a cache written on
-    another GPU of the same flavor and version still seeds the build."""
+    """Polygraphy's CreateConfig (full TensorRT) / CreateConfigRTX (compute-capability targets) for `options`, one
+    Polygraphy Profile per optimization profile (index order kept), with TensorRT's own defaults where Polygraphy's
+    differ: TF32 stays allowed (CreateConfig clears it unless tf32=True) and profiling verbosity stays
+    LAYER_NAMES_ONLY (Polygraphy asks for DETAILED). Full TensorRT: the hardware-compatibility level and
+    version-compatible flag when asked for (TensorRT-RTX refuses both: its engines target compute capabilities and
+    are tied to their release). With `cache_blob`, the timing cache is loaded with ignore_mismatch=False (as
+    Polygraphy's load_timing_cache does): TensorRT itself refuses a cache written on another device; the file name
+    already keys it by GPU (timing_cache_path)."""
     trt = fl.module
     profiles = []
-    if options.profile:
+    for profile in options.all_profiles:
         prof = ptrt.Profile()
-        for name, lo, opt, hi in options.profile:
+        for name, lo, opt, hi in profile:
             prof.add(name, min=lo, opt=opt, max=hi)
         profiles.append(prof)
     kw = dict(profiles=profiles, builder_optimization_level=options.optimization_level,
@@ -165,18 +194,45 @@ def _config(ptrt, fl: Flavor, options: BuildOptions, cache_blob: bytes | None):
               memory_pool_limits=None if options.workspace_bytes is None
               else {trt.MemoryPoolType.WORKSPACE: options.workspace_bytes})
     if fl.is_rtx:
+        if options.hardware_compatibility != "NONE" or options.version_compatible:
+            raise HsError("hardware compatibility levels and version-compatible engines are full-TensorRT options; "
+                          "TensorRT-RTX targets compute capabilities (--compute-capability) and its engines run only "
+                          "with the release that built them")
         from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
 
         config = CreateConfigRTX(**_compute_capabilities(trt, options.compute_capabilities), **kw)
     else:
-        config = ptrt.CreateConfig(tf32=True, **kw)
+        if options.hardware_compatibility != "NONE":
+            kw["hardware_compatibility_level"] = getattr(trt.HardwareCompatibilityLevel,
+                                                         options.hardware_compatibility)
+        config = ptrt.CreateConfig(tf32=True, version_compatible=options.version_compatible or None, **kw)
     if cache_blob is None:
         return config
 
     def load_timing_cache(builder, network, cfg):
-        cfg.set_timing_cache(cfg.create_timing_cache(cache_blob), ignore_mismatch=True)
+        cfg.set_timing_cache(cfg.create_timing_cache(cache_blob), ignore_mismatch=False)
 
     return ptrt.PostprocessConfig(config, load_timing_cache)
+
+
+def timing_cache_path(cache_dir: Path, target: dict) -> Path:
+    """The timing cache of one flavor, version and GPU (`target` as build_target gives it: full TensorRT's device is
+    the build GPU's name and compute capability): `<cache_dir>/timing_<flavor>_<version>_<device>.cache`, the device
+    with every run of characters other than letters, digits, '.' and '-' turned into '_'."""
+    device = re.sub(r"[^A-Za-z0-9.-]+", "_", str(target.get("device", "unknown"))).strip("_") or "unknown"
+    return Path(cache_dir) / f"timing_{target['flavor']}_{target['version']}_{device}.cache"
+
+
+def foreign_timing_caches(cache_dir: Path, target: dict) -> list[str]:
+    """Names of the timing caches in `cache_dir` of this flavor and version that are NOT `target`'s (another GPU,
+    or the GPU-less name `timing_<flavor>_<version>.cache` of earlier builds): a build never loads them."""
+    mine = timing_cache_path(cache_dir, target).name
+    prefix = f"timing_{target['flavor']}_{target['version']}"
+    try:
+        names = sorted(p.name for p in Path(cache_dir).glob(f"{prefix}*.cache"))
+    except OSError:
+        return []
+    return [n for n in names if n != mine and (n == prefix + ".cache" or n.startswith(prefix + "_"))]
 
 
 def build_network(net: Network, options: BuildOptions, timing_cache: Path | None = None) -> bytes:
@@ -270,7 +326,11 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
                  record: dict | None = None, flavor: Flavor | None = None) -> EngineResult:
     """Return a verified engine at `engine_path` for `onnx_path`, building only when neither the artifact nor the
     cache holds one for the same content key. A stale/corrupt artifact or cache entry is reported in `status` and
-    replaced, never used. `record` (config, shapes, ...) goes into the engine's sidecar."""
+    replaced, never used. `record` (config, shapes, ...) goes into the engine's sidecar, with `profiles` ({"min",
+    "opt", "max"} batch per optimization profile index, [] for a static graph) and `compatibility`
+    ({"hardware_compatibility_level", "version_compatible"}: what engines.compat checks). A full-TensorRT build loads
+    only this GPU's timing cache (timing_cache_path); the caches of other GPUs found beside it are named in `status`
+    ("timing cache ... not loaded: another GPU")."""
     fl = flavor or get_flavor()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     target = build_target(fl, options.compute_capabilities)
@@ -291,13 +351,19 @@ def get_or_build(onnx_path: Path, engine_path: Path, options: BuildOptions, cach
     if hit.status not in ("hit", "miss"):
         notes.append(hit.status)
     side = {**(record or {}), "onnx": onnx_path.name, "key_components": comp,
-            "versions": software_versions(fl), "build_options": options.to_dict()}
+            "versions": software_versions(fl), "build_options": options.to_dict(),
+            "profiles": [profile_batches(p) for p in options.all_profiles],
+            "compatibility": {"hardware_compatibility_level": options.hardware_compatibility,
+                              "version_compatible": options.version_compatible}}
     t0 = time.perf_counter()
     if hit.path is not None:
         status, build_s = "cache-hit", 0.0
         src = hit.path
     else:
-        blob = build_serialized(onnx_path, options, fl, cache_dir / f"timing_{fl.name}_{fl.version}.cache")
+        foreign = [] if fl.is_rtx else foreign_timing_caches(cache_dir, target)  # RTX keeps no timing cache
+        if foreign:
+            notes.append(f"timing cache {', '.join(foreign)} not loaded: another GPU than {target.get('device')}")
+        blob = build_serialized(onnx_path, options, fl, timing_cache_path(cache_dir, target))
         build_s = time.perf_counter() - t0
         src = cache.store(key, blob, {**side, "build_s": round(build_s, 3)})
         status = "built"

@@ -12,9 +12,8 @@ key (that needs the ONNX), so it compares the parts that can change under an eng
 |-------------------------------|---------------------------------------------------------------------------------|
 | sidecar present, readable     | nothing says what the engine was built from                                     |
 | engine sha256                 | the file is not the one the sidecar describes (corrupt, or replaced by hand)    |
-| flavor + version              | TensorRT refuses (or misreads) a plan from another library build               |
-| GPU / compute capability      | full TensorRT plans run on the GPU model they were built on; TensorRT-RTX plans  |
-|                               | on their target CCs ("portable": any CC the RTX library supports)               |
+| flavor                        | another library's plan (tensorrt vs tensorrt_rtx) is refused                   |
+| version, device               | TensorRT's engine-compatibility rules, table below                              |
 | plugin op versions            | the graph's plugin nodes mean something else to today's creators               |
 | plugin build digest           | e.g. HsModConv's workspace size is fixed at build time from the strategy code: |
 |                               | an engine built by other strategy code would hand today's kernels a workspace   |
@@ -24,11 +23,45 @@ key (that needs the ONNX), so it compares the parts that can change under an eng
 
 Every failure is one HsError line naming the engine, what differs, and the `hs-export` command that rebuilds it
 (flags from the sidecar's export_config).
+
+Version and device, by TensorRT's documented rules. The sidecar records the build target (`key_components.target`:
+full TensorRT's build GPU as "NVIDIA H200 sm_90", TensorRT-RTX's "portable" or "cc:SM86,SM89") and `compatibility`
+({"hardware_compatibility_level": "NONE" | "AMPERE_PLUS" | "SAME_COMPUTE_CAPABILITY", "version_compatible": bool});
+sidecars written before that field: NONE, not version-compatible.
+
+| flavor | what differs                                    | engine built with         | here                         |
+|--------|-------------------------------------------------|---------------------------|------------------------------|
+| full   | TensorRT version                                | default                   | refuse                       |
+| full   | later version, same major (or 8->10, 10->11)    | version_compatible        | warn (lean runtime: slower)  |
+| full   | earlier version, or another major pair          | version_compatible        | refuse                       |
+| full   | compute capability                              | NONE / SAME_COMPUTE_CAP.  | refuse                       |
+| full   | GPU model, same compute capability              | NONE                      | warn (TensorRT warns too)    |
+| full   | GPU model, same compute capability              | SAME_COMPUTE_CAPABILITY   | accept                       |
+| full   | any GPU of compute capability >= 8.0            | AMPERE_PLUS               | accept                       |
+| full   | GPU of compute capability < 8.0                 | AMPERE_PLUS               | refuse                       |
+| full   | build GPU unknown ("no-gpu", unparseable)       | any                       | refuse                       |
+| RTX    | TensorRT-RTX version                            | any                       | refuse                       |
+| RTX    | CC the library cannot run (e.g. SM90)           | any                       | refuse (needs full TensorRT) |
+| RTX    | CC not among the engine's targets               | cc:SM..                   | refuse                       |
+| RTX    | CC < 8.0 (Turing)                               | portable                  | refuse (needs target SM75)   |
+
+Sources (NVIDIA; quotes and details in docs/tensorrt.md §2):
+https://docs.nvidia.com/deeplearning/tensorrt/11.1.0/inference-library/engine-compatibility.html,
+https://docs.nvidia.com/deeplearning/tensorrt/10.16.1/inference-library/version-compatibility.html,
+https://docs.nvidia.com/deeplearning/tensorrt/10.16.1/getting-started/support-matrix.html ("Engine Portability"),
+NvInfer.h's HardwareCompatibilityLevel, TensorRT's own error / warning texts (NVIDIA/TensorRT issues 2176 and 2900),
+https://docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/engine-compatibility.html and
+https://docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/cpu-engines.html.
+
+Warnings are EngineCompatibilityWarning (Python `warnings`), also listed in EngineInfo.warnings. Not yet run on a GPU
+or with full TensorRT: the full-TensorRT rows are exercised with edited sidecars and synthetic GPUs (GpuInfo) only.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +114,15 @@ def current_gpu(device: Any = None) -> GpuInfo:
 @dataclass(frozen=True)
 class EngineInfo:
     """What check_engine established: the engine, its sidecar, the flavor to deserialize it with, its plugin ops
-    ({op type: version}, empty for a plain engine) and whether they are AOT (embedded kernels, no Python)."""
+    ({op type: version}, empty for a plain engine), whether they are AOT (embedded kernels, no Python) and the
+    warnings it issued (EngineCompatibilityWarning: runs, but not as built for)."""
 
     path: Path
     sidecar: dict
     flavor: Flavor
     plugins: dict[str, str] = field(default_factory=dict)
     aot: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 def rebuild_command(engine_path: Path, sidecar: dict | None, gpu: GpuInfo | None = None,
@@ -199,10 +234,10 @@ def check_engine(engine_path: Path | str, flavor: Flavor | str | None = None, de
     if target.get("flavor") != fl.name:
         raise stale(f"built with {target.get('flavor')} {target.get('version')}, but {fl.name} {fl.version} is "
                     f"the TensorRT here", flavor_changed=True)
-    if str(target.get("version")) != fl.version:
-        raise stale(f"built with {fl.name} {target.get('version')}, but {fl.name} {fl.version} is installed")
+    notes: list[str] = []
+    _check_version(path, side, fl, str(target.get("version")), stale, notes.append)
     gpu = current_gpu(device)
-    _check_device(path, side, fl, str(target.get("device", "")), gpu, stale)
+    _check_device(path, side, fl, str(target.get("device", "")), gpu, stale, notes.append)
 
     plugins = {str(k): str(v) for k, v in (comp.get("plugins") or {}).items()}
     aot = bool((comp.get("build") or {}).get("aot_plugins")) and bool(plugins)
@@ -243,14 +278,55 @@ def check_engine(engine_path: Path | str, flavor: Flavor | str | None = None, de
                 check_plugins_registered(fl, plugins)
             except HsError as e:
                 raise HsError(f"{path.name}: {e}") from None
-    return EngineInfo(path, side, fl, plugins, aot)
+    for msg in notes:
+        warnings.warn(msg, EngineCompatibilityWarning, stacklevel=2)
+    return EngineInfo(path, side, fl, plugins, aot, tuple(notes))
 
 
 def _fmt(plugins: dict[str, str]) -> str:
     return ", ".join(f"{k} v{v}" for k, v in sorted(plugins.items()))
 
 
-def _check_device(path: Path, side: dict, fl: Flavor, built_for: str, gpu: GpuInfo, stale) -> None:
+def _built_on(built_for: str) -> tuple[str, int, int] | None:
+    """(GPU name, CC major, CC minor) of full TensorRT's build device "NVIDIA H200 sm_90" (build_target); None for
+    "no-gpu" or anything else."""
+    m = re.fullmatch(r"(.+) sm_(\d+)(\d)", built_for.strip())
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _compat(side: dict) -> tuple[str, bool]:
+    """(hardware-compatibility level, version-compatible) the engine was built with: the sidecar's `compatibility`,
+    else its build options; sidecars written before either existed: ("NONE", False)."""
+    c = side.get("compatibility") if isinstance(side.get("compatibility"), dict) else {}
+    b = (side.get("key_components") or {}).get("build") or {}
+    level = str(c.get("hardware_compatibility_level", b.get("hardware_compatibility", "NONE")) or "NONE").upper()
+    return level.removeprefix("K"), bool(c.get("version_compatible", b.get("version_compatible", False)))
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", str(v))[:4])
+
+
+def _check_version(path: Path, side: dict, fl: Flavor, built: str, stale, warn) -> None:
+    """Refuse another TensorRT version unless the engine is version-compatible and this runtime may run it: a later
+    release of the same major, or TensorRT 10 -> 11 / 8 -> 10 (TensorRT-RTX engines: only their own release)."""
+    if built == fl.version:
+        return
+    _, vc = _compat(side)
+    old, new = _version(built), _version(fl.version)
+    majors_ok = old[:1] == new[:1] or (old[:1], new[:1]) in (((8,), (10,)), ((10,), (11,)))
+    if fl.is_rtx or not vc:
+        raise stale(f"built with {fl.name} {built}, but {fl.name} {fl.version} is installed"
+                    + ("" if fl.is_rtx else " (and it was not built version-compatible)"))
+    if new < old or not majors_ok:
+        raise stale(f"built with {fl.name} {built} (version-compatible), which {fl.name} {fl.version} cannot run "
+                    f"(only later releases of the same major, or 8 -> 10, 10 -> 11, run such an engine)")
+    warn(f"{path.name}: built with {fl.name} {built} as a version-compatible engine; {fl.version} runs it through "
+         f"the lean runtime embedded in it, which may be slower than an engine built with {fl.version}")
+
+
+def _check_device(path: Path, side: dict, fl: Flavor, built_for: str, gpu: GpuInfo, stale, warn) -> None:
+    """The device rows of the table above (HsError to refuse, `warn(msg)` where TensorRT only warns)."""
     if fl.is_rtx:
         cc_names = getattr(getattr(fl.module, "ComputeCapability", None), "__members__", {})
         if gpu.rtx_cc not in cc_names:
@@ -259,15 +335,37 @@ def _check_device(path: Path, side: dict, fl: Flavor, built_for: str, gpu: GpuIn
                           f"supports {supported}); install full TensorRT and rebuild with "
                           f"`{rebuild_command(path, side, gpu, flavor_changed=True)}`")
         if built_for == "portable":
+            if gpu.major < 8:  # portable engines cover 8.0 and later; Turing (SM75) must be a named target
+                raise stale(f"built portable (compute capability 8.0 and later), but this GPU is {gpu.describe()}; "
+                            f"TensorRT-RTX builds Turing engines only for an explicit SM75 target", gpu)
             return
         ccs = built_for[3:].split(",") if built_for.startswith("cc:") else []
         if gpu.rtx_cc not in ccs:
             raise stale(f"built for {built_for or 'an unknown target'}, but this GPU is {gpu.describe()}", gpu)
         return
-    if built_for != gpu.describe():
-        raise stale(f"built on {built_for or 'an unknown GPU'}, but this GPU is {gpu.describe()} (full TensorRT plans "
-                    f"run on the GPU model they were built on)", gpu)
+    level, _ = _compat(side)
+    built = _built_on(built_for)
+    if built is None:
+        raise stale(f"built on {built_for or 'an unknown GPU'}, so its GPU cannot be compared with "
+                    f"{gpu.describe()}", gpu)
+    name, major, minor = built
+    if level == "AMPERE_PLUS":
+        if gpu.major < 8:
+            raise stale(f"built with hardware compatibility AMPERE_PLUS (compute capability 8.0 and later), but "
+                        f"this GPU is {gpu.describe()}", gpu)
+        return
+    if (major, minor) != (gpu.major, gpu.minor):
+        what = "SAME_COMPUTE_CAPABILITY" if level == "SAME_COMPUTE_CAPABILITY" else "no hardware compatibility"
+        raise stale(f"built on {built_for} with {what}, but this GPU is {gpu.describe()} (TensorRT refuses a plan "
+                    f"from another compute capability)", gpu)
+    if level == "NONE" and name != gpu.name:
+        warn(f"{path.name}: built on {built_for}, but this GPU is {gpu.describe()}: same compute capability, "
+             f"another GPU model; TensorRT runs it but warns that this is not recommended (tactics were timed on "
+             f"the other model: it may be slower, or fail); rebuild here with `{rebuild_command(path, side, gpu)}`")
 
+
+class EngineCompatibilityWarning(UserWarning):
+    """An engine TensorRT runs here but documents as not recommended or possibly slower (check_engine)."""
 
 
 def make_runtime(flavor: Flavor):
@@ -279,16 +377,19 @@ def make_runtime(flavor: Flavor):
 
 
 def deserialize(info: EngineInfo, runtime, log):
-    """The ICudaEngine of a checked engine (check_engine first: it registers the plugin creators a plugin engine
-    needs), deserialized by `runtime` (make_runtime). HsError with TensorRT's last error line when the library
-    refuses it (e.g. no usable CUDA driver). Keep `runtime` alive as long as the engine; free contexts, engines,
-    runtime in that order."""
+    """The ICudaEngine of a checked engine (check_engine first: it registers the plugin creators a plugin engine needs),
+    deserialized by `runtime` (make_runtime); for a version-compatible engine (check_engine verified its sha256 against
+    the sidecar our builder wrote) the runtime is allowed to run the host code it embeds. HsError with TensorRT's last
+    error line when the library refuses it (e.g. no usable CUDA driver). Keep `runtime` alive as long as the engine;
+    free contexts, engines, runtime in that order."""
     from hyperstyle_trt.engines.builder import _errors
 
     try:
         blob = info.path.read_bytes()
     except OSError as e:
         raise HsError(f"cannot read engine {info.path}: {e.strerror or e}") from None
+    if _compat(info.sidecar)[1] and hasattr(runtime, "engine_host_code_allowed"):
+        runtime.engine_host_code_allowed = True  # a version-compatible plan runs the lean runtime it embeds
     engine = runtime.deserialize_cuda_engine(blob)
     del blob
     if engine is None:

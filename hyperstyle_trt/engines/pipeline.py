@@ -12,14 +12,17 @@ import time
 from hyperstyle_trt.core import contract as C
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.core import flavor
-from hyperstyle_trt.engines.builder import BuildOptions, batch_profile, get_or_build
+from hyperstyle_trt.engines.builder import BuildOptions, get_or_build
+from hyperstyle_trt.engines.profiles import batch_buckets, batch_profile
 from hyperstyle_trt.export import pipeline as P
 from hyperstyle_trt.export.config import ExportConfig
 from hyperstyle_trt.export.pipeline import Artifact, ExportReport, Step, _nostep
 
 
 def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport, step: Step = _nostep) -> None:
-    """Build (or reuse) one engine per graph of the plugin set (the plain set when only --plain is selected)."""
+    """Build (or reuse) one engine per graph of the plugin set (the plain set when only --plain is selected); a
+    dynamic-batch graph gets one optimization profile per batch bucket (engines.profiles.batch_buckets: the powers of
+    two up to --max-batch, plus --max-batch and --opt-batch)."""
     try:
         fl = flavor.get_flavor()
     except HsError as e:
@@ -36,7 +39,9 @@ def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport,
         modes = C.delta_modes(model.cfg, per_channel=(var == "plugin"))
         dynamic = not (graph == "generator" and var == "plain")
         io = C.graph_io(model.cfg, graph, modes, "B" if dynamic else cfg.plain_batch, ohwi=(var == "plugin"))
-        opts = BuildOptions(profile=batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch),
+        profile = batch_profile(io.inputs, cfg.max_batch, cfg.profile_opt_batch)  # shapes over 1..max_batch
+        buckets = batch_buckets(cfg.max_batch, cfg.opt_batch) if profile else ()
+        opts = BuildOptions(profile=profile, batch_buckets=buckets,
                             compute_capabilities=cfg.compute_capabilities,
                             aot_plugins=cfg.aot_plugins and var == "plugin" and graph == "generator")
         eng = path.with_suffix(".engine")
@@ -57,4 +62,4 @@ def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport,
 
 def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportReport:
     """`hs-export`'s library function: ONNX graphs, verification, and (when `cfg.build_engines`) engines."""
-    return P.run_export(cfg, step, model, engine_step=build_engines)
+    return P.run_onnx_export(cfg, step, model, engine_step=build_engines)

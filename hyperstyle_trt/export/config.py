@@ -27,7 +27,8 @@ class ExportConfig:
     config: model preset (core.config.PRESETS); None with a checkpoint = the checkpoint's own, else ffhq1024.
     checkpoint / w_encoder: checkpoint paths (None = embedded default weights).
     precisions / variants: subsets of PRECISIONS / VARIANTS.
-    max_batch: dynamic-batch upper bound (dynamic graphs, engine profiles); opt_batch: profile optimum (None = max).
+    max_batch: dynamic-batch upper bound (dynamic graphs, engine profiles: one per batch bucket, engines.profiles);
+    opt_batch: a batch the engines also get a profile tuned exactly for (None: the power-of-two buckets only).
     plain_batch: the fixed batch of the plain generator (grouped conv with groups = B).
     out: output directory; cache_dir: engine cache (None = `<out>/.engine_cache`).
     build_engines: build TensorRT engines when a flavor is importable; compute_capabilities: TensorRT-RTX targets

@@ -128,8 +128,11 @@ def test_rtx_refuses_unsupported_cc(built, tmp_path):
 
 
 def test_full_tensorrt_gpu_mismatch(built, tmp_path):
-    """Full TensorRT's target is the build GPU (name + sm); checked against the GPU the engine is to run on."""
+    """Full TensorRT's target is the build GPU (name + sm); checked against the GPU the engine is to run on. Same
+    compute capability, another model: TensorRT runs it and warns, so check_engine warns (it refused before the
+    engine-compatibility rules, test_compat_rules.py); another compute capability is refused."""
     from hyperstyle_trt.core.flavor import Flavor
+    from hyperstyle_trt.engines.compat import EngineCompatibilityWarning
 
     fl = built[1]
     fake = Flavor("tensorrt", fl.module, "11.4.0")
@@ -138,7 +141,11 @@ def test_full_tensorrt_gpu_mismatch(built, tmp_path):
         s["key_components"]["target"] = {"flavor": "tensorrt", "version": "11.4.0", "device": "NVIDIA H100 sm_90"}
 
     path = _copy(built, tmp_path, edit)
-    _one_line_error(path, r"built on NVIDIA H100 sm_90, but this GPU is NVIDIA H200 sm_90", flavor=fake, device=H200)
+    with pytest.warns(EngineCompatibilityWarning, match=r"built on NVIDIA H100 sm_90, but this GPU is NVIDIA H200 "
+                                                        r"sm_90"):
+        assert check_engine(path, flavor=fake, device=H200).warnings
+    _one_line_error(path, r"built on NVIDIA H100 sm_90 .*, but this GPU is NVIDIA A100 sm_80", flavor=fake,
+                    device=GpuInfo("NVIDIA A100", 8, 0))
 
 
 def _plugin_edit(version="2", digest=None):

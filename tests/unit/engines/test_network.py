@@ -79,7 +79,7 @@ def test_rtx_targets_map_to_create_config_rtx():
 
 
 def test_full_tensorrt_config_path_runs_on_the_rtx_module(conv_onnx, profile, tmp_path):
-    """The full-TensorRT branch (CreateConfig(tf32=True), timing cache loaded with ignore_mismatch=True, saved
+    """The full-TensorRT branch (CreateConfig(tf32=True), timing cache loaded with ignore_mismatch=False, saved
     through EngineBytesFromNetwork and written atomically) driven by the TensorRT-RTX module, whose timing-cache
     calls are no-ops: the code runs, the cache file is written and read back, and the engine is unchanged."""
     from hyperstyle_trt.core.flavor import Flavor, get_flavor
