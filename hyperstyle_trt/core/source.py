@@ -48,10 +48,10 @@ class ModelSource:
     def __post_init__(self) -> None:
         if self.config is not None and self.config not in PRESETS:
             raise HsError(f"--config must be one of {sorted(PRESETS)}, got {self.config!r}")
-        if (self.checkpoint is None) != (self.w_encoder is None):
-            raise HsError("--checkpoint and --w-encoder go together (the HyperStyle checkpoint and its W encoder)")
         if self.export_dir is not None and (self.checkpoint or self.w_encoder or self.config):
             raise HsError("--export-dir carries its own weights and config; drop --checkpoint/--w-encoder/--config")
+        if (self.checkpoint is None) != (self.w_encoder is None):
+            raise HsError("--checkpoint and --w-encoder go together (the HyperStyle checkpoint and its W encoder)")
         if self.executor is not None and self.executor not in EXECUTORS:
             raise HsError(f"--executor must be one of {EXECUTORS}, got {self.executor!r}")
         if self.export_dir is not None and self.executor == "torch":

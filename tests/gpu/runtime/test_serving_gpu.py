@@ -16,6 +16,7 @@ pytestmark = pytest.mark.gpu
 
 def test_kind_gpu_instance_matches_inverter(tmp_path):
     tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
+    from hyperstyle_trt.core.source import ModelSource
     from hyperstyle_trt.runtime import Inverter
     from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
     from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver
@@ -24,7 +25,8 @@ def test_kind_gpu_instance_matches_inverter(tmp_path):
         install = find_tritonserver()
     except HsError as e:
         pytest.skip(f"no tritonserver on this machine ({e})")
-    write_repository(tmp_path / "repo", RepoSpec(config="tiny", device="cuda", instances=1, max_batch=4, iters=3))
+    write_repository(tmp_path / "repo", RepoSpec(ModelSource(config="tiny", device="cuda"), instances=1,
+                                                          max_batch=4, iters=3))
     x = np.random.default_rng(3).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cuda", max_batch=4)
     r = inv.invert(x, n_iters=3)
