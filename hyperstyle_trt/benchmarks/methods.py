@@ -76,11 +76,11 @@ def _export_dir(ctx: Ctx, engines: bool) -> Path:
                         plain_batch=c.batch, out=out, build_engines=engines, verify=False, seed=c.seed)
     if ctx.progress is not None:
         ctx.progress.console.print(f"exporting {'engines' if engines else 'ONNX graphs'} into {out} ...")
-    if engines:
-        from hyperstyle_trt.engines.pipeline import run_export
-    else:
-        from hyperstyle_trt.export.pipeline import run_onnx_export as run_export
-    rep = run_export(ecfg, model=ctx.model)
+    if engines:  # ONNX graphs + engines, as hs-export
+        from hyperstyle_trt.engines.pipeline import run_export as export_fn
+    else:  # the ONNX graphs only
+        from hyperstyle_trt.export.pipeline import run_onnx_export as export_fn
+    rep = export_fn(ecfg, model=ctx.model)
     if engines and getattr(rep, "engines_skipped", None):
         raise Unavailable(str(rep.engines_skipped))
     ctx.notes.append(f"exported {'engines' if engines else 'ONNX graphs'} into {out} (no --export-dir given)")

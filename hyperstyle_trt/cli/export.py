@@ -72,7 +72,7 @@ class _Steps:
 @click.option("--both-precisions", is_flag=True, help="Export fp32 and fp16.")
 @model_source_options(precision_flag=False)  # --config, --checkpoint, --w-encoder (precision: --fp16/--fp32)
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Dynamic batch upper bound / profile.")
-@click.option("--opt-batch", type=int, default=None, help="Profile optimum batch (default: --max-batch).")
+@click.option("--opt-batch", type=int, default=None, help="Also build a profile tuned for exactly this batch.")
 @click.option("--plain-batch", type=int, default=1, show_default=True, help="Fixed batch of the plain generator.")
 @click.option("--out", "out", default="hs_export", show_default=True, type=click.Path(), help="Output directory.")
 @click.option("--plain", "plain", is_flag=True, help="Only the plain (standard-op) graphs.")

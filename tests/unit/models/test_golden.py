@@ -31,6 +31,7 @@ def _rewrite(src, dst, fn):
     np.savez_compressed(dst, **arrays)
 
 
+@pytest.mark.slow  # the full-size (FFHQ) W encoder is rebuilt and run
 def test_w_encoder_case_passes_and_perturbation_fails(golden_dir, tmp_path, capsys):
     shutil.copy(golden_dir / "w_encoder.npz", tmp_path / "w_encoder.npz")
     assert main(["verify", str(tmp_path)]) == 0
@@ -45,6 +46,7 @@ def test_w_encoder_case_passes_and_perturbation_fails(golden_dir, tmp_path, caps
     assert "FAIL codes" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the full-size (FFHQ) W encoder is rebuilt and run
 def test_seeds_come_from_meta(golden_dir, tmp_path):
     def reseed(a):
         meta = json.loads(str(a["meta"]))
