@@ -58,6 +58,16 @@ class InverterResult:
         out.update({f"delta/{k}": v.detach().float().cpu().numpy() for k, v in self.deltas.items()})
         return out
 
+    @staticmethod
+    def concat(parts: list["InverterResult"], official) -> "InverterResult":
+        """One owned result from chunk results; the official Δ are views of the concatenated raw Δ (official(name,
+        raw) as the Inverter builds them), not concatenated copies of the per-channel broadcasts."""
+        cat = torch.cat
+        raw = {k: cat([p.raw_deltas[k] for p in parts]) for k in parts[0].raw_deltas}
+        deltas = {k: official(k, v) for k, v in raw.items()}
+        return InverterResult(cat([p.images for p in parts]), cat([p.images_pooled for p in parts]),
+                              cat([p.codes for p in parts]), deltas, raw, parts[0].n_iters, True)
+
 
 def _view_over(view: torch.Tensor, base: torch.Tensor, new_base: torch.Tensor) -> torch.Tensor | None:
     """`view` (a view of contiguous `base`'s elements: permute / expand / reshape) re-made with the same sizes, strides
