@@ -66,26 +66,6 @@ class BenchConfig:
             raise HsError(f"--lpips-weights {self.lpips_weights}: expected a directory holding vgg16.ckpt / "
                           "alexnet.ckpt")
 
-    @property
-    def config(self) -> str | None:
-        return self.source.config
-
-    @property
-    def checkpoint(self) -> str | None:
-        return self.source.checkpoint
-
-    @property
-    def w_encoder(self) -> str | None:
-        return self.source.w_encoder
-
-    @property
-    def export_dir(self) -> str | None:
-        return self.source.export_dir
-
-    @property
-    def device(self) -> str:
-        return self.source.device
-
     def to_dict(self) -> dict:
         """JSON-able: the benchmark's fields and the source's (config, checkpoint, w_encoder, export_dir, device) side
         by side, as bench.json records them."""

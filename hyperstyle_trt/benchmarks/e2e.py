@@ -84,8 +84,8 @@ def environment(cfg: BenchConfig, device: torch.device, model) -> dict:
     env["config"] = model.cfg.name
     env["weights"] = ("embedded default (deterministic, untrained): timing is faithful, images are not"
                       if getattr(model, "is_default", False) else
-                      {"export_dir": cfg.export_dir} if cfg.export_dir else
-                      {"checkpoint": cfg.checkpoint, "w_encoder": cfg.w_encoder})
+                      {"export_dir": cfg.source.export_dir} if cfg.source.export_dir else
+                      {"checkpoint": cfg.source.checkpoint, "w_encoder": cfg.source.w_encoder})
     env["command_line"] = " ".join(["hs-bench", *cfg.argv])
     return env
 
@@ -110,7 +110,7 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
         console = Console(stderr=True)
         if not console.is_terminal:
             console = Console(stderr=True, width=230)  # logs: the whole table on one line per method
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.source.device)
     try:
         import matplotlib  # noqa: F401 - checked before any work: the plots need it
     except ImportError:
@@ -134,16 +134,16 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
 
     from hyperstyle_trt.models.checkpoint import build_model
 
-    config = cfg.config
-    if device.type == "cpu" and config is None and cfg.checkpoint is None and cfg.export_dir is None:
+    config = cfg.source.config
+    if device.type == "cpu" and config is None and cfg.source.checkpoint is None and cfg.source.export_dir is None:
         config = "tiny"
         notes.append("no CUDA GPU and no --config: the tiny config runs (FFHQ-1024 on a CPU takes hours with the "
                      "baselines; pass --config ffhq1024 to run it anyway)")
         console.print(f"[yellow]{notes[-1]}[/yellow]")
-    if cfg.export_dir is not None:  # the export's own model is the reference (and the baselines' generator)
-        model = export_model(cfg.export_dir, device=device)
+    if cfg.source.export_dir is not None:  # the export's own model is the reference (and the baselines' generator)
+        model = export_model(cfg.source.export_dir, device=device)
     else:
-        model = build_model(config, cfg.checkpoint, cfg.w_encoder, device=device, quiet=True)
+        model = build_model(config, cfg.source.checkpoint, cfg.source.w_encoder, device=device, quiet=True)
     if getattr(model, "is_default", False):
         notes.append("embedded default weights (deterministic, untrained): timing is faithful, images are not")
     x, img_note = load_images(cfg.images, cfg.batch, model.cfg.hypernet.input_size)

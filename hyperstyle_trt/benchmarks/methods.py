@@ -64,14 +64,14 @@ def _fast_runner(ctx: Ctx) -> Runner:
 def _export_dir(ctx: Ctx, engines: bool) -> Path:
     """--export-dir, or an export made here into <out>/export_{ort,trt} (ONNX fp32 plain graphs for onnxruntime;
     fp16 graphs + engines through engines.pipeline for TensorRT)."""
-    if ctx.cfg.export_dir is not None:
-        return Path(ctx.cfg.export_dir)
+    if ctx.cfg.source.export_dir is not None:
+        return Path(ctx.cfg.source.export_dir)
     from hyperstyle_trt.export.config import ExportConfig
 
-    c = ctx.cfg
+    c, src = ctx.cfg, ctx.cfg.source
     out = Path(c.out) / ("export_trt" if engines else "export_ort")
-    ecfg = ExportConfig(config=ctx.model.cfg.name if c.checkpoint is None else None, checkpoint=c.checkpoint,
-                        w_encoder=c.w_encoder, precisions=("fp16",) if engines else ("fp32",),
+    ecfg = ExportConfig(config=ctx.model.cfg.name if src.checkpoint is None else None, checkpoint=src.checkpoint,
+                        w_encoder=src.w_encoder, precisions=("fp16",) if engines else ("fp32",),
                         variants=("plugin",) if engines else ("plain",), max_batch=ctx.max_batch,
                         plain_batch=c.batch, out=out, build_engines=engines, verify=False, seed=c.seed)
     if ctx.progress is not None:
