@@ -112,14 +112,14 @@ class Network:
 
 def _register_python_plugins(fl: Flavor, source) -> None:
     """Register the IPluginV3 creators when the graph has hyperstyle plugin nodes (before the parser meets them)."""
-    from hyperstyle_trt.plugins.registry import DOMAIN
-
     if isinstance(source, Path):
         from hyperstyle_trt.export.onnx_io import plugin_versions
 
         uses = bool(plugin_versions(source))
     else:
-        uses = any(n.domain == DOMAIN for n in source.graph.node)
+        from hyperstyle_trt.plugins.onnx_export import is_plugin_node
+
+        uses = any(is_plugin_node(n) for n in source.graph.node)
     if uses:
         from hyperstyle_trt.plugins.trt_common import register_plugins
 

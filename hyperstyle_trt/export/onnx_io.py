@@ -28,6 +28,7 @@ from onnxscript.rewriter.rules.common import _no_op
 
 from hyperstyle_trt.core.atomic import atomic_path
 from hyperstyle_trt.core.errors import HsError, one_line
+from hyperstyle_trt.plugins.onnx_export import is_plugin_node
 from hyperstyle_trt.plugins.registry import get_spec
 
 
@@ -203,7 +204,7 @@ def graph_meta(path: Path) -> tuple[list[Path], list[str]]:
     missing = [loc for loc in locs if not (path.parent / loc).is_file()]
     if missing:
         raise HsError(f"{path}: external data file(s) {missing} not found")
-    ops = sorted({n.op_type for n in model.graph.node if n.domain == "hyperstyle"})
+    ops = sorted({n.op_type for n in model.graph.node if is_plugin_node(n)})
     return [path] + [path.parent / loc for loc in sorted(locs)], ops
 
 

@@ -1,12 +1,14 @@
-"""ONNX side of the plugins: plugin nodes (op_type = spec name, domain "hyperstyle", string attribute
-`plugin_version`, every spec attribute written explicitly) and the onnxscript `custom_translation_table()` that maps
-the torch custom ops to those nodes for
+"""ONNX side of the plugins: plugin nodes (op_type = spec name, domain "hyperstyle", string attributes
+`plugin_version` and `plugin_namespace`, every spec attribute written explicitly) and the onnxscript
+`custom_translation_table()` that maps the torch custom ops to those nodes for
 `torch.onnx.export(..., dynamo=True, custom_translation_table=custom_translation_table())`. (One-node test models:
 tests/unit/_helpers/onnx_models.py.)
 
-The TensorRT ONNX parser maps such a node to the registered IPluginV3 creator: op_type = creator name, namespace from
-the node domain, version from `plugin_version` (docs/tensorrt_plugins.md §2); the INT attributes become INT32 plugin
-fields.
+The TensorRT ONNX parser maps such a node to the registered IPluginV3 creator (onnx-tensorrt's
+FallbackPluginImporter, docs/tensorrt_plugins.md §2): creator name = op_type; version = the STRING attribute
+`plugin_version` (default "1"); namespace = the STRING attribute `plugin_namespace` (default "", exact match). Full
+TensorRT 10.x never reads the node's domain; TensorRT-RTX falls back to it, so both are written. Each creator field is
+read from the attribute of the same name: INT -> INT32, INTS -> INT32 array, FLOAT(S) -> FLOAT32, STRING -> CHAR.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ OPSET = 18  # default-domain opset of the graphs the exporter writes
 DOMAIN_VERSION = 1
 
 
+def is_plugin_node(node) -> bool:
+    """True for an onnx NodeProto that a TensorRT parser would resolve to one of our creators: the hyperstyle domain
+    (what TensorRT-RTX reads) or the `plugin_namespace` attribute (what full TensorRT reads)."""
+    if node.domain == DOMAIN:
+        return True
+    return any(a.name == "plugin_namespace" and a.s == DOMAIN.encode() for a in node.attribute)
+
+
 def opset_imports():
     """[default opset, hyperstyle domain] for a plugin model."""
     import onnx.helper as oh
@@ -30,8 +40,9 @@ def opset_imports():
 
 
 def node_attributes(spec: OpSpec, attrs: Mapping[str, int] | None = None) -> dict:
-    """Every spec attribute (resolved, ints) plus `plugin_version` (string), as ONNX node attributes."""
-    return {**spec.resolve_attrs(attrs), "plugin_version": spec.version}
+    """Every spec attribute (resolved, ints) plus `plugin_version` and `plugin_namespace` (strings), as ONNX node
+    attributes."""
+    return {**spec.resolve_attrs(attrs), "plugin_version": spec.version, "plugin_namespace": spec.namespace}
 
 
 def make_node(op: str, inputs: Sequence[str], outputs: Sequence[str], name: str | None = None,
@@ -61,7 +72,8 @@ def op_schema(op: str, attrs: Mapping[str, int] | None = None):
         outputs=[OpSchema.FormalParameter(t.name, t.dtype) for t in spec.outputs],
         type_constraints=[(k, [precision(v).onnx for v in vs], "") for k, vs in spec.type_constraints],
         attributes=[OpSchema.Attribute(x.name, OpSchema.AttrType.INT, x.doc) for x in spec.attributes]
-        + [OpSchema.Attribute("plugin_version", OpSchema.AttrType.STRING, "TensorRT plugin version")])
+        + [OpSchema.Attribute("plugin_version", OpSchema.AttrType.STRING, "TensorRT plugin version"),
+           OpSchema.Attribute("plugin_namespace", OpSchema.AttrType.STRING, "TensorRT plugin namespace")])
 
 
 def emit_plugin_node(op: str, tensors: Mapping[str, object], attrs: Mapping[str, int]):

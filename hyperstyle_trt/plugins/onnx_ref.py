@@ -44,7 +44,12 @@ class _HsOp(OpRun):
         if str(version) != spec.version:
             raise HsError(f"{spec.name}: node has plugin_version {version!r}, this reference implements "
                           f"{spec.version!r}")
-        kwargs.pop("plugin_namespace", None)
+        ns = kwargs.pop("plugin_namespace", None)
+        if isinstance(ns, bytes):
+            ns = ns.decode()
+        if ns is not None and ns != spec.namespace:
+            raise HsError(f"{spec.name}: node has plugin_namespace {ns!r}, this reference implements "
+                          f"{spec.namespace!r}")
         attrs = spec.resolve_attrs({k: v for k, v in kwargs.items() if v is not None})
         import torch
 
@@ -61,9 +66,10 @@ class HsModConv(_HsOp):
 
     KEY = "mod_conv"
 
-    def _run(self, *inputs, upsample=None, delta_mode=None, demodulate=None, plugin_version=None):
+    def _run(self, *inputs, upsample=None, delta_mode=None, demodulate=None, plugin_version=None,
+             plugin_namespace=None):
         return super()._run(*inputs, upsample=upsample, delta_mode=delta_mode, demodulate=demodulate,
-                            plugin_version=plugin_version)
+                            plugin_version=plugin_version, plugin_namespace=plugin_namespace)
 
     def compute(self, attrs, t):
         from hyperstyle_trt.plugins.mod_conv.reference import mod_conv_ref
@@ -76,8 +82,9 @@ class HsToRGB(_HsOp):
 
     KEY = "to_rgb"
 
-    def _run(self, *inputs, has_skip=None, delta_mode=None, plugin_version=None):
-        return super()._run(*inputs, has_skip=has_skip, delta_mode=delta_mode, plugin_version=plugin_version)
+    def _run(self, *inputs, has_skip=None, delta_mode=None, plugin_version=None, plugin_namespace=None):
+        return super()._run(*inputs, has_skip=has_skip, delta_mode=delta_mode, plugin_version=plugin_version,
+                            plugin_namespace=plugin_namespace)
 
     def compute(self, attrs, t):
         from hyperstyle_trt.plugins.to_rgb.reference import to_rgb_ref

@@ -13,7 +13,8 @@ def test_make_node_writes_domain_version_and_every_attribute():
     n = make_node("HsModConv", ["x", "s", "w", "d", "n", "b"], ["y"], "c0", {"delta_mode": 2})
     assert (n.op_type, n.domain, n.name) == ("HsModConv", "hyperstyle", "c0")
     a = {x.name: oh.get_attribute_value(x) for x in n.attribute}
-    assert a == {"upsample": 0, "delta_mode": 2, "demodulate": 1, "plugin_version": b"2"}
+    assert a == {"upsample": 0, "delta_mode": 2, "demodulate": 1, "plugin_version": b"2",
+                 "plugin_namespace": b"hyperstyle"}
 
 
 def test_make_node_checks_the_input_list():
@@ -26,7 +27,7 @@ def test_make_node_checks_the_input_list():
 def test_op_schema_follows_the_input_variant():
     s = op_schema("to_rgb", {"has_skip": 1})
     assert [i.name for i in s.inputs] == ["x", "style", "weight", "bias", "skip"]
-    assert set(s.attributes) == {"has_skip", "delta_mode", "plugin_version"}
+    assert set(s.attributes) == {"has_skip", "delta_mode", "plugin_version", "plugin_namespace"}
 
 
 def test_single_node_model_dynamic_batch_and_constants():
