@@ -122,10 +122,17 @@ def build_target(flavor: Flavor, compute_capabilities: tuple[str, ...] = ()) -> 
 
 def check_aot(flavor: Flavor) -> int:
     """The SM the AOT plugin kernels are compiled for: the GPU full TensorRT builds on. HsError (one line) on
-    TensorRT-RTX, on TensorRT without `tensorrt.plugin.aot_impl` (< 10.9) or without a CUDA GPU."""
+    TensorRT-RTX, with a Triton whose kernels TensorRT's AOT launch cannot match (plugins.qdp.aot_contract_problem:
+    every Triton >= 3.3, so every Triton the kernels support), on TensorRT without `tensorrt.plugin.aot_impl`
+    (< 10.9) or without a CUDA GPU."""
     if flavor.is_rtx:
         raise HsError("AOT plugins need full TensorRT >= 10.9 (tensorrt.plugin); TensorRT-RTX accepts only IPluginV3 "
                       "creators, whose engines call back into Python (docs/tensorrt_plugins.md §3)")
+    from hyperstyle_trt.plugins.qdp import aot_contract_problem
+
+    problem = aot_contract_problem()
+    if problem:
+        raise HsError(f"--aot-plugins: {problem}")
     try:
         import tensorrt.plugin as trtp
     except ImportError as e:

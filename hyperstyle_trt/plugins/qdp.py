@@ -32,6 +32,34 @@ EXTRAS = {"mod_conv": ("B", "H", "W", "Cin", "Cout"), "to_rgb": ("B", "H", "W", 
 # compute wrong values. Other channel counts compile without the assumption.
 
 
+HIDDEN_PARAMS_SINCE = (3, 3)  # first Triton whose kernel entries carry the hidden scratch pointers
+
+
+def aot_contract_problem(triton_version: str | None = None) -> str | None:
+    """Why TensorRT's QDP AOT launch cannot match our Triton kernels with `triton_version` (default: the installed
+    Triton), or None when it can. TensorRT launches an `aot_impl` kernel with exactly the arguments the plugin
+    declares (input pointers, the SymInt32 extras, output pointers); Triton >= 3.3 compiles two more trailing
+    pointer parameters (global_scratch, profile_scratch) into every kernel entry, which TensorRT does not pass, so
+    the launch would hand the kernel parameters nobody wrote. NVIDIA's own QDP AOT sample pins triton==3.2.0
+    (samples/python/quickly_deployable_plugins/requirements.txt); docs/tensorrt_plugins.md §3 cites the sources."""
+    if triton_version is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            triton_version = version("triton")
+        except PackageNotFoundError:
+            return "AOT kernels are compiled with Triton, which is not installed (pip install hyperstyle-trt[kernels])"
+    parts = []
+    for p in triton_version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, p))
+        parts.append(int(digits or 0))
+    if tuple(parts) >= HIDDEN_PARAMS_SINCE:
+        return (f"Triton {triton_version} appends 2 hidden scratch pointers to every kernel, which TensorRT's AOT "
+                f"launcher does not pass (it matches Triton < 3.3, NVIDIA's sample pins 3.2.0); build the plugin "
+                f"engines without --aot-plugins (Python plugins)")
+    return None
+
+
 def cdiv(a, b):
     """Ceil division on ints or symbolic expressions with + - //."""
     return (a + b - 1) // b

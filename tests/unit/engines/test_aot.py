@@ -126,3 +126,35 @@ def test_aot_kernels_of_ffhq_layers_load_weights_as_vectors():
     assert c.spill_bytes == 0 and c.ldgsts >= 6 and c.ldg_scalar <= 20, c
     odd = qdp.aot_launch("mod_conv", {"delta_mode": 1}, {"B": 2, "H": 8, "W": 8, "Cin": 24, "Cout": 40}, "fp16")
     assert analyze(odd.kernel).ldg_scalar > c.ldg_scalar  # no alignment promise for channel counts % 16 != 0
+
+
+def test_aot_refused_for_triton_with_hidden_kernel_params(monkeypatch):
+    """TensorRT passes an AOT kernel exactly the arguments its aot_impl declares; Triton >= 3.3 adds two hidden
+    trailing pointers, so --aot-plugins is refused there (one line) and accepted past this check before 3.3."""
+    assert qdp.aot_contract_problem("3.2.0") is None
+    for v in ("3.3.0", "3.6.0", "3.9.1", "4.0.0+git1234"):
+        msg = qdp.aot_contract_problem(v)
+        assert msg and "hidden scratch pointers" in msg and "\n" not in msg
+    full = B.Flavor("tensorrt", types.SimpleNamespace(), "10.9.0")
+    monkeypatch.setattr(qdp, "real_problem", qdp.aot_contract_problem, raising=False)
+    monkeypatch.setattr(qdp, "aot_contract_problem", lambda: qdp.real_problem("3.9.0"))
+    with pytest.raises(HsError, match=r"^--aot-plugins: Triton 3.9.0 appends 2 hidden scratch pointers"):
+        B.check_aot(full)
+    monkeypatch.setattr(qdp, "aot_contract_problem", lambda: None)
+    with pytest.raises(HsError, match="tensorrt.plugin"):  # past the Triton check: the next one (no full TensorRT)
+        B.check_aot(full)
+
+
+def test_compiled_kernel_entry_has_two_params_more_than_the_plugin_declares():
+    """The evidence for the refusal, from the installed Triton: the compiled toRGB entry takes the declared inputs,
+    extras and output plus Triton's two hidden pointers."""
+    pytest.importorskip("triton", reason="triton not installed (pip install 'hyperstyle-trt[kernels]')")
+    import triton
+
+    from hyperstyle_trt.plugins._triton import HIDDEN_TRAILING_PARAMS
+
+    attrs = {"delta_mode": 1}
+    la = qdp.aot_launch("to_rgb", attrs, {"B": 2, "H": 8, "W": 8, "Cin": 16}, "fp16")
+    declared = sum(len(part) for part in qdp.kernel_args("to_rgb", attrs))
+    hidden = la.kernel.n_params - declared
+    assert hidden == (HIDDEN_TRAILING_PARAMS if qdp.aot_contract_problem(triton.__version__) else 0)
