@@ -3,17 +3,59 @@
 Files (export/pipeline.py): `w_encoder_<prec>.onnx`, `hypernet_plain_<prec>.onnx` (dynamic batch, official OIHW Δ
 [B,O,I,k,k] everywhere) and `generator_plain_<prec>.onnx` (standard ops; grouped conv with groups = B, so its batch
 is fixed to the export's --plain-batch: `fixed_batch["generator"]`, the Inverter runs it on padded row chunks).
-The same directory, tensor names and Δ ping-pong as the TensorRT path. CPU by default; device="cuda" uses the
-CUDA execution provider where onnxruntime-gpu is installed (ORT runs on its own stream there, so `run` synchronizes
-the Inverter's stream before and ORT's outputs after: a correctness path, not capturable).
+The same directory, tensor names and Δ ping-pong as the TensorRT path. CPU EP by default; device="cuda" uses the
+CUDA execution provider where onnxruntime-gpu is installed.
 
-Each call binds every input and output by name to the given tensors' memory (`IOBinding.bind_input/bind_output`
-with `buffer_ptr`): no copies in or out. Sessions and bindings are created once.
+Binding. Every input and output is bound by name to the memory of the Inverter's tensors (`IOBinding.bind_input /
+bind_output` with `buffer_ptr`): no copies in or out. One IOBinding per (graph, batch, bound addresses) -- for the
+Inverter's plans that is one per graph, batch and Δ parity (and per row chunk of the fixed-batch generator, shared by
+every batch that covers it) -- made and bound at its first use (a warm-up or the first call at that batch, never
+inside a capture), kept, and reused by every later call: a call looks its binding up by the tensors' addresses and
+binds nothing. `prepare_batch` has nothing to do: the tensors a binding needs are not known before the first call.
+Bindings of tensors that are not the Inverter's buffers (edit's render chunks) go to the same per-graph LRU, sized
+from max_batch, so they cannot grow it without bound.
+
+Run. `run_with_iobinding(binding, run_options)` with the run option `disable_synchronize_execution_providers=1`: on
+the CUDA EP the run returns without `cudaStreamSynchronize` at its end (on the CPU EP it has no effect; the run is
+synchronous anyway). `run` never calls `synchronize()`, `.cpu()`, `.item()` or converts to numpy; the numpy element
+type of the bindings is taken once at construction.
+
+Stream (CUDA EP). ORT enqueues on the stream given as the provider option `user_compute_stream` (a session-level
+option, fixed when the session is created; the Python API sets `has_user_compute_stream` from it). The executor
+makes the sessions with a stream of its own, and `use_stream(stream)` re-creates them once
+(`InferenceSession.set_providers`) on the Inverter's stream. A call on that stream enqueues directly; a call on any
+other stream (the Inverter's warm-up / capture stream, `invert(stream=...)`) is ordered with two preallocated CUDA
+events: the EP stream waits for the caller's stream, the caller's stream waits for the run. No host sync either way.
+`use_stream` is this executor's own method: the Inverter does not call it yet (that needs an `Executor.use_stream`
+hook in base.py, called in Inverter.__init__ once its stream exists), so until then every call takes the event path.
+`capturable` stays False: an ORT run is not something a torch CUDA-graph capture can hold (its scratch comes from
+ORT's own arena, outside the graph's pool); ORT's own CUDA graphs (`enable_cuda_graph`) are not used here.
+
+NOT RUN: the CUDA EP path has not run anywhere. There is no GPU on the development machine, and the onnxruntime-gpu
+wheel (about 255 MB) is over what can be sent to the GPU test machine. The CPU tests check its logic with a faked
+CUDA EP: the provider options, the run options, the binding cache and the event ordering.
+
+References:
+- CUDA EP options (`user_compute_stream`, `has_user_compute_stream`, `enable_cuda_graph` / "Using CUDA Graphs"):
+  https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html and
+  https://onnxruntime.ai/docs/api/c/struct_ort_c_u_d_a_provider_options.html
+- `user_compute_stream` in the Python API (has_user_compute_stream set automatically; handle 0 is ignored):
+  https://github.com/microsoft/onnxruntime/pull/19229
+- IOBinding (`bind_input`, `bind_output`, `run_with_iobinding`): https://onnxruntime.ai/docs/api/python/api_summary.html
+  and https://onnxruntime.ai/docs/performance/tune-performance/iobinding.html
+- `synchronize_inputs / synchronize_outputs` are blocking provider syncs, for memory written on another stream:
+  https://github.com/microsoft/onnxruntime/pull/9823 (not called: the events above order the streams instead)
+- the run option `disable_synchronize_execution_providers` (RunOptions.add_run_config_entry):
+  https://github.com/microsoft/onnxruntime/pull/14088, why a run syncs by default:
+  https://github.com/microsoft/onnxruntime/issues/12216, the end-of-run sync points and how a user stream plus the
+  option removes them: https://github.com/microsoft/onnxruntime/issues/28539 (CUDA graph replay honours it since
+  https://github.com/microsoft/onnxruntime/pull/28686)
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping
 
@@ -22,9 +64,11 @@ import torch
 from hyperstyle_trt.core.config import get_config
 from hyperstyle_trt.core.contract import GRAPHS, delta_modes, graph_io
 from hyperstyle_trt.core.errors import HsError, one_line
-from hyperstyle_trt.runtime.executors.base import Executor
 from hyperstyle_trt.core.precision import precision as precision_of
+from hyperstyle_trt.runtime.executors.base import Executor
 
+NO_SYNC = "disable_synchronize_execution_providers"  # the run option: no stream sync at the end of a run
+_LRU_SLACK = 16  # bindings per graph beyond the Inverter's plans (edit's render chunks)
 
 
 def _ort():
@@ -66,6 +110,12 @@ def _model_config(path: Path, precision: str) -> str:
     return cfg_name
 
 
+def cuda_provider(device_index: int, stream_handle: int) -> tuple[str, dict[str, str]]:
+    """The CUDA EP with `stream_handle` (a cudaStream_t as int, non-zero) as its compute stream."""
+    return ("CUDAExecutionProvider", {"device_id": str(device_index), "has_user_compute_stream": "1",
+                                      "user_compute_stream": str(stream_handle)})
+
+
 class OnnxRuntimeExecutor(Executor):
     """The plain ONNX graphs on onnxruntime (see the module docstring)."""
 
@@ -82,6 +132,7 @@ class OnnxRuntimeExecutor(Executor):
             raise HsError(f"export directory {self.path} lacks {', '.join(missing)}; create it with "
                           f"hs-export --out {self.path} --plain {flags}--no-engines")
         dev = torch.device(device)
+        self._ep_stream = None  # CUDA EP: the torch.cuda.Stream ORT enqueues on (user_compute_stream)
         if dev.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise HsError("device='cuda' needs onnxruntime-gpu (CUDAExecutionProvider not available); "
@@ -89,7 +140,9 @@ class OnnxRuntimeExecutor(Executor):
             if not torch.cuda.is_available():
                 raise HsError("device='cuda' but torch.cuda.is_available() is False")
             dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
-            providers = [("CUDAExecutionProvider", {"device_id": dev.index})]
+            self._ep_stream = torch.cuda.Stream(dev)  # until use_stream() hands over the Inverter's
+            self._ready, self._done = torch.cuda.Event(), torch.cuda.Event()  # cross-stream ordering in run
+            providers = [cuda_provider(dev.index, int(self._ep_stream.cuda_stream))]
         elif dev.type == "cpu":
             providers = ["CPUExecutionProvider"]
         else:
@@ -114,8 +167,15 @@ class OnnxRuntimeExecutor(Executor):
             if b is not None:
                 fixed[g] = b
         self.fixed_batch = fixed
-        self._bindings = {g: s.io_binding() for g, s in self.sessions.items()}
-        self._names = {g: (self.io(g).input_names, self.io(g).output_names) for g in GRAPHS}
+        self.run_options = ort.RunOptions()
+        self.run_options.add_run_config_entry(NO_SYNC, "1")
+        io = {g: self.io(g) for g in GRAPHS}
+        self._names = {g: (io[g].input_names, io[g].output_names) for g in GRAPHS}
+        self._all_names = {g: (*io[g].input_names, *io[g].output_names) for g in GRAPHS}
+        self._elem = precision_of(self.precision).np_dtype()  # the bindings' element type (every I/O is float)
+        self._torch_dtype = precision_of(self.precision).torch_dtype()
+        self._iob: dict[str, OrderedDict] = {g: OrderedDict() for g in GRAPHS}  # {(batch, *addresses): IOBinding}
+        self.prepare(8)  # the LRU's size until the Inverter's prepare(max_batch)
 
     @classmethod
     def from_export(cls, path: Path, device=None, precision: str | None = None,
@@ -148,26 +208,84 @@ class OnnxRuntimeExecutor(Executor):
             raise HsError(f"{f.name}: inconsistent fixed batch sizes {sorted(fixed)}")
         return fixed.pop() if fixed else None
 
-    def run(self, graph: str, bindings: Mapping[str, torch.Tensor], batch: int, stream) -> None:
+    # ---- setup ------------------------------------------------------------------------------------------------------
+    def prepare(self, max_batch: int) -> None:
+        """Size the per-graph binding LRU: the Inverter's plans bind at most 2 * max_batch sets per graph (hypernet:
+        batch x parity; generator: parity x row chunk), plus room for edit's render chunks."""
+        self._lru = 2 * max_batch + _LRU_SLACK
+
+    def use_stream(self, stream) -> None:
+        """Make `stream` (a torch.cuda.Stream on this device: the Inverter's default stream) the CUDA EP's
+        `user_compute_stream`: the sessions are re-created with it once (`InferenceSession.set_providers`) and the
+        bindings made for the old sessions dropped. Call it at setup, before the first run on it. A no-op on the CPU
+        EP, for the stream already in use, and for the legacy default stream (handle 0, which ORT ignores: calls on
+        it are ordered with events like any other stream's)."""
+        if self._ep_stream is None or stream is None:
+            return
+        handle = int(stream.cuda_stream)
+        if handle == 0 or handle == int(self._ep_stream.cuda_stream):
+            return
+        provider = cuda_provider(self.device.index, handle)
+        for g, sess in self.sessions.items():
+            try:
+                sess.set_providers([provider])
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+                raise HsError(f"onnxruntime cannot re-create the {g} session on the Inverter's stream "
+                              f"({type(e).__name__}: {one_line(e)})") from None
+        self._ep_stream = stream
+        for cache in self._iob.values():
+            cache.clear()
+
+    # ---- per call ---------------------------------------------------------------------------------------------------
+    def _bind(self, graph: str, bindings: Mapping[str, torch.Tensor], batch: int):
+        """A new IOBinding of `graph` with every I/O bound to `bindings[name]`'s memory, shape [batch, ...]."""
+        io = self.sessions[graph].io_binding()
+        dev, idx = self._ort_device
         ins, outs = self._names[graph]
-        io, (dev, idx) = self._bindings[graph], self._ort_device
-        et = precision_of(self.io(graph).inputs[0].dtype).np_dtype()
-        io.clear_binding_inputs()
-        io.clear_binding_outputs()
         for names, bind in ((ins, io.bind_input), (outs, io.bind_output)):
             for n in names:
                 t = bindings[n]
-                assert t.is_contiguous() and t.shape[0] == batch, (graph, n, tuple(t.shape), batch)
-                bind(n, dev, idx, et, list(t.shape), t.data_ptr())
-        if stream is not None:
-            stream.synchronize()  # ORT's CUDA EP runs on its own stream
-        self.sessions[graph].run_with_iobinding(io)
-        if stream is not None:
-            io.synchronize_outputs()
+                assert t.is_contiguous() and t.shape[0] == batch and t.dtype == self._torch_dtype and \
+                    t.device == self.device, (graph, n, tuple(t.shape), t.dtype, str(t.device), batch)
+                bind(n, dev, idx, self._elem, list(t.shape), t.data_ptr())
+        return io
+
+    def binding(self, graph: str, bindings: Mapping[str, torch.Tensor], batch: int):
+        """The IOBinding of (graph, batch, the tensors' addresses): made and bound at its first use, then reused.
+        The addresses and batch fix every bound pointer and shape (dtypes and non-batch dims are the contract's)."""
+        key = (batch, *(bindings[n].data_ptr() for n in self._all_names[graph]))
+        cache = self._iob[graph]
+        io = cache.get(key)
+        if io is None:
+            io = cache[key] = self._bind(graph, bindings, batch)
+            if len(cache) > self._lru:
+                cache.popitem(last=False)  # least recently used
+        else:
+            cache.move_to_end(key)
+        return io
+
+    def run(self, graph: str, bindings: Mapping[str, torch.Tensor], batch: int, stream) -> None:
+        """Look up (first use: make) the graph's IOBinding for these tensors and run it without an end-of-run sync.
+        CUDA EP: on `stream` directly when it is the EP's stream, else ordered with events; no host sync."""
+        io, sess = self.binding(graph, bindings, batch), self.sessions[graph]
+        ep = self._ep_stream
+        if ep is None:  # CPU EP: the run is synchronous
+            sess.run_with_iobinding(io, self.run_options)
+            return
+        s = stream if stream is not None else torch.cuda.current_stream(self.device)
+        if s.cuda_stream == ep.cuda_stream:
+            sess.run_with_iobinding(io, self.run_options)
+            return
+        self._ready.record(s)  # the inputs written on the caller's stream ...
+        ep.wait_event(self._ready)  # ... before ORT reads them on its stream
+        sess.run_with_iobinding(io, self.run_options)
+        self._done.record(ep)
+        s.wait_event(self._done)  # the caller's stream reads the outputs after the run
 
     def close(self) -> None:
+        for cache in self._iob.values():
+            cache.clear()
         self.sessions.clear()
-        self._bindings.clear()
 
     def describe(self) -> dict:
         ort = _ort()

@@ -6,6 +6,10 @@ pooled (ORT's grouped conv vs torch's conv), Δ (the plain layout is the officia
 weights in the plain Generator vs the ORT images; each at least 2x what was observed
 (benchmarks/results/cpu_verify_errors.json, "onnxruntime_executor_tiny"; test_tolerances_are_the_recorded_gates).
 (hs-export's own per-graph gates: export.verify.GATES.)
+
+The binding tests wrap onnxruntime's IOBinding and count what is made and bound over several calls at two batch
+sizes. The CUDA EP tests use a fake: there is no GPU here, and the onnxruntime-gpu wheel (about 255 MB) cannot be
+sent to the GPU machine, so the CUDA EP itself has never run.
 """
 
 import json
@@ -125,3 +129,223 @@ def test_cpu_refuses_cuda_and_stream(ort_export_dir):
             Inverter.from_export(ort_export_dir, executor="onnxruntime", device="cuda")
     with pytest.raises(HsError, match="stream= applies to CUDA"):
         Inverter.from_export(ort_export_dir, executor="onnxruntime", stream=object())
+
+
+# ---- IOBinding made once per (graph, batch, parity); the CUDA EP path's options and stream ordering ----------------
+@pytest.fixture
+def counted(monkeypatch):
+    """onnxruntime's IOBinding / InferenceSession wrapped: the sessions IOBindings were made for, bind calls, runs
+    and their run options."""
+    import onnxruntime as ort
+
+    n = {"made": [], "bind_input": 0, "bind_output": 0, "run_options": []}
+    init, bi, bo = ort.IOBinding.__init__, ort.IOBinding.bind_input, ort.IOBinding.bind_output
+    run = ort.InferenceSession.run_with_iobinding
+
+    def _init(self, session):
+        n["made"].append(session)
+        init(self, session)
+
+    def _bi(self, *a, **k):
+        n["bind_input"] += 1
+        return bi(self, *a, **k)
+
+    def _bo(self, *a, **k):
+        n["bind_output"] += 1
+        return bo(self, *a, **k)
+
+    def _run(self, iobinding, run_options=None):
+        n["run_options"].append(run_options)
+        return run(self, iobinding, run_options)
+
+    monkeypatch.setattr(ort.IOBinding, "__init__", _init)
+    monkeypatch.setattr(ort.IOBinding, "bind_input", _bi)
+    monkeypatch.setattr(ort.IOBinding, "bind_output", _bo)
+    monkeypatch.setattr(ort.InferenceSession, "run_with_iobinding", _run)
+    return n
+
+
+def test_bindings_made_once_per_batch_and_parity(ort_export_dir, images_f, ort_res, counted):
+    """B=3 then B=1 then both again: each (graph, batch, Δ parity, generator row chunk) is bound once, at its first
+    use; later calls bind nothing, and every run skips the end-of-run sync. Results are bitwise those of binding
+    every call afresh (the previous behaviour) and of the module's Inverter."""
+    from hyperstyle_trt.core.contract import GRAPHS
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.executors.onnxruntime_executor import NO_SYNC
+
+    inv = Inverter.from_export(ort_export_dir, executor="onnxruntime", max_batch=4)
+    ex = inv.executor
+    n_io = {g: len(ex.io(g).input_names) + len(ex.io(g).output_names) for g in GRAPHS}
+
+    def made():
+        return {g: sum(s is ex.sessions[g] for s in counted["made"]) for g in GRAPHS}
+
+    def binds():
+        return counted["bind_input"] + counted["bind_output"]
+
+    assert made() == {g: 0 for g in GRAPHS} and binds() == 0  # nothing is bound before the first call
+    r3 = inv.invert(images_f, n_iters=2, copy=True)
+    # B=3, T=2: w_encoder once; hypernet parity 1 and 0; generator (fixed batch 2) rows 0-1 and 2-3 x parity 0, 1
+    want = {"w_encoder": 1, "hypernet": 2, "generator": 4}
+    assert made() == want and binds() == sum(want[g] * n_io[g] for g in GRAPHS)
+    assert len(counted["run_options"]) == 1 + 2 + 3 * 2  # W, H x T, G x (T + 1) x 2 chunks
+    before = binds()
+    for _ in range(2):
+        inv.invert(images_f, n_iters=2)
+    assert made() == want and binds() == before  # zero binds per later call
+    r1 = inv.invert(images_f[:1], n_iters=2, copy=True)
+    # B=1: its own w_encoder and hypernet bindings; the generator's rows 0-1 chunk (both parities) is B=3's
+    want = {"w_encoder": 2, "hypernet": 4, "generator": 4}
+    assert made() == want and binds() == sum(want[g] * n_io[g] for g in GRAPHS)
+    before, runs = binds(), len(counted["run_options"])
+    again3 = inv.invert(images_f, n_iters=2, copy=True)
+    again1 = inv.invert(images_f[:1], n_iters=2, copy=True)
+    inv.invert(images_f, n_iters=5)
+    assert made() == want and binds() == before and len(counted["run_options"]) > runs
+    assert all(o is ex.run_options for o in counted["run_options"])
+    assert ex.run_options.get_run_config_entry(NO_SYNC) == "1"
+    for a, b in ((r3, again3), (r3, ort_res), (r1, again1)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.codes, b.codes)
+        assert all(torch.equal(a.deltas[k], b.deltas[k]) for k in a.deltas)
+    ex.binding = ex._bind  # bind every call afresh, as the executor did before
+    fresh = inv.invert(images_f, n_iters=2, copy=True)
+    assert binds() > before
+    assert torch.equal(fresh.images, r3.images) and all(torch.equal(fresh.deltas[k], r3.deltas[k]) for k in r3.deltas)
+
+
+def test_binding_cache_is_bounded(ort_inv, images_f):
+    """Tensors that are not the Inverter's buffers (edit's render chunks) get bindings too, in an LRU sized from
+    max_batch: it never grows past it."""
+    ex = ort_inv.executor
+    io = ex.io("w_encoder")
+    keep = []
+    for _ in range(ex._lru + 5):
+        b = {t.name: torch.zeros(t.concrete(1)) for t in (*io.inputs, *io.outputs)}
+        keep.append(b)
+        ex.run("w_encoder", b, 1, None)
+    assert len(ex._iob["w_encoder"]) == ex._lru == 2 * 4 + 16
+    r = ort_inv.invert(images_f, n_iters=2, copy=True)  # plan bindings evicted above are made again, correctly
+    assert _err(r.images, ort_inv.invert(images_f, n_iters=2).images) == 0
+
+
+class _FakeStream:
+    """A torch.cuda.Stream stand-in: a handle, the events it was told to wait for; a host sync fails the test."""
+
+    _next = 0x1000
+
+    def __init__(self, device=None, handle=None):
+        if handle is None:
+            handle, _FakeStream._next = _FakeStream._next, _FakeStream._next + 0x1000
+        self.cuda_stream, self.waited = handle, []
+
+    def wait_event(self, event):
+        self.waited.append(event)
+
+    def synchronize(self):
+        raise AssertionError("host sync in the CUDA EP path")
+
+
+class _FakeEvent:
+    def __init__(self, *a, **k):
+        self.recorded = []
+
+    def record(self, stream=None):
+        self.recorded.append(stream)
+
+    def synchronize(self):
+        raise AssertionError("host sync in the CUDA EP path")
+
+
+class _FakeBinding:
+    def __init__(self):
+        self.binds = []
+
+    def bind_input(self, *a):
+        self.binds.append(a)
+
+    bind_output = bind_input
+
+    def synchronize_outputs(self):
+        raise AssertionError("host sync in the CUDA EP path")
+
+    synchronize_inputs = synchronize_outputs
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A CUDA EP that is not there: onnxruntime lists CUDAExecutionProvider, torch.cuda says available, and each
+    InferenceSession records its providers (a CPU session answers the I/O checks); IOBindings and runs are recorded.
+    """
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    class FakeSession:
+        def __init__(self, path, opts=None, providers=None):
+            self.providers, self.runs, self.bindings = [providers], [], []
+            self._cpu = real(path, opts, providers=["CPUExecutionProvider"])
+
+        def get_inputs(self):
+            return self._cpu.get_inputs()
+
+        def get_outputs(self):
+            return self._cpu.get_outputs()
+
+        def set_providers(self, providers=None, provider_options=None):
+            assert provider_options is None
+            self.providers.append(providers)
+
+        def io_binding(self):
+            self.bindings.append(_FakeBinding())
+            return self.bindings[-1]
+
+        def run_with_iobinding(self, iobinding, run_options=None):
+            self.runs.append((iobinding, run_options))
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+
+
+def test_cuda_ep_options_stream_and_ordering(ort_export_dir, fake_cuda):
+    """NOT the CUDA EP itself (no GPU, no onnxruntime-gpu here): the options it is given and the ordering around it.
+    Sessions are made with the executor's stream as user_compute_stream, re-made once on the Inverter's stream by
+    use_stream; runs skip the end-of-run sync; a call on the EP's stream enqueues directly, a call on another stream
+    is ordered with two events (no host sync); bindings are made once."""
+    from hyperstyle_trt.runtime.executors.onnxruntime_executor import NO_SYNC, OnnxRuntimeExecutor
+
+    ex = OnnxRuntimeExecutor(ort_export_dir, device="cuda")
+    assert ex.device == torch.device("cuda", 0) and not ex.capturable
+    own = ex._ep_stream
+
+    def cuda_ep(handle):
+        return [("CUDAExecutionProvider", {"device_id": "0", "has_user_compute_stream": "1",
+                                           "user_compute_stream": str(handle)})]
+
+    assert all(s.providers == [cuda_ep(own.cuda_stream)] for s in ex.sessions.values())
+    assert ex.run_options.get_run_config_entry(NO_SYNC) == "1"
+    inv_stream = _FakeStream(handle=0xABC000)
+    ex.use_stream(inv_stream)
+    assert all(s.providers == [cuda_ep(own.cuda_stream), cuda_ep(0xABC000)] for s in ex.sessions.values())
+    ex.use_stream(inv_stream)
+    ex.use_stream(_FakeStream(handle=0))  # the legacy default stream: ORT ignores handle 0, nothing is re-made
+    assert all(len(s.providers) == 2 for s in ex.sessions.values())
+
+    ex.device = torch.device("cpu")  # this fake's tensors are host memory; binding and ordering are what is tested
+    io = ex.io("hypernet")
+    b = {t.name: torch.zeros(t.concrete(2)) for t in (*io.inputs, *io.outputs)}
+    sess = ex.sessions["hypernet"]
+    ex.run("hypernet", b, 2, inv_stream)  # on the EP's stream: no events
+    assert ex._ready.recorded == [] and ex._done.recorded == [] and inv_stream.waited == []
+    other = _FakeStream()
+    ex.run("hypernet", b, 2, other)
+    assert ex._ready.recorded == [other] and inv_stream.waited == [ex._ready]  # ORT waits for the caller's writes
+    assert ex._done.recorded == [inv_stream] and other.waited == [ex._done]  # the caller waits for ORT's outputs
+    ex.run("hypernet", b, 2, inv_stream)
+    assert len(sess.bindings) == 1 and len(sess.bindings[0].binds) == len(b)  # bound once, at first use
+    assert {a[1:3] for a in sess.bindings[0].binds} == {("cuda", 0)}
+    assert {a[5] for a in sess.bindings[0].binds} == {t.data_ptr() for t in b.values()}
+    assert [r for r in sess.runs] == [(sess.bindings[0], ex.run_options)] * 3
