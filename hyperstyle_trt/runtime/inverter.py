@@ -101,6 +101,7 @@ class Inverter(InverterConstructors):
         if self._cuda:
             with torch.cuda.device(self.device):
                 self.stream = stream if stream is not None else torch.cuda.Stream(self.device)
+                executor.use_stream(self.stream)
                 self._capture_stream = torch.cuda.Stream(self.device)
                 self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
                 self._host_x = torch.zeros(self.x.shape, dtype=self.x.dtype, pin_memory=True)

@@ -139,6 +139,12 @@ class Executor(abc.ABC):
         capture (fixed-batch graphs run at their own batch: prepare that one in `prepare`). Default: nothing."""
         return None
 
+    def use_stream(self, stream) -> None:
+        """The Inverter's default stream (CUDA: a torch.cuda.Stream; called once by the Inverter's constructor after
+        `prepare`, before warm-up; never on CPU). An executor whose backend fixes its stream at setup (onnxruntime's
+        CUDA EP: user_compute_stream) adopts it here; `run` still receives each call's stream. Default: nothing."""
+        return None
+
     @abc.abstractmethod
     def run(self, graph: str, bindings: Mapping[str, "torch.Tensor"], batch: int, stream) -> None:
         """Run `graph` at `batch` reading its inputs from and writing its outputs into `bindings` (every I/O name of

@@ -26,8 +26,7 @@ makes the sessions with a stream of its own, and `use_stream(stream)` re-creates
 (`InferenceSession.set_providers`) on the Inverter's stream. A call on that stream enqueues directly; a call on any
 other stream (the Inverter's warm-up / capture stream, `invert(stream=...)`) is ordered with two preallocated CUDA
 events: the EP stream waits for the caller's stream, the caller's stream waits for the run. No host sync either way.
-`use_stream` is this executor's own method: the Inverter does not call it yet (that needs an `Executor.use_stream`
-hook in base.py, called in Inverter.__init__ once its stream exists), so until then every call takes the event path.
+The Inverter calls `use_stream` (the Executor hook) once in its constructor, after its stream exists.
 `capturable` stays False: an ORT run is not something a torch CUDA-graph capture can hold (its scratch comes from
 ORT's own arena, outside the graph's pool); ORT's own CUDA graphs (`enable_cuda_graph`) are not used here.
 
