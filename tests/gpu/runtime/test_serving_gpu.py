@@ -2,7 +2,8 @@
 cuda:0, CUDA tensors handed to Triton through DLPack), compared with Inverter.invert on the same GPU.
 Needs a CUDA GPU and the `make triton` folder (or $TRITONSERVER); skipped with the reason otherwise. Never run yet
 (no GPU was lent when it was written): the gate is the CPU test's (<= 1 level on <= 3 uint8 values per image,
-codes <= 1e-6) for one request that runs alone, same batch and kernels as the reference."""
+codes <= 1e-6) for one request that runs alone, same batch and kernels as the reference; the observed values are
+recorded (tests/gpu/conftest.py's `gate`, collected into gpu_summary.json by make gpu-check)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hyperstyle_trt.core.errors import HsError
 pytestmark = pytest.mark.gpu
 
 
-def test_kind_gpu_instance_matches_inverter(tmp_path):
+def test_kind_gpu_instance_matches_inverter(tmp_path, gate):
     tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
     from hyperstyle_trt.core.source import ModelSource
     from hyperstyle_trt.runtime import Inverter
@@ -40,6 +41,9 @@ def test_kind_gpu_instance_matches_inverter(tmp_path):
         res = c.infer("hyperstyle", [inp])
         c.close()
     d = np.abs(res.as_numpy("inversion").astype(np.int16) - ref_img.astype(np.int16))
-    assert d.max() <= 1 and (d > 0).reshape(len(d), -1).sum(1).max() <= 3, (d.max(), (d > 0).sum())
     err = float(np.abs(res.as_numpy("codes") - ref_codes).max())
+    gate("max_levels", int(d.max()), "<=", 1)
+    gate("changed_values_per_image", int((d > 0).reshape(len(d), -1).sum(1).max()), "<=", 3)
+    gate("codes_max_abs", err, "<=", 1e-6)
+    assert d.max() <= 1 and (d > 0).reshape(len(d), -1).sum(1).max() <= 3, (d.max(), (d > 0).sum())
     assert err <= 1e-6, err

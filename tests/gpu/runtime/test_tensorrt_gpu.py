@@ -5,7 +5,8 @@ execution context per engine and batch size, all of an engine's contexts on one 
 NEVER RUN: no TensorRT engine has executed anywhere in this project yet (the only GPU lent so far is an H200, where
 TensorRT-RTX refuses SM 9.0 and full TensorRT was not installable). The gates below are set from the exporter's fp16
 per-graph tolerance (export.verify.TOLERANCES["fp16"] = 3e-2 relative to max(1, |ref|max)) and fp16 rounding, not
-from an observed figure; each test prints its errors so the first run can record them and tighten the gates.
+from an observed figure; each test prints its errors and records them (tests/gpu/conftest.py's `gate`, collected
+into gpu_summary.json by make gpu-check) so the first run can tighten the gates.
 """
 
 import json
@@ -55,7 +56,7 @@ def images():
     return (torch.rand(B, 3, s, s, generator=g) * 2 - 1).cuda()
 
 
-def test_tensorrt_equals_torch_executor(export_dir, images):
+def test_tensorrt_equals_torch_executor(export_dir, images, gate):
     from hyperstyle_trt.runtime import Inverter
 
     trt_inv = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B)
@@ -68,11 +69,13 @@ def test_tensorrt_equals_torch_executor(export_dir, images):
     errs |= {f"delta {k}": _rel(got.deltas[k], ref.deltas[k]) for k in ref.deltas}
     print("tensorrt vs torch executor (fp16, B=3, T=5), max rel error:", json.dumps(errs))
     worst = max(errs, key=errs.get)
+    gate(f"worst_rel_err ({worst})", errs[worst], "<=", FP16_REL)
+    gate("image0_vs_image1_rel", _rel(got.images[0], got.images[1]), ">", 1e-3)
     assert errs[worst] <= FP16_REL, f"{worst}: {errs[worst]:.3e} > {FP16_REL}"
     assert _rel(got.images[0], got.images[1]) > 1e-3  # distinct images stay distinct (rows not mixed up)
 
 
-def test_graph_replay_equals_eager(export_dir, images):
+def test_graph_replay_equals_eager(export_dir, images, gate):
     from hyperstyle_trt.runtime import Inverter
 
     eager = Inverter.from_export(export_dir, executor="tensorrt", max_batch=MAX_B, cuda_graphs=False)
@@ -81,12 +84,13 @@ def test_graph_replay_equals_eager(export_dir, images):
     a, b = eager.invert(images, n_iters=T, copy=True), graphs.invert(images, n_iters=T, copy=True)
     err = float((a.images.float() - b.images.float()).abs().max())
     print(f"tensorrt graph replay vs eager: max abs image difference {err:.3e}")
+    gate("images_max_abs", err, "<=", REPLAY_ABS)
     assert err <= REPLAY_ABS
     c = graphs.invert(images, n_iters=T, copy=True)  # a second replay of the same graph
     assert float((c.images.float() - b.images.float()).abs().max()) <= REPLAY_ABS
 
 
-def test_batch_changes(export_dir, images):
+def test_batch_changes(export_dir, images, gate):
     """B=3, then B=1, then B=3 again through one Inverter: B=3's graph is replayed after B=1's was captured. Each
     batch has its own execution contexts (made at warm-up, shapes set once), so the replay must reproduce the first
     B=3 result. All contexts of an engine share one device-memory block, so this also checks that the graphs'
@@ -103,4 +107,6 @@ def test_batch_changes(export_dir, images):
     e1, e3 = _rel(r1.images[0], r3.images[0]), float((r3b.images.float() - r3.images.float()).abs().max())
     print(f"tensorrt batch 1 vs row 0 of batch 3: {e1:.3e} rel; batch 3 twice: {e3:.3e} abs; context memory "
           f"{ex.describe()['context_memory_bytes']} bytes per engine")
+    gate("b1_vs_b3_row0_rel", e1, "<=", FP16_REL)
+    gate("b3_twice_max_abs", e3, "<=", REPLAY_ABS)
     assert e1 <= FP16_REL and e3 <= REPLAY_ABS
