@@ -44,7 +44,7 @@ from hyperstyle_trt.core.entry import interruptible, run
 from hyperstyle_trt.core.errors import HsError, one_line
 
 STEPS = ("wheels", "gpu-tests", "kernels", "runtime", "e2e-b8", "e2e-b1")
-DEFAULT_LIMITS_S = {"wheels": 20, "gpu-tests": 190, "kernels": 80, "runtime": 70, "e2e-b8": 110, "e2e-b1": 40}
+DEFAULT_LIMITS_S = {"wheels": 20, "gpu-tests": 180, "kernels": 80, "runtime": 80, "e2e-b8": 110, "e2e-b1": 40}
 PROBE_LIMIT_S = 30
 SUMMARY = "gpu_summary.json"
 GATES_ENV, LPIPS_ENV = "HS_GPU_GATES", "HS_LPIPS_WEIGHTS"
