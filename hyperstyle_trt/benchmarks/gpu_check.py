@@ -179,10 +179,16 @@ def _bench_argv(cfg: CheckConfig, batch: int, methods: str, out: str) -> tuple[s
             *(("--lpips-weights", str(lp)) if lp is not None and "pti" in methods else ()))
 
 
+def _unreadable(figures: dict) -> str | None:
+    """Why a step that exited 0 still failed: its JSON is missing or unreadable."""
+    bad = figures.get("missing") or figures.get("error")
+    return None if bad is None else f"no figures: {'missing ' if 'missing' in figures else ''}{bad}"
+
+
 def _bench_step(cfg: CheckConfig, name: str, batch: int, methods: str) -> tuple[tuple[str, ...], Callable, Callable]:
     path = cfg.out / f"bench_b{batch}" / "bench.json"
     return (_bench_argv(cfg, batch, methods, f"bench_b{batch}"), lambda: F.bench_figures(path),
-            lambda f: "; ".join(F.failed_methods(f)) or None)
+            lambda f: _unreadable(f) or "; ".join(F.failed_methods(f)) or None)
 
 
 def build_steps(cfg: CheckConfig, machine: dict) -> list[Step]:
@@ -199,11 +205,11 @@ def build_steps(cfg: CheckConfig, machine: dict) -> list[Step]:
                       lambda: F.pytest_figures(xml) | {"gates_recorded": len(F.read_gates(gates))},
                       lambda f: (f"{f['failed']} failed, {f['errors']} errors: "
                                  + ", ".join(t["test"] for t in f["failed_tests"][:5]))
-                      if f.get("failed") or f.get("errors") else None),
+                      if f.get("failed") or f.get("errors") else _unreadable(f)),
         "kernels": ((py, "-m", "hyperstyle_trt.benchmarks.cli", "kernels", "--json", str(out / "kernels.json")),
-                    lambda: F.kernel_figures(out / "kernels.json"), lambda f: None),
+                    lambda: F.kernel_figures(out / "kernels.json"), _unreadable),
         "runtime": ((py, "-m", "hyperstyle_trt.benchmarks.runtime", "--json", str(out / "runtime.json")),
-                    lambda: F.runtime_figures(out / "runtime.json"), lambda f: None),
+                    lambda: F.runtime_figures(out / "runtime.json"), _unreadable),
         "e2e-b8": _bench_step(cfg, "e2e-b8", 8, "projector,pti,hyperstyle-ref,hyperstyle-fast"),
         "e2e-b1": _bench_step(cfg, "e2e-b1", 1, "hyperstyle-ref,hyperstyle-fast"),
     }

@@ -138,6 +138,10 @@ def test_build_steps_on_a_gpu_machine(tmp_path):
     assert b8[b8.index("--lpips-weights") + 1] == str(lp) and "--lpips-weights" not in b1
     assert b8[b8.index("--batch") + 1] == "8" and b1[b1.index("--batch") + 1] == "1"
     assert f"--junitxml={cfg.out / 'gpu_tests.xml'}" in steps["gpu-tests"].argv
+    assert steps["kernels"].judge(F.kernel_figures(tmp_path / "k.json")) == f"no figures: missing {tmp_path}/k.json"
+    assert steps["e2e-b8"].judge({"methods": {"pti": {"status": "skipped"}}}) is None
+    assert steps["gpu-tests"].judge({"failed": 1, "errors": 0, "failed_tests": [{"test": "t::a"}]}) == \
+        "1 failed, 0 errors: t::a"
     no_mpl = {s.name: s.skip for s in G.build_steps(cfg, GPU | {"modules": mods | {"matplotlib": False}})}
     assert no_mpl["e2e-b1"] == f"{cfg.python} cannot import matplotlib" and no_mpl["runtime"] is None
     env = G.step_env(cfg)
