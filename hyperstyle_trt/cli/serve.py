@@ -5,11 +5,13 @@
     hs-serve repo model_repo --export-dir hs_export --executor tensorrt --device cuda --instances 2
     hs-serve repo ngc_repo --export-dir hs_export --device cuda --layout ngc   # tensorrt_plan x 3 + BLS loop
     hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
+    hs-serve start ngc_repo --dry-run                   # print the tritonserver command (memory pool flags) only
     hs-serve infer face.png --url 127.0.0.1:8000 --out served/
 
 `repo` parses the model-source options (core.source) into a ModelSource and writes a model repository
 (runtime.serving.repository, or runtime.serving.ngc with --layout ngc), `start` runs a local tritonserver on it
-(runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`), `infer` sends PNG/JPEG files
+(runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`; CUDA / pinned memory pool
+flags from the repository's sidecars, runtime.serving.pools), `infer` sends PNG/JPEG files
 through the HTTP client and writes the inversions. User errors print one line `error: ...` and exit 2.
 """
 
@@ -85,12 +87,23 @@ def repo_cmd(out, max_batch, instances, iters, threads, queue_delay_us, python_e
               help="Server log (default: <repo>.tritonserver.log beside the repository).")
 @click.option("--ready-timeout", "ready_timeout", type=float, default=300.0, show_default=True,
               help="Seconds to wait for every model to load.")
-def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_file, ready_timeout):
-    """Run tritonserver on REPO until Ctrl-C / SIGTERM."""
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Print the memory pool sizing and the tritonserver command, start nothing.")
+def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_file, ready_timeout, dry_run):
+    """Run tritonserver on REPO until Ctrl-C / SIGTERM (with CUDA / pinned memory pools sized from REPO)."""
+    import shlex
+
+    from hyperstyle_trt.runtime.serving.pools import repository_pools
     from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver, serve_forever
 
+    pools = repository_pools(repo)
     server = TritonServer(repo, install=find_tritonserver(tritonserver), host=host, http_port=http_port,
-                          grpc_port=grpc_port, metrics_port=metrics_port, log_file=log_file)
+                          grpc_port=grpc_port, metrics_port=metrics_port, log_file=log_file,
+                          extra_args=tuple(pools.flags()))
+    click.echo(pools.describe())
+    if dry_run:
+        click.echo(shlex.join(server.command()))
+        return 0
     click.echo(f"starting {server.install.binary} (log {server.log_file})")
 
     def ready(s, waited):
@@ -98,7 +111,8 @@ def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_
                    f"metrics {s.metrics_url}; Ctrl-C stops it")
 
     rc = serve_forever(server, ready_timeout=ready_timeout, on_ready=ready)
-    click.echo(f"stopped (tritonserver exit code {server.proc.returncode})")
+    reaped = f", killed {len(server.reaped)} process(es) it left behind" if server.reaped else ""
+    click.echo(f"stopped (tritonserver exit code {server.proc.returncode}{reaped})")
     return 0 if rc == 0 else 1
 
 

@@ -10,6 +10,9 @@ OUT:
     OUT/hs_generator/config.pbtxt, 1/model.plan
     OUT/hyperstyle/config.pbtxt, 1/model.py          python backend, runtime/serving/bls_model.py: the T-step loop
                                                      as 2T+2 BLS calls; same I/O as the main layout's `hyperstyle`
+    OUT/hyperstyle/hs_serving.json                   sidecar: layout, sub-models, graph I/O dtype and the `pools`
+                                                     record (runtime.serving.pools: Δ and images through Triton's
+                                                     CUDA pool per inversion, what `hs-serve start` sizes it from)
 
 Tensor names, per-item shapes and dtypes come from core.contract for the export's engine set (variant, precision:
 runtime.executors.tensorrt_executor.find_engines). A fixed-batch engine (the plain generator) gets
@@ -29,7 +32,7 @@ import json
 import os
 from pathlib import Path
 
-from hyperstyle_trt.core.atomic import atomic_path, write_text_atomic
+from hyperstyle_trt.core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from hyperstyle_trt.core.config import HyperStyleConfig
 from hyperstyle_trt.core.contract import GRAPHS, GraphIO, delta_modes, graph_io
 from hyperstyle_trt.core.errors import HsError
@@ -37,6 +40,7 @@ from hyperstyle_trt.core.precision import precision as to_precision
 from hyperstyle_trt.core.source import ModelSource
 from hyperstyle_trt.runtime.serving.pbtxt import (ModelShapes, TensorSpec, model_config_text, preferred_batch_sizes,
                                                   served_io, validate_config)
+from hyperstyle_trt.runtime.serving.pools import SIDECAR, ngc_device_terms, served_bytes, transfer_record
 from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, PROJECT_ROOT, model_config
 
 BLS_MODEL_PY = Path(__file__).with_name("bls_model.py")
@@ -84,10 +88,10 @@ def write_graph_repository(out: str | os.PathLike, cfg: HyperStyleConfig, ios: d
                            fixed: dict[str, int], max_batch: int = 8, iters: int = 5, instances: int = 1,
                            device: str = "cuda", backend: str = "tensorrt", engines: dict[str, Path] | None = None,
                            submodel_py: Path | None = None, submodel_extra: str = "", bls_extra: str = "",
-                           queue_delay_us: int = 2000) -> list[Path]:
+                           queue_delay_us: int = 2000, sidecar: dict | None = None) -> list[Path]:
     """Write the BLS layout (module docstring) for graphs with I/O `ios`. backend "tensorrt": `engines` {graph:
     engine file} are linked as model.plan; "python": `submodel_py` is copied as each sub-model's model.py.
-    Returns the model directories."""
+    `sidecar`: more fields for hs_serving.json (the export it came from). Returns the model directories."""
     out = Path(out).expanduser().resolve()
     kind = "KIND_GPU" if device == "cuda" else "KIND_CPU"
     dirs = []
@@ -112,6 +116,11 @@ def write_graph_repository(out: str | os.PathLike, cfg: HyperStyleConfig, ios: d
     write_text_atomic(d / "config.pbtxt", text)
     with atomic_path(d / "1" / "model.py") as tmp:
         tmp.write_bytes(BLS_MODEL_PY.read_bytes())
+    pools = transfer_record("ngc", kind, instances, max_batch, iters, served_bytes(served_io(ModelShapes.of(cfg))),
+                            ngc_device_terms(ios, fixed, max_batch, iters))
+    write_json_atomic(d / SIDECAR, {"model": MODEL_NAME, "layout": "ngc", "backend": backend, "hs_config": cfg.name,
+                                    "submodels": SUBMODELS, "dtype": ios["w_encoder"].inputs[0].dtype,
+                                    "fixed_batch": fixed, "pools": pools, **(sidecar or {})})
     return dirs + [d]
 
 
@@ -135,4 +144,6 @@ def write_ngc_repository(out: str | os.PathLike, export_dir: str | os.PathLike, 
         raise HsError(f"--max-batch {max_batch} exceeds the engines' profile (exported with --max-batch "
                       f"{exported_max})")
     return write_graph_repository(out, cfg, ios, fixed, max_batch, iters, instances, "cuda", "tensorrt", files,
-                                  queue_delay_us=queue_delay_us)
+                                  queue_delay_us=queue_delay_us,
+                                  sidecar={"export_dir": str(Path(export_dir).resolve()), "variant": variant,
+                                           "precision": prec})

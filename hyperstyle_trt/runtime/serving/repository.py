@@ -20,7 +20,9 @@ Layout written under OUT (model name `hyperstyle`):
                                          sets OMP_NUM_THREADS
     OUT/hyperstyle/pyenv/lib/libpython*  a link to the libpython of the environment's interpreter (the launcher puts
                                          pyenv/lib first on LD_LIBRARY_PATH; the stub must load that libpython)
-    OUT/hyperstyle/hs_serving.json       the RepoSpec, shapes and software versions (sidecar)
+    OUT/hyperstyle/hs_serving.json       the RepoSpec, shapes, software versions and the `pools` record
+                                         (runtime.serving.pools: what `hs-serve start` sizes Triton's memory
+                                         pools from) (sidecar)
 
 Everything is written through core.atomic. The config text comes from runtime.serving.pbtxt (shared with the NGC
 layout) and is checked against Triton's ModelConfig protobuf schema (`validate_config`) when tritonclient's
@@ -43,6 +45,7 @@ from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.core.source import ModelSource
 from hyperstyle_trt.runtime.serving.pbtxt import (ModelShapes, model_config_text, preferred_batch_sizes, served_io,
                                                   validate_config)
+from hyperstyle_trt.runtime.serving.pools import SIDECAR, served_bytes, transfer_record
 
 MODEL_NAME = "hyperstyle"
 DEVICES = ("cpu", "cuda")
@@ -208,9 +211,11 @@ def write_repository(out: str | os.PathLike, spec: RepoSpec, name: str = MODEL_N
         tmp.write_bytes(MODEL_PY.read_bytes())
     from hyperstyle_trt.core.sidecar import software_versions
 
-    write_json_atomic(model_dir / "hs_serving.json", {
-        "model": name, "spec": spec.to_dict(), "hs_config": cfg.name, "shapes": dataclasses.asdict(shapes),
-        "versions": software_versions()})
+    pools = transfer_record("inverter", "KIND_GPU" if spec.device == "cuda" else "KIND_CPU", spec.instances,
+                            spec.max_batch, spec.iters, served_bytes(served_io(shapes)))
+    write_json_atomic(model_dir / SIDECAR, {
+        "model": name, "layout": "inverter", "spec": spec.to_dict(), "hs_config": cfg.name,
+        "shapes": dataclasses.asdict(shapes), "pools": pools, "versions": software_versions()})
     return model_dir
 
 

@@ -5,7 +5,10 @@ folder `make triton` fills (`.triton/` at the project root: the nvidia-pytriton 
 tritonserver 2.51.0 and its python backend). Nothing here downloads anything.
 
 The server binds 127.0.0.1 unless told otherwise (HTTP, gRPC and metrics alike), writes its log to a file, and is
-stopped with SIGTERM (Triton's graceful shutdown), then SIGKILL after a bounded wait. The python backend's stubs run
+stopped with SIGTERM (Triton's graceful shutdown), then SIGKILL after a bounded wait. It runs in a session of its
+own, which its python-backend stubs (`triton_python_backend_stub`) inherit: once the server has exited, whatever is
+left in that session (a stub still inside `initialize` when a failed load or a SIGTERM ended the server, re-parented
+to init) is killed (`session_processes`, `TritonServer.reap_stubs`). The python backend's stubs run
 the interpreter of the environment given as `python_env` (default: the one running this code): its `bin` goes
 first on PATH (the stub's isolated interpreter finds its venv through the `python3` on PATH) and its libpython's
 directory first on LD_LIBRARY_PATH (the stub must load the same libpython as that environment's own).
@@ -102,11 +105,35 @@ def stub_environment(python_env: str | os.PathLike | None = None, base: dict | N
     return env
 
 
+def _stat(pid: int) -> tuple[str, int, int, int, int] | None:
+    """(state, ppid, process group, session, start time in clock ticks after boot) from /proc/<pid>/stat, or None
+    when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    f = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp session ... starttime (22nd)
+    return f[0], int(f[1]), int(f[2]), int(f[3]), int(f[19])
+
+
+def session_processes(sid: int, started_since: int = 0) -> list[int]:
+    """Live (not zombie) processes of session `sid` that started at or after `started_since` (clock ticks after
+    boot): what a server started as session leader `sid` left behind once it has exited."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None and st[3] == sid and st[0] not in "ZX" and st[4] >= started_since:
+                found.append(int(entry))
+    return found
+
+
 class TritonServer:
     """One local tritonserver process for `repo`.
 
     `start()` launches it (ports: given or free ones), `wait_ready(timeout)` polls /v2/health/ready, `stop()` sends
-    SIGTERM and waits (SIGKILL after `kill_after` s). Also a context manager (start + wait_ready / stop). The server's
+    SIGTERM and waits (SIGKILL after `kill_after` s), then kills what the server left in its session
+    (`reap_stubs`; their pids in `reaped`). Also a context manager (start + wait_ready / stop). The server's
     stdout and stderr go to `log_file` (default: <repo>/../<repo name>.tritonserver.log). `stub_env`: set PATH /
     LD_LIBRARY_PATH / OMP_NUM_THREADS for the stubs (`stub_environment`); False passes this process's environment
     unchanged (repositories written by hs-serve repo carry their own EXECUTION_ENV_PATH)."""
@@ -131,6 +158,8 @@ class TritonServer:
         self.extra_args = tuple(extra_args)
         self.stub_env = stub_env
         self.proc: subprocess.Popen | None = None
+        self.started_ticks = 0
+        self.reaped: list[int] = []
 
     @property
     def pid(self) -> int | None:
@@ -167,6 +196,8 @@ class TritonServer:
             # A session of its own: a Ctrl-C in the terminal reaches hs-serve, which stops the server in order.
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        st = _stat(self.proc.pid)
+        self.started_ticks = st[4] if st is not None else 0
         return self
 
     def log_tail(self, n: int = 12) -> str:
@@ -201,7 +232,8 @@ class TritonServer:
             time.sleep(0.2)
 
     def stop(self, kill_after: float = 45.0) -> int | None:
-        """SIGTERM, wait up to `kill_after` s, then SIGKILL the server's process group. Returns the exit code."""
+        """SIGTERM, wait up to `kill_after` s, then SIGKILL the server's process group; once it has exited, kill
+        what it left in its session (`reap_stubs`). Returns the server's exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -213,7 +245,30 @@ class TritonServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        self.reaped += self.reap_stubs()
         return self.proc.returncode
+
+    def reap_stubs(self, timeout: float = 10.0) -> list[int]:
+        """After the server has exited: SIGKILL every process still in its session (the python-backend stubs it
+        started; they keep the server's session and process group), and wait up to `timeout` s until they are
+        gone. Returns their pids. HsError when one outlives the wait."""
+        assert self.proc is not None and self.proc.returncode is not None, "the server must have exited"
+        left = {pid: st[4] for pid in session_processes(self.proc.pid, self.started_ticks)
+                if (st := _stat(pid)) is not None}
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        alive = list(left)
+        for _ in range(int(timeout / 0.05) + 1):  # gone, a zombie, or its pid reused (another start time)
+            alive = [p for p in alive if (st := _stat(p)) is not None and st[0] not in "ZX" and st[4] == left[p]]
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if alive:
+            raise HsError(f"processes {alive} left by tritonserver (pid {self.proc.pid}) survived SIGKILL for "
+                          f"{timeout:.0f} s")
+        return list(left)
 
     def __enter__(self) -> "TritonServer":
         self.start()

@@ -340,6 +340,21 @@ class TritonPythonModel:
 '''
 
 
+def _in_session(sid: int) -> list[tuple[int, str]]:
+    """(pid, name) of every live process of session `sid` or whose parent is `sid` (/proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if text:
+            f = text[text.rindex(")") + 2:].split()
+            if f[0] not in "ZX" and sid in (int(f[1]), int(f[3])):
+                found.append((int(entry), text[text.index("(") + 1:text.rindex(")")]))
+    return found
+
+
 def test_cli_start_waits_for_ready_and_stops_on_ctrl_c(tmp_path):
     """`hs-serve start` on a one-model repository (an echo model, no torch in the stub): prints ready, answers,
     and on Ctrl-C (SIGINT; SIGTERM goes to the same handler) stops the server and exits 0, leaving no
@@ -382,6 +397,7 @@ def test_cli_start_waits_for_ready_and_stops_on_ctrl_c(tmp_path):
     assert "stopped (tritonserver exit code 0)" in out
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+    assert _in_session(server_pid) == []  # its stubs are gone too
 
 
 def test_repository_from_checkpoint_and_export_dir(tmp_path):

@@ -95,6 +95,43 @@ def test_ngc_layout_rejects_what_the_engines_cannot_serve(tmp_path):
         write_ngc_repository(tmp_path / "ngc2", exp, precision="fp32")
 
 
+@pytest.mark.parametrize("variant,prec", [("plugin", "fp16"), ("plain", "fp32")])
+def test_ngc_sidecar_sizes_the_pools_from_the_contract(tmp_path, variant, prec):
+    """The BLS model's sidecar records what crosses Triton's CUDA pool per inversion (runtime.serving.pools): the
+    Δ / image terms from the contract, the fixed batch of the plain generator padded; `hs-serve start` reads it."""
+    import math
+
+    from hyperstyle_trt.runtime.serving.pools import HEADROOM, MIB, repository_pools
+
+    exp = _fake_export(tmp_path, variant, prec, plain_batch=2)
+    write_ngc_repository(tmp_path / "ngc", exp, max_batch=3, iters=2, instances=2)
+    side = json.loads((tmp_path / "ngc" / "hyperstyle" / "hs_serving.json").read_text())
+    assert (side["layout"], side["variant"], side["precision"]) == ("ngc", variant, prec)
+    assert side["export_dir"] == str(exp.resolve())
+    rec = side["pools"]
+    assert (rec["kind"], rec["instances"], rec["max_batch"], rec["iters"]) == ("KIND_GPU", 2, 3, 2)
+    cfg = get_config("tiny")
+    ios = {g: graph_io(cfg, g, delta_modes(cfg, per_channel=variant == "plugin"), "B", variant == "plugin", prec)
+           for g in GRAPHS}
+    size = {"fp16": 2, "fp32": 4}[prec]
+
+    def nbytes(ts):
+        return size * sum(math.prod(int(d) for d in t.shape[1:]) for t in ts)
+
+    gen_items = 4 if variant == "plain" else 3  # 3 images through a generator fixed at batch 2: two calls of 2
+    gen_call = 2 if variant == "plain" else 3
+    assert rec["device_terms"] == {
+        "call_inputs": max(3 * nbytes(ios["w_encoder"].inputs), 3 * nbytes(ios["hypernet"].inputs),
+                           gen_call * nbytes(ios["generator"].inputs)),
+        "w_encoder_outputs": 3 * nbytes(ios["w_encoder"].outputs),
+        "generator_outputs": 3 * gen_items * nbytes(ios["generator"].outputs),
+        "hypernet_outputs": 2 * 3 * nbytes(ios["hypernet"].outputs)}
+    assert rec["device_bytes"] == sum(rec["device_terms"].values())
+    pools = repository_pools(tmp_path / "ngc", gpus=(0,))
+    assert pools.cuda == ((0, max(64 * MIB, math.ceil(HEADROOM * 2 * rec["device_bytes"] / MIB) * MIB)),)
+    assert pools.flags()[0].startswith("--cuda-memory-pool-byte-size=0:")
+
+
 def _install():
     try:
         return find_tritonserver()
@@ -147,6 +184,9 @@ def test_bls_loop_on_real_server_matches_inverter(tmp_path):
         assert counts == {"hyperstyle": 1, "hs_w_encoder": 1, "hs_hypernet": 3, "hs_generator": 4}, counts
         assert read_parameters(c.get_model_config("hyperstyle"))["iters"] == "3"
         c.close()
+        from hyperstyle_trt.runtime.serving.pools import repository_pools
+
+        assert repository_pools(repo, gpus=(0,)).flags() == []  # KIND_CPU: Triton's default pools
     finally:
         rc = s.stop()
     assert rc == 0, s.log_tail()
