@@ -13,5 +13,7 @@ else
   ARGS+=(--config "${HS_CONFIG:-ffhq1024}" --executor torch)
 fi
 hs-serve repo "$REPO" "${ARGS[@]}"
+# The CUDA / pinned memory pools sized from the repository, as `hs-serve start` passes them (docs/serving.md).
+read -r -a POOLS <<< "$(python3 -c 'import sys; from hyperstyle_trt.runtime.serving.pools import repository_pools; print(" ".join(repository_pools(sys.argv[1]).flags()))' "$REPO")"
 exec tritonserver --model-repository="$REPO" --http-port=8000 --grpc-port=8001 --metrics-port=8002 \
-  --exit-timeout-secs="${HS_EXIT_TIMEOUT_S:-30}" ${HS_TRITON_ARGS:-}
+  --exit-timeout-secs="${HS_EXIT_TIMEOUT_S:-30}" "${POOLS[@]}" ${HS_TRITON_ARGS:-}

@@ -19,6 +19,7 @@ def test_kind_gpu_instance_matches_inverter(tmp_path, gate):
     tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
     from hyperstyle_trt.core.source import ModelSource
     from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.serving.pools import repository_pools
     from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
     from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver
 
@@ -32,7 +33,8 @@ def test_kind_gpu_instance_matches_inverter(tmp_path, gate):
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cuda", max_batch=4)
     r = inv.invert(x, n_iters=3)
     ref_img, ref_codes = r.to_uint8(), r.codes.float().cpu().numpy()
-    with TritonServer(tmp_path / "repo", install=install, stub_env=False) as s:
+    pools = repository_pools(tmp_path / "repo")  # the sized CUDA / pinned pools, as hs-serve start passes them
+    with TritonServer(tmp_path / "repo", install=install, stub_env=False, extra_args=tuple(pools.flags())) as s:
         c = tritonclient_http.InferenceServerClient(s.http_url, network_timeout=120)
         cfg = c.get_model_config("hyperstyle")
         assert [g["kind"] for g in cfg["instance_group"]] == ["KIND_GPU"]

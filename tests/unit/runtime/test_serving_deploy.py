@@ -70,6 +70,10 @@ def test_entrypoint_writes_gpu_repository_and_execs_tritonserver(tmp_path):
     assert p.returncode == 0, p.stderr
     args = (tmp_path / "args").read_text().split()
     assert f"--model-repository={tmp_path / 'repo'}" in args
+    from hyperstyle_trt.runtime.serving.pools import repository_pools
+
+    pools = repository_pools(tmp_path / "repo").flags()  # KIND_GPU: the sized pools reach tritonserver
+    assert pools and all(f in args for f in pools)
     dep = _load("deployment.yaml")
     ports = {p["name"]: p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
     for name, port in ports.items():
