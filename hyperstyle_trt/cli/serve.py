@@ -6,13 +6,16 @@
     hs-serve repo ngc_repo --export-dir hs_export --device cuda --layout ngc   # tensorrt_plan x 3 + BLS loop
     hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
     hs-serve start ngc_repo --dry-run                   # print the tritonserver command (memory pool flags) only
-    hs-serve infer face.png --url 127.0.0.1:8000 --out served/
+    hs-serve infer photo.jpg --url 127.0.0.1:8000 --out served/   # aligns the best face, as hs-invert does
+    hs-serve infer crop.png --no-align                  # already an FFHQ-aligned square crop: resized only
 
 `repo` parses the model-source options (core.source) into a ModelSource and writes a model repository
 (runtime.serving.repository, or runtime.serving.ngc with --layout ngc), `start` runs a local tritonserver on it
 (runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`; CUDA / pinned memory pool
-flags from the repository's sidecars, runtime.serving.pools), `infer` sends PNG/JPEG files
-through the HTTP client and writes the inversions. User errors print one line `error: ...` and exit 2.
+flags from the repository's sidecars, runtime.serving.pools), `infer` checks that the server and its model are
+ready (else one line `error: cannot reach tritonserver at <url>: <reason>`), aligns each photo at the model's input
+size with runtime.align's Aligner (runtime.serving.client.model_input), sends it through the HTTP client and writes
+the inversions. User errors print one line `error: ...` and exit 2; a photo that fails is one line and exit 1.
 """
 
 from __future__ import annotations
@@ -120,33 +123,61 @@ def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--url", default="127.0.0.1:8000", show_default=True, help="Server HTTP host:port.")
 @click.option("--out", "out", default="served", show_default=True, type=click.Path(), help="Output directory.")
-def infer_cmd(images, url, out):
-    """Invert image files on a running server; writes <out>/<name>.png and <out>/<name>_codes.npy."""
+@click.option("--no-align", "no_align", is_flag=True,
+              help="The photos are already FFHQ-aligned square crops: resize them to the model's input only "
+                   "(a non-square photo is refused). Default: detect and align the best face, as hs-invert.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--connect-timeout", "connect_timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for a connection.")
+def infer_cmd(images, url, out, no_align, timeout, connect_timeout):
+    """Invert photos on a running server: each is FFHQ-aligned at the served model's input size (best face, the
+    Aligner hs-invert uses) and sent; writes <out>/<name>.png, <out>/<name>_codes.npy and, when aligned,
+    <out>/<name>_aligned.png (what was sent). The server and model must answer ready before any photo is read
+    (else one line, exit 2); a photo that fails (unreadable, no face, not square with --no-align) is one line and
+    the others are still sent (exit 1)."""
     import numpy as np
     from PIL import Image
 
     from hyperstyle_trt.core.atomic import atomic_path
-    from hyperstyle_trt.runtime.serving.client import InversionClient
+    from hyperstyle_trt.core.errors import one_line
+    from hyperstyle_trt.runtime.serving.client import InversionClient, ServerUnreachable, model_input
 
-    with InversionClient(url) as c:
-        s = c.item_shape[0]
+    def write_png(a: np.ndarray, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            Image.fromarray(a).save(tmp, format="PNG")
+
+    with InversionClient(url, timeout=timeout, connect_timeout=connect_timeout) as c:
+        shape = c.check_ready()  # ServerUnreachable: one line, before any photo is read
+        if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+            raise HsError(f"the served model takes images {list(shape)}, expected [S,S,3]")
+        s = shape[0]
+        aligner = None
+        if not no_align:
+            from hyperstyle_trt.runtime.align import Aligner
+
+            aligner = Aligner(output_size=s)
         failed = 0
         for p in images:
             try:
-                with Image.open(p) as im:
-                    a = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
-            except OSError as e:
-                click.echo(f"error: {p}: cannot read image ({e})", err=True)
+                x, how = model_input(p, s, aligner)  # [s,s,3] uint8
+                res = c.invert(x)
+            except ServerUnreachable:
+                raise
+            except HsError as e:
+                msg = one_line(e)
+                click.echo(f"error: {msg if p in msg else f'{p}: {msg}'}", err=True)
                 failed += 1
                 continue
-            res = c.invert(a)
             stem = Path(p).stem
-            with atomic_path(Path(out) / f"{stem}.png") as tmp:
-                Image.fromarray(res.inversion[0]).save(tmp, format="PNG")
+            write_png(res.inversion[0], Path(out) / f"{stem}.png")
             with atomic_path(Path(out) / f"{stem}_codes.npy") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, res.codes[0])
-            click.echo(f"{p} -> {Path(out) / (stem + '.png')}")
+            if aligner is not None:
+                write_png(x, Path(out) / f"{stem}_aligned.png")
+            click.echo(f"{p} -> {Path(out) / (stem + '.png')} ({how})")
+    if failed:
+        click.echo(f"{len(images) - failed} of {len(images)} photo(s) inverted, {failed} failed")
     return 1 if failed else 0
 
 

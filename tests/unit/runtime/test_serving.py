@@ -220,8 +220,10 @@ def test_cli_infer_writes_what_the_inverter_gives(server, reference, tmp_path):
     Image.fromarray(x[0]).save(tmp_path / "face.png")
     Image.fromarray(x[0]).save(tmp_path / "bad.png")
     (tmp_path / "bad.png").write_bytes(b"not a png")
+    # --no-align: the file is already a square crop of the model's size (noise: no face to align; the aligned path
+    # is tested in test_serving_infer.py)
     assert main(["infer", str(tmp_path / "face.png"), str(tmp_path / "bad.png"), "--url", server.http_url,
-                 "--out", str(tmp_path / "out")]) == 1  # the bad file is reported, the good one still written
+                 "--out", str(tmp_path / "out"), "--no-align"]) == 1  # the bad file is reported, the good one written
     ref_img, ref_codes = reference(x)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "face.png")), ref_img[0])
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "face_codes.npy"), ref_codes[0])
