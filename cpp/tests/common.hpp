@@ -80,7 +80,7 @@ inline Reference python_reference(const void *input, bool u8, int n, int n_iters
     static py::object *ref = nullptr;  // one reference Inverter per process (per device)
     static std::string ref_device;
     if (ref == nullptr || ref_device != device) {
-        py::object Inverter = py::module_::import("runtime").attr("Inverter");
+        py::object Inverter = py::module_::import("hyperstyle_trt.runtime").attr("Inverter");
         py::dict kw;
         kw["config"] = "tiny";
         kw["executor"] = "torch";

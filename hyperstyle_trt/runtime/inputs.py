@@ -105,6 +105,8 @@ def _from_uint8(t: torch.Tensor | np.ndarray, size: int, device: torch.device) -
         a = np.ascontiguousarray(t)
         if a.shape[1:3] != (size, size):
             a = _resize_uint8(a, size)
+        if not a.flags.writeable:  # e.g. a PIL-backed array: torch.from_numpy would share read-only memory
+            a = a.copy()
         x = uint8_to_unit(torch.from_numpy(np.ascontiguousarray(a)))  # [B,3,S,S]
     return PreparedInput(x, needs_value_check=False)
 

@@ -10,11 +10,11 @@
 `hs-serve` (cli/serve.py) is the command line on top. Nothing here imports torch at import time.
 """
 
-from hyperstyle_trt.runtime.serving.client import InversionClient, ServedInversion
+from hyperstyle_trt.runtime.serving.client import InversionClient, ServedInversion, ServerUnreachable, model_input
 from hyperstyle_trt.runtime.serving.pbtxt import ModelShapes
 from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, RepoSpec, write_repository
 from hyperstyle_trt.runtime.serving.server import (TritonInstall, TritonServer, find_tritonserver, free_port,
                                                    serve_forever)
 
-__all__ = ["InversionClient", "ServedInversion", "MODEL_NAME", "ModelShapes", "RepoSpec", "write_repository",
+__all__ = ["InversionClient", "ServedInversion", "ServerUnreachable", "model_input", "MODEL_NAME", "ModelShapes", "RepoSpec", "write_repository",
            "TritonInstall", "TritonServer", "find_tritonserver", "free_port", "serve_forever"]
