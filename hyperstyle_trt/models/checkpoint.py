@@ -7,6 +7,9 @@ Formats (docs/architecture.md §5):
 - rosinality `stylegan2-ffhq-config-f.pt`: {'g_ema': state_dict, 'latent_avg': (512,)}.
 
 Everything is read with `torch.load(weights_only=True)`: a file that needs arbitrary code to unpickle is refused.
+Before that, `describe_file` says what the file is from its bytes (zip checkpoint, pickle, Git LFS pointer, text,
+empty, truncated zip, .npy), so a wrong file is one line saying which; the edit-direction loader (runtime.edit) uses
+the same pair.
 Any key mismatch is an HsError naming the missing / unexpected / wrongly shaped keys.
 """
 
@@ -15,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,28 +33,114 @@ from hyperstyle_trt.models.fill import DEFAULT_CONSTANTS, canonical_key, fill_mo
 from hyperstyle_trt.models.hyperstyle import HyperStyle
 from hyperstyle_trt.models.stylegan2 import Generator
 
-DEFAULT_NOTICE = ("notice: no checkpoint given, using the embedded default: the official architecture with "
-                  "deterministic UNTRAINED weights (golden/README fill). Timing is faithful; images are not.")
+DEFAULT_NOTICE = ("notice: no --checkpoint given, so the model runs on built-in stand-in weights: the real HyperStyle "
+                  "network, but UNTRAINED. Speeds are real; the pictures will look like coloured noise. For real "
+                  "results pass --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt.")
+
+LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
+ZIP_MAGIC = b"PK\x03\x04"
+NPY_MAGIC = b"\x93NUMPY"
 
 
-def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
-    """torch.load(weights_only=True) with one-line errors for missing, truncated, foreign or unsafe files."""
+@dataclasses.dataclass(frozen=True)
+class FileKind:
+    """What a file holds, judged from its bytes (not its name). kind: 'empty', 'lfs_pointer', 'torch_zip', 'zip'
+    (a zip that is not a PyTorch checkpoint), 'truncated_zip', 'pickle', 'npy', 'text' or 'binary'; detail: a
+    phrase for messages ("a Git LFS pointer ...: run `git lfs pull` ...")."""
+
+    kind: str
+    detail: str
+
+    @property
+    def torch_loadable(self) -> bool:
+        """torch.load may read it (a zip checkpoint or a legacy pickle); anything else fails there."""
+        return self.kind in ("torch_zip", "pickle")
+
+
+def describe_file(path: str | os.PathLike) -> FileKind:
+    """Sniff a file's first bytes (and a zip's end-of-archive record): what it is, in words. Never raises on
+    content; an unreadable file is an HsError."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise HsError(f"cannot read {p}: {one_line(e, 160)}") from None
+    if size == 0:
+        return FileKind("empty", "an empty file (0 bytes): copy or download it again")
+    if head.startswith(LFS_MAGIC):
+        m = re.search(rb"^size (\d+)", head, re.M)
+        real = f" of {int(m.group(1)):,} bytes" if m else ""
+        return FileKind("lfs_pointer", f"a Git LFS pointer to the real file{real}, which was never downloaded: run "
+                                       "`git lfs pull` in the repository it came from")
+    if head.startswith(ZIP_MAGIC):
+        if not zipfile.is_zipfile(p):
+            return FileKind("truncated_zip", f"a zip archive cut short ({size:,} bytes, no end-of-archive record): "
+                                             "copy or download it again")
+        try:
+            with zipfile.ZipFile(p) as z:
+                torch_zip = any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            torch_zip = False
+        if torch_zip:
+            return FileKind("torch_zip", "a PyTorch zip checkpoint")
+        return FileKind("zip", "a zip archive without the data.pkl of a PyTorch checkpoint")
+    if head.startswith(NPY_MAGIC):
+        return FileKind("npy", "a NumPy .npy array")
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return FileKind("pickle", "a pickle (legacy PyTorch checkpoint format)")
+    if not any(b < 0x20 and b not in (9, 10, 12, 13) for b in head):
+        first = next((ln.strip() for ln in head.decode("utf-8", "replace").splitlines() if ln.strip()), "")
+        first = first if len(first) <= 40 else first[:37] + "..."
+        return FileKind("text", f"a text file (starting {first!r})")
+    return FileKind("binary", f"binary data of an unknown format (starting {head[:8].hex(' ')})")
+
+
+def check_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> FileKind:
+    """The checks before torch.load, reading only the file's first bytes: it exists, is readable and is a zip
+    checkpoint or a pickle (describe_file); else one HsError line naming `what`, the path and what the file is.
+    Cheap, so commands run it on every checkpoint before any work."""
     p = Path(path)
     if not p.is_file():
         raise HsError(f"{what} not found: {p}")
     if not os.access(p, os.R_OK):
         raise HsError(f"{what} is not readable: {p}")
+    fk = describe_file(p)
+    if fk.kind == "truncated_zip":
+        raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint: {fk.detail}")
+    if not fk.torch_loadable:
+        raise HsError(f"{what} {p} is not a PyTorch checkpoint: it is {fk.detail}")
+    return fk
+
+
+def torch_load_checked(path: str | os.PathLike, what: str = "checkpoint"):
+    """torch.load(weights_only=True, map_location='cpu') of a file that passes `check_torch_file`; every other
+    file, and every failure, is one HsError line naming `what`, the path and what the file is."""
+    p = Path(path)
+    fk = check_torch_file(p, what)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = one_line(e, 160)
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise HsError(f"{what} {p} refused: it needs arbitrary code to unpickle ({first})") from None
-        raise HsError(f"{what} {p} is not a PyTorch checkpoint ({first})") from None
+        text = str(e)
+        if "weights_only" in text or "Weights only" in text or "Unsupported global" in text:
+            m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            uses = f"it calls {m.group(1)}, " if m else ""
+            raise HsError(f"{what} {p} refused: it needs arbitrary code to unpickle ({uses}which a weights-only "
+                          "load never runs); save plain tensors and dicts instead") from None
+        raise HsError(f"{what} {p} is not a PyTorch checkpoint: {fk.detail} that does not unpickle "
+                      f"({one_line(e, 160)})") from None
     except Exception as e:  # noqa: BLE001 - any failure of the weights-only unpickler on foreign bytes means "not ours"
-        raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint ({one_line(e, 160)})") from None
+        raise HsError(f"{what} {p} is truncated or not a PyTorch checkpoint: {fk.detail} that torch.load cannot "
+                      f"read ({type(e).__name__}: {one_line(e, 160)})") from None
+
+
+def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
+    """A checkpoint dict (torch_load_checked) with one-line errors for missing, empty, truncated, foreign (text, Git
+    LFS pointer, ...) or unsafe files."""
+    obj = torch_load_checked(path, what)
     if not isinstance(obj, dict):
-        raise HsError(f"{what} {p} is not a checkpoint dict (got {type(obj).__name__})")
+        raise HsError(f"{what} {path} is not a checkpoint dict (got {type(obj).__name__})")
     return obj
 
 

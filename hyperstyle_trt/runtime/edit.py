@@ -18,27 +18,51 @@ import numpy as np
 import torch
 
 from hyperstyle_trt.core.atomic import atomic_path
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
+from hyperstyle_trt.models.checkpoint import describe_file, torch_load_checked
 from hyperstyle_trt.runtime.result import InverterResult
 
 
+def read_direction_file(path) -> torch.Tensor:
+    """A direction file -> its float tensor as stored (shape not checked: `load_direction` does that against the
+    model). .npy (np.load, allow_pickle=False) or .pt / .pth (weights-only torch.load; a one-entry dict is unwrapped).
+    Needs no model, so hs-invert checks every --edit file before it loads one. A file that is not what its suffix
+    says (Git LFS pointer, text, empty, truncated, ...) is one HsError line saying what it is
+    (models.checkpoint.describe_file)."""
+    p = Path(path)
+    if not p.is_file():
+        raise HsError(f"edit direction file not found: {p}")
+    if p.suffix not in (".npy", ".pt", ".pth"):
+        raise HsError(f"edit direction file {p} must be .npy or .pt")
+    if p.suffix == ".npy":
+        fk = describe_file(p)
+        if fk.kind != "npy":
+            raise HsError(f"edit direction {p} is not a .npy array: it is {fk.detail}")
+        try:
+            obj = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise HsError(f"cannot read edit direction {p}: a .npy file cut short or damaged "
+                          f"({type(e).__name__}: {one_line(e, 120)})") from None
+    else:
+        obj = torch_load_checked(p, "edit direction")
+    if isinstance(obj, Mapping) and len(obj) == 1:
+        obj = next(iter(obj.values()))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind != "f":
+            raise HsError(f"edit direction must be a float array, got {obj.dtype}")
+        obj = torch.from_numpy(np.ascontiguousarray(obj))
+    if not isinstance(obj, torch.Tensor) or not obj.is_floating_point():
+        what = f"{obj.dtype} tensor" if isinstance(obj, torch.Tensor) else type(obj).__name__
+        raise HsError(f"edit direction {p} must hold one float tensor/array, got {what}")
+    return obj
+
+
 def load_direction(direction, n_latent: int, style_dim: int) -> torch.Tensor:
-    """direction ([style_dim], [1,style_dim] or [n_latent,style_dim]; torch / numpy, or a .pt / .npy file) ->
-    float32 CPU tensor [n_latent, style_dim] (a single row is applied to every W+ row)."""
+    """direction ([style_dim], [1,style_dim] or [n_latent,style_dim]; torch / numpy, or a .pt / .npy file read by
+    `read_direction_file`) -> float32 CPU tensor [n_latent, style_dim] (a single row is applied to every W+ row)."""
     src = direction
     if isinstance(direction, (str, Path)):
-        p = Path(direction)
-        if not p.is_file():
-            raise HsError(f"edit direction file not found: {p}")
-        try:
-            if p.suffix == ".npy":
-                direction = np.load(p, allow_pickle=False)
-            elif p.suffix in (".pt", ".pth"):
-                direction = torch.load(p, map_location="cpu", weights_only=True)
-            else:
-                raise HsError(f"edit direction file {p} must be .npy or .pt")
-        except (OSError, ValueError, RuntimeError) as e:
-            raise HsError(f"cannot read edit direction {p} ({type(e).__name__})") from None
+        direction = read_direction_file(direction)
     if isinstance(direction, Mapping) and len(direction) == 1:
         direction = next(iter(direction.values()))
     if isinstance(direction, np.ndarray):

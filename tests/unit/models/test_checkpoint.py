@@ -193,3 +193,71 @@ def test_official_ffhq_layout_from_key_list(official_keys_path, tmp_path):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(m.latent_avg, default.latent_avg)
+
+
+LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 1230765569\n")
+
+
+def _bad_files(tmp_path, good: bytes) -> dict:
+    """One file of each kind a wrong checkpoint usually is: text, a Git LFS pointer, empty, a zip cut short."""
+    files = {"text": tmp_path / "notes.txt", "lfs": tmp_path / "lfs.pt", "empty": tmp_path / "empty.pt",
+             "truncated": tmp_path / "cut.pt"}
+    files["text"].write_text("download the checkpoint from the release page\n")
+    files["lfs"].write_text(LFS_POINTER)
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(good[: len(good) // 3])
+    return files
+
+
+@pytest.mark.parametrize("kind,parts", [
+    ("text", ["is not a PyTorch checkpoint: it is a text file", "'download the checkpoint"]),
+    ("lfs", ["is not a PyTorch checkpoint: it is a Git LFS pointer", "1,230,765,569 bytes", "git lfs pull"]),
+    ("empty", ["is not a PyTorch checkpoint: it is an empty file (0 bytes)"]),
+    ("truncated", ["is truncated or not a PyTorch checkpoint: a zip archive cut short", "no end-of-archive"]),
+])
+def test_each_wrong_file_says_what_it_is(tmp_path, tiny_files, kind, parts):
+    """Each kind of wrong file gets its own one-line message naming the file and what it is (describe_file), and
+    never the 'arbitrary code' one (the message for a pickle that wants to run code)."""
+    p = _bad_files(tmp_path, tiny_files[0].read_bytes())[kind]
+    with pytest.raises(HsError) as e:
+        load_hyperstyle_checkpoint(None, p)
+    msg = str(e.value)
+    assert _one_line(e) and str(p) in msg and all(x in msg for x in parts), msg
+    assert "arbitrary code" not in msg and len(msg) < 300
+
+
+def test_describe_file_kinds(tmp_path, tiny_files):
+    import numpy as np
+
+    from hyperstyle_trt.models.checkpoint import describe_file
+
+    files = _bad_files(tmp_path, tiny_files[0].read_bytes())
+    np.save(tmp_path / "d.npy", np.zeros(3, np.float32))
+    torch.save({"a": torch.zeros(1)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
+    kinds = {k: describe_file(p).kind for k, p in files.items()}
+    assert kinds == {"text": "text", "lfs": "lfs_pointer", "empty": "empty", "truncated": "truncated_zip"}
+    assert describe_file(tiny_files[0]).kind == "torch_zip" and describe_file(tiny_files[0]).torch_loadable
+    assert describe_file(tmp_path / "legacy.pt").kind == "pickle"
+    assert describe_file(tmp_path / "d.npy").kind == "npy"
+    assert describe_file(tmp_path / "blob.bin").kind == "binary"
+    assert not any(describe_file(p).torch_loadable for p in files.values())
+
+
+def test_legacy_pickle_checkpoint_still_loads(tmp_path):
+    p = tmp_path / "legacy.pt"
+    torch.save({"g_ema": {}, "latent_avg": torch.zeros(3)}, p, _use_new_zipfile_serialization=False)
+    from hyperstyle_trt.models.checkpoint import read_checkpoint
+
+    assert torch.equal(read_checkpoint(p)["latent_avg"], torch.zeros(3))
+
+
+def test_arbitrary_code_message_names_the_call_whole(tmp_path):
+    """The refusal names what the pickle wanted to call and is not PyTorch's message cut mid-word."""
+    p = tmp_path / "evil.pt"
+    torch.save({"payload": Evil()}, p)
+    with pytest.raises(HsError) as e:
+        load_hyperstyle_checkpoint(None, p)
+    msg = str(e.value)
+    assert "it calls print" in msg and not msg.endswith("...") and "Weights only load failed" not in msg, msg

@@ -106,3 +106,33 @@ def test_fine_tuned_weights_render_the_inversion(inv, res, tiny_model, tmp_path)
 def test_fine_tuned_bad_index(inv, res, i):
     with pytest.raises(HsError, match="out of range"):
         inv.fine_tuned_weights(res, i)
+
+
+@pytest.mark.parametrize("name,content,pattern", [
+    ("age.pt", b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9344\n",
+     r"edit direction .*age\.pt is not a PyTorch checkpoint: it is a Git LFS pointer .*git lfs pull"),
+    ("age.npy", b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 4224\n",
+     r"age\.npy is not a \.npy array: it is a Git LFS pointer"),
+    ("age.pt", b"", r"it is an empty file \(0 bytes\)"),
+    ("age.pt", b"a smile direction\n", r"it is a text file \(starting 'a smile direction'\)"),
+    ("age.pt", b"PK\x03\x04" + b"\x00" * 60, r"truncated or not a PyTorch checkpoint: a zip archive cut short"),
+])
+def test_direction_file_that_is_not_a_tensor(tmp_path, name, content, pattern):
+    """read_direction_file (what hs-invert runs on every --edit before any model loads): one line saying what the
+    file is; never the UnpicklingError traceback."""
+    from hyperstyle_trt.runtime.edit import read_direction_file
+
+    p = tmp_path / name
+    p.write_bytes(content)
+    for fn in (read_direction_file, lambda q: load_direction(q, 10, 32)):
+        with pytest.raises(HsError, match=pattern) as e:
+            fn(p)
+        assert "\n" not in str(e.value)
+
+
+def test_direction_file_holding_a_dict_of_two(tmp_path):
+    from hyperstyle_trt.runtime.edit import read_direction_file
+
+    torch.save({"a": torch.zeros(32), "b": torch.zeros(32)}, tmp_path / "two.pt")
+    with pytest.raises(HsError, match="must hold one float tensor/array, got dict"):
+        read_direction_file(tmp_path / "two.pt")
