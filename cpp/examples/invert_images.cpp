@@ -7,7 +7,8 @@
 // bilinear filter, as hyperstyle_trt.runtime.Inverter does for uint8 images) or a raw RGB file (*.rgb / *.raw: exactly S*S*3 bytes
 // of uint8 HWC, S = the input size). Writes DIR/<stem>.png, or DIR/<stem>.rgb (uint8 HWC size*size*3) with
 // --format raw, atomically (hyperstyle_trt.core.atomic). A bad file is reported ("error: <file>: <msg>") and the others are still
-// inverted; the exit status is 1 if any failed, 2 for bad arguments or a model that cannot be built.
+// inverted; the exit status is 1 if any failed, 2 for bad arguments or a model that cannot be built. -h / --help
+// prints the usage and the options (exit 0).
 #include <pybind11/embed.h>
 #include <pybind11/numpy.h>
 
@@ -30,10 +31,23 @@ struct Args {
     std::vector<std::string> files;
 };
 
+const char *const kUsage =
+    "usage: invert_images [--config NAME] [--checkpoint P --w-encoder P | --export DIR] [--executor E] [--device D]\n"
+    "                     [--precision P] [--max-batch N] [--iters T] [--format png|raw] --out DIR FILE...\n";
+
+const char *const kHelp =
+    "Invert face crops with hs::Inverter and write the reconstructions to DIR/<stem>.png (or .rgb with --format raw).\n"
+    "FILE: a PNG/JPEG (resized to the model's input size) or a raw RGB file (*.rgb / *.raw, S*S*3 bytes of uint8 HWC).\n"
+    "  --config NAME       model preset without a checkpoint (embedded default weights), e.g. tiny, ffhq1024\n"
+    "  --checkpoint P      HyperStyle checkpoint (with --w-encoder P); --export DIR: an hs-export directory\n"
+    "  --executor E        torch | tensorrt | onnxruntime;  --device D: cpu | cuda[:N];  --precision P: fp32 | fp16\n"
+    "  --max-batch N       images per Inverter call;  --iters T: HyperStyle iterations (default 5)\n"
+    "  --format png|raw    output files (default png);  --out DIR: where they go (required)\n"
+    "  -h, --help          this text\n"
+    "Exit status: 0 all inverted, 1 some failed, 2 bad arguments or a model that cannot be built.\n";
+
 [[noreturn]] void usage(const std::string &msg) {
-    std::fprintf(stderr, "error: %s\nusage: invert_images [--config NAME] [--checkpoint P --w-encoder P | --export DIR] "
-                         "[--executor E] [--device D] [--precision P] [--max-batch N] [--iters T] "
-                         "[--format png|raw] --out DIR FILE...\n", msg.c_str());
+    std::fprintf(stderr, "error: %s\n%s", msg.c_str(), kUsage);
     std::exit(2);
 }
 
@@ -56,6 +70,10 @@ Args parse(int argc, char **argv) {
             if (i + 1 >= argc) usage(f + " needs a value");
             return argv[++i];
         };
+        if (f == "-h" || f == "--help") {
+            std::printf("%s%s", kUsage, kHelp);
+            std::exit(0);
+        }
         if (f == "--config") a.opt.config = val();
         else if (f == "--checkpoint") a.checkpoint = val();
         else if (f == "--w-encoder") a.opt.w_encoder = val();

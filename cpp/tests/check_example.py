@@ -1,6 +1,6 @@
 """CTest: the invert_images example end to end (two 80x80 PNGs, resized by PIL, and one 64x64 raw RGB file, in one
 batch; a missing file reported while the others finish), its PNG outputs compared BITWISE with runtime.Inverter on
-the same uint8 batch.
+the same uint8 batch; --help prints the usage and exits 0, an unknown option is one error line and exit 2.
 
     python check_example.py <invert_images binary> <scratch dir>
 """
@@ -22,6 +22,15 @@ T = 2
 
 def main() -> int:
     exe, work = sys.argv[1], Path(sys.argv[2])
+    for flag in ("--help", "-h"):
+        h = subprocess.run([exe, flag], capture_output=True, text=True, timeout=60)
+        if h.returncode != 0 or not h.stdout.startswith("usage: invert_images") or "--out DIR" not in h.stdout:
+            print(f"FAIL: {flag}: expected the usage on stdout and exit 0, got {h.returncode}: {h.stderr!r}")
+            return 1
+    h = subprocess.run([exe, "--bogus"], capture_output=True, text=True, timeout=60)
+    if h.returncode != 2 or not h.stderr.startswith("error: unknown option --bogus\nusage: invert_images"):
+        print(f"FAIL: --bogus: expected one error line, the usage and exit 2, got {h.returncode}: {h.stderr!r}")
+        return 1
     shutil.rmtree(work, ignore_errors=True)
     (work / "in").mkdir(parents=True)
     rng = np.random.default_rng(0)
