@@ -16,5 +16,6 @@ from hyperstyle_trt.runtime.serving.repository import MODEL_NAME, RepoSpec, writ
 from hyperstyle_trt.runtime.serving.server import (TritonInstall, TritonServer, find_tritonserver, free_port,
                                                    serve_forever)
 
-__all__ = ["InversionClient", "ServedInversion", "ServerUnreachable", "model_input", "MODEL_NAME", "ModelShapes", "RepoSpec", "write_repository",
-           "TritonInstall", "TritonServer", "find_tritonserver", "free_port", "serve_forever"]
+__all__ = ["InversionClient", "ServedInversion", "ServerUnreachable", "model_input", "MODEL_NAME", "ModelShapes",
+           "RepoSpec", "write_repository", "TritonInstall", "TritonServer", "find_tritonserver", "free_port",
+           "serve_forever"]
