@@ -7,7 +7,8 @@
     hs-invert photos/ --out crops/ --align-only                # FFHQ crops only
 
 A shell over the library: flags -> core.source.ModelSource + runtime.invert.InvertJob (frozen, validated once) ->
-runtime.invert.InvertWorkflow -> a progress bar and a summary on stderr. The workflow module's docstring lists the
+runtime.invert.InvertWorkflow -> progress on stderr (photos aligned, faces inverted with images/s, one line per
+inversion batch, a failed photo when it fails, notices) and a summary. The workflow module's docstring lists the
 files written under OUT/<photo stem>/ and OUT/results.json. A bad photo (unreadable, no face) is reported and
 skipped; exit 1 when any failed, 2 on a user error before any work (one line on stderr), 0 otherwise. Every file is
 written atomically (core.atomic).
@@ -17,12 +18,18 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hyperstyle_trt.core.entry import interruptible, run
 from hyperstyle_trt.core.source import ModelSource, model_source_options
+from hyperstyle_trt.runtime.invert.events import RunEvents
 from hyperstyle_trt.runtime.invert.job import InvertJob
+from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,11 +57,6 @@ def cli(photos, out, no_align, **kw):
     """Align, invert and edit face photos (files or directories) with HyperStyle."""
     source = ModelSource.from_options(kw)
     job = InvertJob(photos=photos, out=out, source=source, align=not no_align, **kw)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
-
     wf = InvertWorkflow(job)  # collects the photos: HsError before any work
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: no 80-column wrapping
     t = time.perf_counter()
@@ -64,16 +66,55 @@ def cli(photos, out, no_align, **kw):
     if source.embedded and not job.align_only:
         from hyperstyle_trt.models.checkpoint import DEFAULT_NOTICE
 
-        console.print(DEFAULT_NOTICE)
+        console.print(DEFAULT_NOTICE, highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as prog:
-        task = prog.add_task("photos", total=len(wf.files))
-        report = wf.run(on_photo=lambda _: prog.advance(task))
+                  TextColumn("{task.fields[rate]}"), console=console, transient=False) as prog:
+        report = wf.run(events=ConsoleEvents(prog, len(wf.files), job.align_only))
     bad = report.failed
-    for r in bad:
-        console.print(f"[red]failed[/] {r['input']}: {r['error']}")
-    console.print(f"{len(report.records) - len(bad)} ok, {len(bad)} failed; results in {report.path}")
+    if job.interpolate and not report.interpolations and len(report.records) - len(bad) < 2:
+        console.print("no interpolation: fewer than two faces were inverted")
+    names = ", ".join(Path(r["input"]).name for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    console.print(f"{len(report.records) - len(bad)} ok, {len(bad)} failed{f' ({names})' if bad else ''}; "
+                  f"results in {report.path}", highlight=False)
     return 1 if bad else 0
+
+
+class ConsoleEvents(RunEvents):
+    """hs-invert's progress: a bar of photos aligned, a bar of faces inverted (images/s over the inversion
+    batches), one line per batch, a failed photo's line when it fails, notices as they come."""
+
+    def __init__(self, prog, n_photos: int, align_only: bool):
+        self.prog, self.n_photos, self.photos, self.faces = prog, n_photos, 0, 0
+        self.done, self.seconds, self.batches = 0, 0.0, 0
+        self.aligned = prog.add_task("photos aligned", total=n_photos, rate="")
+        self.inverted = None if align_only else prog.add_task("faces inverted", total=n_photos, rate="")
+
+    def photo_done(self, path, n_faces):
+        self.photos += 1
+        self.faces += n_faces
+        self.prog.advance(self.aligned)
+        if self.inverted is not None:  # faces so far + one per photo still to align
+            self.prog.update(self.inverted, total=self.faces + self.n_photos - self.photos)
+
+    def batch_start(self, names):
+        self.batches += 1
+        if self.inverted is not None:
+            self.prog.update(self.inverted, description=f"inverting batch {self.batches} ({len(names)} faces)")
+
+    def batch_done(self, names, seconds):
+        self.done += len(names)
+        self.seconds += seconds
+        rate = f"{self.done / self.seconds:.2f} images/s" if self.seconds > 0 else ""
+        self.prog.update(self.inverted, advance=len(names), description="faces inverted", rate=rate)
+        self.prog.console.print(f"batch {self.batches}: {len(names)} face(s) ({', '.join(names)}) in {seconds:.1f} s, "
+                                f"{len(names) / max(seconds, 1e-9):.2f} images/s", highlight=False)
+
+    def failed(self, record):
+        self.prog.console.print(f"[red]failed[/] {escape(record['input'])}: {escape(record['error'])}",
+                                highlight=False)
+
+    def notice(self, text):
+        self.prog.console.print(f"notice: {escape(text)}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,20 @@ PRECISIONS = ("fp32", "fp16")
 VARIANTS = ("plain", "plugin")
 GRAPHS = ("w_encoder", "hypernet", "generator")
 OPSET = 18  # the dynamo exporter's floor; opset 17 has no Pad adapter
+# TensorRT-RTX 1.7's ComputeCapability targets: what --compute-capability accepts when tensorrt_rtx is not importable
+# (when it is, its own enum decides: rtx_compute_capabilities).
+RTX_COMPUTE_CAPABILITIES = ("SM75", "SM80", "SM86", "SM89", "SM120", "SM121")
+
+
+def rtx_compute_capabilities() -> tuple[str, ...]:
+    """The SM targets TensorRT-RTX can build for: the SM* members of tensorrt_rtx.ComputeCapability when the module
+    imports, else RTX_COMPUTE_CAPABILITIES."""
+    try:
+        import tensorrt_rtx
+    except Exception:  # noqa: BLE001 - not installed, or a broken install: the documented list decides
+        return RTX_COMPUTE_CAPABILITIES
+    members = getattr(getattr(tensorrt_rtx, "ComputeCapability", None), "__members__", {})
+    return tuple(m for m in members if m.startswith("SM")) or RTX_COMPUTE_CAPABILITIES
 
 
 @dataclass(frozen=True)
@@ -32,8 +46,9 @@ class ExportConfig:
     plain_batch: the fixed batch of the plain generator (grouped conv with groups = B).
     out: output directory; cache_dir: engine cache (None = `<out>/.engine_cache`).
     build_engines: build TensorRT engines when a flavor is importable; compute_capabilities: TensorRT-RTX targets
-    such as ("SM86",) (empty = portable); aot_plugins: the plugin generator's engine embeds the kernels as AOT
-    QDPs (full TensorRT >= 10.9 on a GPU; runs without Python) instead of calling the Python plugins.
+    such as ("SM86",) (empty = portable), checked here against rtx_compute_capabilities() before any export work;
+    aot_plugins: the plugin generator's engine embeds the kernels as AOT QDPs (full TensorRT >= 10.9 on a GPU; runs
+    without Python) instead of calling the Python plugins.
     verify: compare every graph with the PyTorch reference on `verify_batch` samples (ORT for plain graphs,
     onnx.reference for plugin graphs); seed: example-input seed.
     external_data_threshold: graphs whose initializers exceed this many bytes store them in `<name>.onnx.data`.
@@ -75,6 +90,12 @@ class ExportConfig:
         bad_cc = [c for c in self.compute_capabilities if not re.fullmatch(r"SM\d{2,3}", str(c))]
         if bad_cc:
             raise HsError(f"--compute-capability {bad_cc} malformed; expected TensorRT-RTX names such as SM86, SM89")
+        if self.compute_capabilities:
+            known = rtx_compute_capabilities()
+            unknown = [c for c in self.compute_capabilities if c not in known]
+            if unknown:
+                raise HsError(f"--compute-capability {', '.join(unknown)}: TensorRT-RTX builds for "
+                              f"{', '.join(known)} only")
         if self.aot_plugins and not (self.build_engines and "plugin" in self.variants):
             raise HsError("--aot-plugins applies to the plugin variant's engines: drop --no-engines / --plain")
         if self.aot_plugins and self.compute_capabilities:

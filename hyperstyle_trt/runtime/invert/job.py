@@ -20,6 +20,7 @@ import numpy as np
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.core.source import ModelSource
 
+MIN_ALIGN_SIZE = 64  # --align-size floor: the smallest model input (the tiny preset's); a smaller crop holds no face
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
 
@@ -46,7 +47,9 @@ class EditSpec:
 
 
 def parse_edit(spec: str) -> EditSpec:
-    """'FILE:S1,S2,...' (split at the last ':'); FILE may be 'seed:N'."""
+    """'FILE:S1,S2,...' (split at the last ':'); FILE may be 'seed:N'. A FILE is read here (runtime.edit.
+    read_direction_file: needs no model), so a Git LFS pointer, a text file or a damaged file is one HsError line
+    before any model loads; its shape is checked against the model later."""
     src, sep, vals = spec.rpartition(":")
     if not sep or not src:
         raise HsError(f"--edit {spec!r}: expected FILE:STRENGTHS, e.g. age.pt:-3,3 or seed:0:-2,2")
@@ -64,6 +67,12 @@ def parse_edit(spec: str) -> EditSpec:
     p = Path(src)
     if not p.is_file():
         raise HsError(f"--edit {spec!r}: direction file not found: {p}")
+    from hyperstyle_trt.runtime.edit import read_direction_file  # torch: not imported for --help
+
+    try:
+        read_direction_file(p)
+    except HsError as e:
+        raise HsError(f"--edit {spec!r}: {e}") from None
     return EditSpec(src, strengths, re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem))
 
 
@@ -102,11 +111,13 @@ def collect_photos(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
 class InvertJob:
     """One hs-invert run. photos: files and directories; out: the output directory; source: where the model comes
     from and how it runs (ignored with align_only); align: FFHQ-align each photo (False: resize only);
-    align_only: write the aligned crops and stop; align_size: side of aligned.png; all_faces: every detected face,
-    not only the best; batch: photos per inversion batch; iters: HyperStyle iterations T; edits: EditSpecs (or
-    their FILE:STRENGTHS strings, parsed here); save_codes / save_weights: latents / generator safetensors;
+    align_only: write the aligned crops and stop; align_size: side of aligned.png (>= MIN_ALIGN_SIZE); all_faces:
+    every detected face, not only the best; batch: photos per inversion batch; iters: HyperStyle iterations T;
+    edits: EditSpecs (or their FILE:STRENGTHS strings, parsed here); save_codes / save_weights: latents / generator
+    safetensors;
     target_generator: a rosinality g_ema file rendered with the predicted Δ; refine_steps / refine_lr: PTI after
-    HyperStyle; interpolate / frames: frames + GIF between consecutive photos."""
+    HyperStyle; interpolate / frames: frames + GIF between consecutive photos (at least two photos, or
+    all_faces: InvertWorkflow checks once it has listed them)."""
 
     photos: tuple[str, ...]
     out: str
@@ -134,9 +145,12 @@ class InvertJob:
         if not isinstance(self.source, ModelSource):
             raise HsError(f"InvertJob.source must be a core.source.ModelSource, got {type(self.source).__name__}")
         object.__setattr__(self, "edits", tuple(e if isinstance(e, EditSpec) else parse_edit(e) for e in self.edits))
-        for k, lo in (("batch", 1), ("iters", 1), ("align_size", 8), ("frames", 2)):
+        for k, lo in (("batch", 1), ("iters", 1), ("frames", 2)):
             if getattr(self, k) < lo:
                 raise HsError(f"--{k.replace('_', '-')} must be >= {lo}, got {getattr(self, k)}")
+        if self.align_size < MIN_ALIGN_SIZE:
+            raise HsError(f"--align-size must be >= {MIN_ALIGN_SIZE} (the smallest model input; FFHQ crops are "
+                          f"1024), got {self.align_size}")
         if self.refine_steps < 0 or not self.refine_lr > 0:
             raise HsError(f"--refine-steps must be >= 0 and --refine-lr > 0, got {self.refine_steps}, "
                           f"{self.refine_lr}")
@@ -146,6 +160,14 @@ class InvertJob:
             raise HsError("--all-faces needs the alignment (drop --no-align)")
         if self.target_generator is not None and not Path(self.target_generator).is_file():
             raise HsError(f"target generator not found: {self.target_generator}")
+        if not self.align_only:  # a wrong checkpoint file is one line now, not after the aligner has loaded
+            from hyperstyle_trt.models.checkpoint import check_torch_file  # torch: not imported for --help
+
+            for what, p in (("HyperStyle checkpoint", self.source.checkpoint),
+                            ("W-encoder checkpoint", self.source.w_encoder),
+                            ("target generator", self.target_generator)):
+                if p is not None:
+                    check_torch_file(p, what)
 
     def to_dict(self) -> dict:
         """The `config` entry of results.json (the flags' names, the model-source fields flattened)."""

@@ -3,13 +3,19 @@ report (OUT/results.json).
 
 results.json: {"config": InvertJob.to_dict(), "model": {config, size, input_size, weights, runtime} ({} with
 --align-only), "ok": n, "failed": n, "seconds": s, "ignored": [paths], "images": [one record per photo / face:
-input, status, name, timings, outputs, error, face / aligned, delta_summary, refine], "interpolations": [{from, to,
-frames, gif, seconds}]}.
+input, status, name, timings, outputs, error, face / aligned, faces_found, delta_summary, refine], "interpolations":
+[{from, to, frames, gif, seconds}], "files": [every file the run wrote, relative to OUT: its manifest],
+"previous_run_removed": n}.
+
+The manifest is what a run owns: a later run into the same OUT deletes the files the previous manifest lists (and
+folders left empty) before it writes anything (`clear_previous`), so OUT never holds photo folders that its
+results.json does not list. Files a person put there are never touched.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -32,6 +38,8 @@ class InvertReport:
     ignored: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    pending: list[dict] = field(default_factory=list)
+    previous_run_removed: int = 0
     t0: float = field(default_factory=time.perf_counter)
 
     @property
@@ -43,12 +51,62 @@ class InvertReport:
     def path(self) -> Path:
         return self.out / "results.json"
 
+    @property
+    def files(self) -> list[str]:
+        """The manifest: every file written so far, relative to `out` (the records' outputs, those of faces aligned
+        but not yet inverted (`pending`), interpolation frames and GIFs), sorted."""
+        fs = {f for r in (*self.records, *self.pending) for f in r.get("outputs", ())}
+        for it in self.interpolations:
+            fs.update(it["frames"])
+            fs.add(it["gif"])
+        return sorted(fs)
+
     def write(self) -> None:
         ok = sum(r["status"] == "ok" for r in self.records)
         write_json_atomic(self.path, {
             "config": self.config, "model": self.model, "ok": ok, "failed": len(self.records) - ok,
             "seconds": round(time.perf_counter() - self.t0, 3), "ignored": self.ignored, "images": self.records,
-            "interpolations": self.interpolations})
+            "interpolations": self.interpolations, "files": self.files,
+            "previous_run_removed": self.previous_run_removed})
+
+
+def previous_manifest(out: Path) -> list[str] | None:
+    """The files an earlier run into `out` owns: its results.json's "files" (or, from a results.json written before
+    the manifest existed, its records' outputs and interpolation files); None without a readable results.json."""
+    try:
+        old = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    if isinstance(old.get("files"), list):
+        return [f for f in old["files"] if isinstance(f, str)]
+    fs = [f for r in old.get("images") or () if isinstance(r, dict) for f in r.get("outputs") or ()]
+    for it in old.get("interpolations") or ():
+        if isinstance(it, dict):
+            fs += [*(it.get("frames") or ()), *([it["gif"]] if it.get("gif") else [])]
+    return [f for f in fs if isinstance(f, str)]
+
+
+def clear_previous(out: Path) -> list[str]:
+    """Delete the files of the previous run into `out` (previous_manifest), then the folders inside `out` they
+    leave empty; entries that are absolute, climb out of `out` or are not files are skipped. Returns the deleted
+    paths (relative)."""
+    listed = previous_manifest(out)
+    if not listed:
+        return []
+    root, removed, dirs = out.resolve(), [], set()
+    for rel in listed:
+        p = (out / rel).resolve()
+        if Path(rel).is_absolute() or root not in p.parents or not p.is_file():
+            continue
+        p.unlink()
+        removed.append(rel)
+        dirs.update(d for d in p.parents if root in d.parents)
+    for d in sorted(dirs, key=lambda d: -len(d.parts)):  # deepest first
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    return removed
 
 
 def unique_name(name: str, used: set[str]) -> str:

@@ -4,13 +4,15 @@ domain-adapted, interpolated) outputs and OUT/results.json out. `hs-invert` (cli
 
     wf = InvertWorkflow(job)        # collects the photos: HsError (one line) before any work
     wf.load()                       # aligner, Inverter (Inverter.from_source), edit directions, target generator, LPIPS
-    report = wf.run(on_photo=None)  # every photo: align, invert in batches of job.batch, write; results.json
+    report = wf.run(events=None)    # every photo: align, invert in batches of job.batch, write; results.json
+                                    # events: a runtime.invert.events.RunEvents (per photo, per batch, failures)
 
 Per photo (face), under OUT/<photo stem>/: aligned.png, inversion.png, edit_<label>_<strength>.png, adapted.png
 (target_generator), refined.png (refine_steps), grid.png, codes.npz (W+ codes [n_latent,style_dim] and a per-layer
 Δ summary), latents.safetensors (save_codes), generator.safetensors / refined_generator.safetensors (save_weights).
 interpolate: OUT/interpolation/<a>__<b>/frame_NNN.png and <a>__<b>.gif. A photo that fails (unreadable, no face,
-inversion error) is recorded with its error and skipped.
+inversion error) is recorded with its error, reported to `events.failed` at once, and skipped. Before writing,
+the files a previous run into OUT listed in its results.json are removed (outputs.clear_previous).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Callable
 import numpy as np
 
 from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.runtime.invert.events import RunEvents
 from hyperstyle_trt.runtime.invert.job import InvertJob, collect_photos
-from hyperstyle_trt.runtime.invert.outputs import (InvertReport, fmt_strength, grid, unique_name, write_npz,
-                                                   write_png, write_safetensors)
+from hyperstyle_trt.runtime.invert.outputs import (InvertReport, clear_previous, fmt_strength, grid, unique_name,
+                                                   write_npz, write_png, write_safetensors)
 
 
 @dataclass
@@ -55,6 +58,9 @@ class InvertWorkflow:
     def __init__(self, job: InvertJob):
         self.job = job
         self.files, ignored = collect_photos(job.photos)
+        if job.interpolate and not job.align_only and len(self.files) < 2 and not job.all_faces:
+            raise HsError(f"--interpolate blends consecutive photos: give at least two (got {len(self.files)}: "
+                          f"{self.files[0]}), or --all-faces for the faces of one photo")
         self.report = InvertReport(out=Path(job.out), ignored=ignored, config=job.to_dict())
         # one face per photo: no need for buffers (Δ for every row) larger than the run
         self.batch = job.batch if job.all_faces else min(job.batch, len(self.files))
@@ -62,6 +68,9 @@ class InvertWorkflow:
         self.directions: list = []
         self.prev = None  # (name, owned one-row InverterResult) for interpolate
         self.used: set[str] = set()
+        self.events = RunEvents()
+        self.told_faces = False  # the several-faces notice is said once per run
+        self.n_batches = 0
         self.loaded = False
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
@@ -104,31 +113,44 @@ class InvertWorkflow:
                 raise HsError("--save-weights / --save-codes need safetensors: pip install "
                               "'hyperstyle-trt[invert]'") from None
 
-    def run(self, on_photo: Callable[[Path], None] | None = None) -> InvertReport:
-        """Every photo: align, invert in batches, write; results.json after each batch and at the end.
-        `on_photo(path)` is called after each photo (progress)."""
+    def run(self, on_photo: Callable[[Path], None] | None = None, events: RunEvents | None = None) -> InvertReport:
+        """Every photo: align, invert in batches, write; results.json after each batch and at the end (also when
+        interrupted). `on_photo(path)` is called after each photo is aligned; `events` (RunEvents) hears of every
+        photo, batch, failure and notice as it happens."""
         self.load()
+        self.events = ev = events or RunEvents()
         report, pending = self.report, []
-        for k, f in enumerate(self.files):
-            items = self.photo(f)
-            if self.job.align_only:
-                report.records.extend(it.record for it in items)
-            else:
-                pending.extend(items)
-                while len(pending) >= self.batch or (k == len(self.files) - 1 and pending):
-                    self.invert(pending[:self.batch])
-                    pending = pending[self.batch:]
-                    report.write()
-            if on_photo is not None:
-                on_photo(f)
-        report.write()
+        removed = clear_previous(report.out)
+        if removed:
+            report.previous_run_removed = len(removed)
+            ev.notice(f"removed {len(removed)} file(s) of the previous run into {report.out} (listed in its "
+                      "results.json) before writing this run's")
+        try:
+            for k, f in enumerate(self.files):
+                items = self.photo(f)
+                if self.job.align_only:
+                    report.records.extend(it.record for it in items)
+                else:
+                    pending.extend(items)
+                    report.pending = [it.record for it in pending]
+                ev.photo_done(f, len(items))
+                if on_photo is not None:
+                    on_photo(f)
+                if not self.job.align_only:
+                    while len(pending) >= self.batch or (k == len(self.files) - 1 and pending):
+                        self.invert(pending[:self.batch])
+                        pending = pending[self.batch:]
+                        report.pending = [it.record for it in pending]
+                        report.write()
+        finally:
+            report.write()  # an interrupted run still lists every file it wrote
         return report
 
     # ---- photos -> aligned items ----------------------------------------------------------------------------------
     def photo(self, path: Path) -> list[Item]:
         """Load and align one photo (every face with all_faces); writes aligned.png per face. A failure is recorded
         (status failed) and gives no items."""
-        from hyperstyle_trt.runtime.align import load_photo
+        from hyperstyle_trt.runtime.align import align_face, load_photo
 
         job, rec = self.job, {"input": str(path), "status": "ok", "timings": {}}
         t = time.perf_counter()
@@ -137,11 +159,24 @@ class InvertWorkflow:
             rec["timings"]["load_s"] = round(time.perf_counter() - t, 4)
             rec["input_size"] = [int(img.shape[1]), int(img.shape[0])]
             t = time.perf_counter()
-            als = self.aligner.align(img, all_faces=job.all_faces, name=path.name) if self.aligner else [None]
+            als: list = [None]
+            if self.aligner is not None:
+                a = self.aligner
+                faces = a.detect(img, path.name)  # best first
+                if not faces:
+                    a.align(img, name=path.name)  # raises Aligner.align's own "no face found" line
+                rec["faces_found"] = len(faces)
+                als = [align_face(img, f.landmarks, a.output_size, a.transform_size, a.enable_padding, face=f)
+                       for f in (faces if job.all_faces else faces[:1])]
+                if len(faces) > 1 and not job.all_faces and not self.told_faces:
+                    self.told_faces = True
+                    self.events.notice(f"{path.name}: {len(faces)} faces found, inverting the best-scoring one; "
+                                       "--all-faces inverts every face (told once; results.json: faces_found)")
             rec["timings"]["align_s"] = round(time.perf_counter() - t, 4)
         except HsError as e:
             rec.update(status="failed", error=str(e), name=unique_name(path.stem, self.used))
             self.report.records.append(rec)
+            self.events.failed(rec)
             return []
         items = []
         for k, al in enumerate(als):
@@ -171,7 +206,10 @@ class InvertWorkflow:
         import torch
 
         inv, job = self.inv, self.job
-        t = time.perf_counter()
+        names = [it.name for it in items]
+        self.n_batches += 1
+        self.events.batch_start(names)
+        t0 = t = time.perf_counter()
         try:
             res = inv.invert(np.stack([it.aligned for it in items]), n_iters=job.iters, copy=True)
             if inv.device.type == "cuda":
@@ -180,6 +218,8 @@ class InvertWorkflow:
             for it in items:
                 it.record.update(status="failed", error=f"inversion: {e}")
                 self.report.records.append(it.record)
+                self.events.failed(it.record)
+            self.events.batch_done(names, time.perf_counter() - t0)
             return
         share = (time.perf_counter() - t) / len(items)
         inv_u8 = res.to_uint8()
@@ -194,7 +234,9 @@ class InvertWorkflow:
                 self._one(it, res, i, inv_u8[i], edits, share, edit_share)
             except HsError as e:
                 it.record.update(status="failed", error=str(e))
+                self.events.failed(it.record)
             self.report.records.append(it.record)
+        self.events.batch_done(names, time.perf_counter() - t0)
 
     def _one(self, it: Item, res, i: int, inv_u8, edits, share: float, edit_share: float) -> None:
         inv, job, r = self.inv, self.job, it.record
@@ -304,6 +346,7 @@ class InvertWorkflow:
         self.prev = (it.name, one)
 
 
-def invert_photos(job: InvertJob, on_photo: Callable[[Path], None] | None = None) -> InvertReport:
-    """`InvertWorkflow(job).run(on_photo)`: the whole hs-invert run from Python."""
-    return InvertWorkflow(job).run(on_photo)
+def invert_photos(job: InvertJob, on_photo: Callable[[Path], None] | None = None,
+                  events: RunEvents | None = None) -> InvertReport:
+    """`InvertWorkflow(job).run(on_photo, events)`: the whole hs-invert run from Python."""
+    return InvertWorkflow(job).run(on_photo, events)
