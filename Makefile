@@ -161,10 +161,12 @@ lpips-reference: $(JAX_VENV)/.installed
 	$(JAX_VENV)/bin/python tests/data/make_lpips_reference.py
 
 # hs-invert on a real photo shipped inside matplotlib's wheel (grace_hopper): FFHQ-aligned, inverted (T=5) on the
-# embedded default FFHQ-1024 weights, one edit (a seed-0 direction at -3 / +3); the grid lands in
-# demo_out/invert/grace_hopper/grid.png. Needs the align, invert and photos extras.
+# embedded default FFHQ-1024 weights, one edit (a seed-0 direction at -10 / +10: at +-3, the strength real
+# InterFaceGAN directions use, a random direction barely changes the untrained default's image; docs/invert.md
+# "The demo's edit strength"); the grid lands in demo_out/invert/grace_hopper/grid.png. A re-run replaces the
+# previous run's files (results.json's manifest). Needs the align, invert and photos extras.
 .PHONY: demo-invert
 demo-invert: setup
 	$(VENV)/bin/hs-invert "$$($(PY) -c 'import matplotlib.cbook as c; print(c.get_sample_data("grace_hopper.jpg", asfileobj=False))')" \
-		--out demo_out/invert --edit seed:0:-3,3
+		--out demo_out/invert --edit seed:0:-10,10
 	@echo "grid: demo_out/invert/grace_hopper/grid.png"
