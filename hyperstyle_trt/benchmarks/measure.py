@@ -1,8 +1,9 @@
 """`hs-bench`'s measurement: the shared state of one run (Ctx), the figures (percentiles, PSNR, error vs the
 reference, device memory) and the feed-forward protocol, timed with benchmarks.timing.Timer.
 
-Feed-forward methods: `warmup` calls; then `repeats` calls each timed on its own (per-batch latency p50/p95/p99);
-then `repeats` calls with one sync after the last (throughput; ms/image = that time / (repeats * batch)).
+Feed-forward methods: `warmup` calls; then `repeats` calls each timed on its own (per-batch latency: min / median /
+max, cv, and p95 / p99 where the sample count supports them, benchmarks.spread); then `repeats` calls with one sync
+after the last (throughput; ms/image = that time / (repeats * batch)). `spread` judges whether the figures are noisy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from hyperstyle_trt.benchmarks.bench_config import BenchConfig
+from hyperstyle_trt.benchmarks.spread import timing_stats, verdict
 from hyperstyle_trt.benchmarks.timing import Timer
 from hyperstyle_trt.core.errors import HsError
 
@@ -74,9 +76,18 @@ class Runner:
 
 # ---- figures ---------------------------------------------------------------------------------------------------------
 def percentiles(ms: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 / mean / n of `ms`, whatever n is (the benchmark records use spread.timing_stats, which omits
+    the percentiles n cannot support)."""
     a = np.asarray(ms, dtype=np.float64)
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)),
             "mean": float(a.mean()), "n": int(a.size)}
+
+
+def spread_record(stats: dict, unit: str, throughput_ms: float | None = None) -> dict:
+    """A method's `spread`: the unit of its samples, n / min / median / max / cv / max_over_min from `stats`
+    (spread.timing_stats) and the noisy verdict (spread.verdict) with its reasons."""
+    keys = ("n", "min", "median", "max", "cv", "max_over_min")
+    return {"unit": unit, **{k: stats[k] for k in keys}, **verdict(stats, throughput_ms)}
 
 
 def psnr(mse01: float) -> float:
@@ -142,11 +153,13 @@ def measure_feedforward(ctx: Ctx, name: str, runner: Runner, task=None) -> dict:
 
     total_ms = timer.throughput_ms(call, ctx.repeats) * ctx.repeats
     images, pooled = last[0]
-    rec = {"latency_ms_per_batch": percentiles(lat),
+    stats = timing_stats(lat)
+    rec = {"latency_ms_per_batch": stats,
+           "spread": spread_record(stats, "ms per batch (each call timed on its own)", total_ms / ctx.repeats),
            "throughput": {"batches": ctx.repeats, "ms_per_batch": total_ms / ctx.repeats,
                           "images_per_s": 1e3 * b * ctx.repeats / total_ms},
            "ms_per_image": total_ms / (ctx.repeats * b),
-           "quality": quality(pooled, x)}
+           "quality": quality(pooled, x) | {"final": True}}
     if name == "hyperstyle-ref":
         ctx.ref_images = images.float().clone()
     elif ctx.ref_images is not None:

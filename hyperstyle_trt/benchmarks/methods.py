@@ -24,7 +24,8 @@ from typing import Callable
 
 import torch
 
-from hyperstyle_trt.benchmarks.measure import Ctx, Runner, Unavailable, percentiles, quality
+from hyperstyle_trt.benchmarks.measure import Ctx, Runner, Unavailable, quality, spread_record
+from hyperstyle_trt.benchmarks.spread import timing_stats
 from hyperstyle_trt.core.errors import HsError
 
 
@@ -127,17 +128,26 @@ def _steps_label(measured: int, full: int, projected: bool) -> str:
     return f"projected from {measured} measured steps" if projected else f"measured over all {full} steps"
 
 
+def _n_steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def _optim_record(ctx: Ctx, images: torch.Tensor, step_ms: list[float], total_s: float, projected: bool,
-                  steps: dict) -> dict:
+                  steps: dict, after: str, spread_ms: list[float], spread_unit: str) -> dict:
+    """An optimisation method's record. after: the steps its images came from ("1 step", "1 W + 1 tuning steps"),
+    written beside its quality (`final` False when projected: not the full method's quality); spread_ms: the step
+    times whose spread judges the run (one kind of step, in `spread_unit`)."""
     b = ctx.x.shape[0]
     label = steps["label"]
-    return {"latency_ms_per_step": percentiles(step_ms),
+    return {"latency_ms_per_step": timing_stats(step_ms),
+            "spread": spread_record(timing_stats(spread_ms), spread_unit),
             "ms_per_batch": total_s * 1e3, "ms_per_image": total_s * 1e3 / b,
             "throughput": {"images_per_s": b / total_s},
             "projected": projected, "steps": steps, "label": label,
+            "short_label": f"projected from {after}" if projected else "full run",
             "quality": quality(ctx.model.pool(images.float()), ctx.x) | {
                 "note": f"after the {steps['measured_total']} steps run, not the full schedule" if projected else
-                "after the full run"}}
+                "after the full run", "final": not projected, "after": after if projected else "the full run"}}
 
 
 def run_projector(ctx: Ctx, task=None) -> dict:
@@ -157,7 +167,8 @@ def run_projector(ctx: Ctx, task=None) -> dict:
     steps = {"measured": r.steps_run, "measured_total": r.steps_run, "full": r.full_steps,
              "label": _steps_label(r.steps_run, r.full_steps, projected), "setup_s": r.setup_s,
              "wall_s": wall, "loss_first": r.losses[0], "loss_last": r.losses[-1]}
-    rec = _optim_record(ctx, r.images, [s * 1e3 for s in r.step_s], total, projected, steps)
+    step_ms = [s * 1e3 for s in r.step_s]
+    rec = _optim_record(ctx, r.images, step_ms, total, projected, steps, _n_steps(r.steps_run), step_ms, "ms per step")
     rec["settings"] = dataclasses.asdict(pc)
     return rec
 
@@ -190,8 +201,10 @@ def run_pti(ctx: Ctx, task=None) -> dict:
              "label": label, "setup_s": r.pivot.setup_s, "wall_s": wall,
              "tune_lpips_first": [h[0] for h in r.tune_lpips], "tune_lpips_last": [h[-1] for h in r.tune_lpips],
              "projection_note": "images not stopped early are projected to all 350 tuning steps (an upper bound)"}
-    step_ms = [s * 1e3 for s in r.pivot.step_s] + [s * 1e3 for s in r.tune_step_s]
-    rec = _optim_record(ctx, r.images, step_ms, total, projected, steps)
+    w_ms = [s * 1e3 for s in r.pivot.step_s]
+    step_ms = w_ms + [s * 1e3 for s in r.tune_step_s]
+    after = f"{r.pivot.steps_run} W + {max(r.tune_steps_run)} tuning steps"
+    rec = _optim_record(ctx, r.images, step_ms, total, projected, steps, after, w_ms, "ms per W step")
     rec["settings"] = dataclasses.asdict(pc)
     return rec
 
