@@ -27,7 +27,8 @@ class BenchConfig:
     """What `hs-bench` (no sub-command) resolves its flags into. None = the device's default (GPU_DEFAULTS /
     CPU_DEFAULTS) for warmup / repeats / baseline_steps. source: the weights (a preset's embedded default, a
     checkpoint + W encoder, or an hs-export directory, whose own model is then the reference) and the device
-    ("auto" | "cpu" | "cuda" | "cuda:N"); source.config None = the checkpoint's own, else ffhq1024 (tiny on a CPU)."""
+    ("auto" | "cpu" | "cuda" | "cuda:N"); source.config None = the checkpoint's own, else ffhq1024 (tiny on a CPU).
+    wide: print the full table (every figure) instead of the 100-column summary."""
 
     batch: int = 8
     methods: tuple[str, ...] = METHOD_NAMES
@@ -42,6 +43,7 @@ class BenchConfig:
     full_baselines: bool = False
     sweep: tuple[int, ...] = ()
     seed: int = 0
+    wide: bool = False
     argv: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 parses flags into a frozen config and calls one library function; every entry runs through core.entry.run (HsError:
 one `error:` line, exit 2; Ctrl-C: exit 130).
 
-    hs-bench --batch 8 [--methods ...] [--sweep 1,2,4,8,16] ...  end-to-end: HyperStyle paths vs projector / PTI
+    hs-bench --batch 8 [--methods ...] [--sweep 1,2,4,8,16] [--wide]  end-to-end: HyperStyle paths vs projector / PTI
     hs-bench kernels [--batch 1 --batch 8] [--layers ...]   fused modconv kernels vs the PyTorch/cuDNN route (GPU)
     hs-bench tune [--json out.json]                          candidate tiles of every kernel, every layer (GPU)
     hs-bench codegen [--arch 90] [--dtype fp16]             what the kernels compile to: registers, spills, loads (CPU)
@@ -75,6 +75,8 @@ class BenchGroup(click.Group):
 @click.option("--full-baselines", is_flag=True, help="run projector / PTI to completion (minutes per batch)")
 @click.option("--sweep", callback=csv_list(int), default=None, help="batch sizes for the fast paths, e.g. 1,2,4,8,16")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--wide", is_flag=True, help="print the full table (spread, percentiles, memory, error vs the reference) "
+                                           "instead of the 100-column summary")
 @click.pass_context
 @interruptible
 def cli(ctx: click.Context, **opts) -> None:

@@ -15,8 +15,13 @@ output) unless --full-baselines runs them to completion. Peak device memory is t
 growth). Reconstruction: MSE / PSNR (on [0,1]) of the output pooled to the input size vs the input; fast paths
 also: max |Δ| and PSNR of the full-size output vs hyperstyle-ref's.
 
+Trust (benchmarks.spread): each method's `spread` (n, min / median / max, cv, noisy and why), p95 / p99 only where
+the sample count supports them, the machine's load at the start and end (`machine`) and the rules used (`trust`).
+A baseline's quality after K measured steps is labelled so (`quality.final` false, `quality.after`).
+
 Outputs in --out: bench.json (every figure, the environment, the command line), ms_per_image.png (log scale) and,
-with --sweep, ms_per_image_vs_batch.png; a rich table on the terminal.
+with --sweep, ms_per_image_vs_batch.png; on the terminal a summary table that fits 100 columns (benchmarks.table),
+the full table with --wide.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from hyperstyle_trt.benchmarks.bench_config import (CPU_DEFAULTS, FAST, GPU_DEFAULTS, METHOD_NAMES, OPTIM,
                                                     BenchConfig)
@@ -32,7 +38,9 @@ from hyperstyle_trt.benchmarks.inputs import export_model, load_images
 from hyperstyle_trt.benchmarks.measure import (Ctx, Unavailable, mem_end, mem_start, measure_feedforward,
                                                percentiles, psnr, quality, sweep_feedforward, vs_reference)
 from hyperstyle_trt.benchmarks.methods import METHODS, Method, optim_steps_total, ref_runner
-from hyperstyle_trt.benchmarks.report import print_table, speedups, write_outputs
+from hyperstyle_trt.benchmarks.report import speedups, write_outputs
+from hyperstyle_trt.benchmarks.spread import busy, machine_load, rules
+from hyperstyle_trt.benchmarks.table import SUMMARY_WIDTH, print_table
 from hyperstyle_trt.core.device import is_cuda, torch_device
 from hyperstyle_trt.core.errors import HsError, one_line
 
@@ -106,10 +114,11 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    load_start = machine_load()
     if console is None:
         console = Console(stderr=True)
-        if not console.is_terminal:
-            console = Console(stderr=True, width=230)  # logs: the whole table on one line per method
+        if not console.is_terminal:  # logs: the summary in 100 columns; --wide: the whole table, one line a method
+            console = Console(stderr=True, width=230 if cfg.wide else SUMMARY_WIDTH)
     device = pick_device(cfg.source.device)
     try:
         import matplotlib  # noqa: F401 - checked before any work: the plots need it
@@ -127,10 +136,13 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
     repeats = dflt["repeats"] if cfg.repeats is None else cfg.repeats
     steps = None if cfg.full_baselines else (cfg.baseline_steps or dflt["baseline_steps"])
     notes = []
+    if busy(load_start):
+        notes.append(busy(load_start))
+        console.print(f"[yellow]{escape(notes[-1])}[/yellow]")
     if device.type == "cpu":
         notes.append(f"no CUDA GPU: running on CPU with warm-up {warmup}, {repeats} timed batches and "
                      f"{'all' if steps is None else steps} baseline steps; CPU figures, not GPU ones")
-        console.print(f"[yellow]{notes[-1]}[/yellow]")
+        console.print(f"[yellow]{escape(notes[-1])}[/yellow]")
 
     from hyperstyle_trt.models.checkpoint import build_model
 
@@ -139,7 +151,7 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
         config = "tiny"
         notes.append("no CUDA GPU and no --config: the tiny config runs (FFHQ-1024 on a CPU takes hours with the "
                      "baselines; pass --config ffhq1024 to run it anyway)")
-        console.print(f"[yellow]{notes[-1]}[/yellow]")
+        console.print(f"[yellow]{escape(notes[-1])}[/yellow]")
     if cfg.source.export_dir is not None:  # the export's own model is the reference (and the baselines' generator)
         model = export_model(cfg.source.export_dir, device=device)
     else:
@@ -153,41 +165,47 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
     record = {"schema": 1, "kind": "hs-bench e2e", "config": cfg.to_dict(), "environment": environment(cfg, device,
                                                                                                        model),
               "batch": cfg.batch, "iters": cfg.iters, "images": img_note, "warmup": warmup, "repeats": repeats,
-              "baseline_steps": steps, "notes": notes, "methods": {}, "sweep": {}}
+              "baseline_steps": steps, "notes": notes, "methods": {}, "sweep": {}, "trust": rules(),
+              "machine": {"cpu_count": load_start["cpu_count"], "load_start": load_start["load"], "load_end": None}}
     # the reference runs first when selected (the fast paths' error columns need its output); otherwise its output
     # is computed once, untimed, for those columns
     order = sorted(cfg.methods, key=lambda m: (m != "hyperstyle-ref", METHOD_NAMES.index(m)))
-    with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as prog:
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[status]}", markup=False), console=console,
+                  transient=False) as prog:
         ctx.progress = prog
         if "hyperstyle-ref" not in cfg.methods and any(m in FAST for m in cfg.methods):
-            t = prog.add_task("reference output", total=1)
+            t = prog.add_task("reference output", total=1, status="")
             ctx.ref_images = ref_runner(ctx).fn(x)[0].float().clone()
             prog.advance(t)
         for name in order:
             record["methods"][name] = _run_method(ctx, METHODS[name], prog)
         record["methods"] = {m: record["methods"][m] for m in cfg.methods}
+    record["machine"]["load_end"] = machine_load()["load"]
     speedups(record)
     paths = write_outputs(record, out)
-    print_table(record, console)
+    print_table(record, console, wide=cfg.wide)
     for p in paths:
-        console.print(f"wrote {p}")
+        console.print(f"wrote {escape(str(p))}")
     return record
 
 
 def _run_method(ctx: Ctx, m: Method, prog) -> dict:
-    """One method's record: its figures and status "ok", or "skipped" / "failed" with the reason."""
+    """One method's record: its figures and status "ok", or "skipped" / "failed" with the reason. Its progress bar
+    exists from the start, stops when the method ends, and shows "skipped: <reason>" / "failed: <reason>"."""
     rec: dict = {"name": m.name, "kind": m.kind, "description": m.help}
+    if m.kind == "optimization":
+        total = optim_steps_total(m.name, ctx.x.shape[0], ctx.baseline_steps)
+    else:
+        total = ctx.warmup + 2 * ctx.repeats + (len(ctx.cfg.sweep) if m.name in FAST and ctx.cfg.sweep else 0)
+    task = prog.add_task(m.name, total=total, status="")
     used0 = mem_start(ctx.device)
     t0 = time.perf_counter()
     runner = None
     try:
         if m.kind == "optimization":
-            task = prog.add_task(m.name, total=optim_steps_total(m.name, ctx.x.shape[0], ctx.baseline_steps))
             rec |= m.run(ctx, task)
         else:
-            total = ctx.warmup + 2 * ctx.repeats + (len(ctx.cfg.sweep) if m.name in FAST else 0)
-            task = prog.add_task(m.name, total=total)
             runner = m.runner(ctx)
             rec["setup_s"] = time.perf_counter() - t0
             rec["runner"] = runner.info
@@ -198,14 +216,14 @@ def _run_method(ctx: Ctx, m: Method, prog) -> dict:
         rec["memory"] = mem_end(ctx.device, used0)
     except Unavailable as e:
         rec |= {"status": "skipped", "reason": str(e)}
-        prog.console.print(f"[yellow]{m.name}: skipped: {e}[/yellow]")
+        prog.console.print(f"[yellow]{m.name}: skipped: {escape(str(e))}[/yellow]")
     except HsError as e:
         rec |= {"status": "failed", "reason": str(e)}
-        prog.console.print(f"[red]{m.name}: failed: {e}[/red]")
+        prog.console.print(f"[red]{m.name}: failed: {escape(str(e))}[/red]")
     except Exception as e:  # noqa: BLE001 - one method's failure is recorded; the others still run
         msg = one_line(e)
         rec |= {"status": "failed", "reason": msg if msg == type(e).__name__ else f"{type(e).__name__}: {msg}"}
-        prog.console.print(f"[red]{m.name}: failed: {rec['reason']}[/red]")
+        prog.console.print(f"[red]{m.name}: failed: {escape(rec['reason'])}[/red]")
     finally:
         if runner is not None:
             try:
@@ -214,7 +232,17 @@ def _run_method(ctx: Ctx, m: Method, prog) -> dict:
                 pass
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
+    prog.update(task, status=bar_status(rec))
+    prog.stop_task(task)  # its elapsed time stops here, whatever its count reached
     rec["wall_s"] = time.perf_counter() - t0
     return rec
 
 
+def bar_status(rec: dict, width: int = 36) -> str:
+    """The text beside a method's progress bar once it ends: "", "noisy", or "skipped: <reason>" / "failed: <reason>"
+    cut to `width` characters (the full reason is in the table, the log line above and bench.json)."""
+    st = rec.get("status")
+    if st == "ok":
+        return "noisy" if (rec.get("spread") or {}).get("noisy") else ""
+    text = " ".join(f"{st}: {rec.get('reason', '')}".split())
+    return text if len(text) <= width else text[:width - 1] + "…"
