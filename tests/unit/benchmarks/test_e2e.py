@@ -1,10 +1,15 @@
 """`hs-bench` (no sub-command) end to end on the tiny config, CPU: every CPU-capable method runs, bench.json has
-every method with its status and figures or reason, the PNG plots are real PNGs; bad flags are one-line errors."""
+every method with its status and figures or reason, its spread and trust verdicts, the PNG plots are real PNGs (the
+legend names only plotted kinds); the terminal summary fits 100 columns without a terminal; bad flags are one-line
+errors."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -25,8 +30,12 @@ def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     argv = ["--config", "tiny", "--device", "cpu", "--batch", "2", "--out", str(out), "--repeats", "1",
             "--warmup", "0", "--baseline-steps", "1", "--sweep", "1,2"]
-    rc = main(argv)
+    err = io.StringIO()  # no terminal: what a log file or a pipe receives
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv("COLUMNS", "100")
+        rc = main(argv)
     assert rc == 0
+    (out / "stderr.txt").write_text(err.getvalue())
     return out, json.loads((out / "bench.json").read_text())
 
 
@@ -65,7 +74,9 @@ def test_figures(bench):
     for name in ("hyperstyle-ref", "hyperstyle-fast", "hyperstyle-ort"):
         m = r["methods"][name]
         lat = m["latency_ms_per_batch"]
-        assert lat["n"] == 1 and lat["p50"] <= lat["p95"] <= lat["p99"]
+        # one sample supports no tail percentile: p95 / p99 are absent and `omitted` says why (issue #21 item 2)
+        assert lat["n"] == 1 and lat["min"] <= lat["p50"] <= lat["max"]
+        assert "p95" not in lat and "p99" not in lat and "p95 needs >= 20 samples" in lat["omitted"]
         assert m["throughput"]["ms_per_batch"] == pytest.approx(m["ms_per_image"] * 2)
     for name in ("hyperstyle-fast", "hyperstyle-ort"):
         vs = r["methods"][name]["vs_ref"]
@@ -140,3 +151,72 @@ def test_helpers():
     assert report._clean({"a": float("inf"), "b": [1.5, float("nan")]}) == {"a": "inf", "b": [1.5, "nan"]}
     x = torch.zeros(1, 3, 4, 4)
     assert e2e.vs_reference(x, x)["max_abs_err"] == 0.0 and e2e.vs_reference(x, x)["psnr_db"] == float("inf")
+
+
+E_NOTATION = re.compile(r"\d(\.\d+)?[eE][+-]\d")
+
+
+def test_summary_fits_100_columns_without_a_terminal(bench):
+    out, r = bench
+    text = (out / "stderr.txt").read_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert not E_NOTATION.search(text), E_NOTATION.search(text)
+    rows = {c[0]: c for c in ([x.strip() for x in line.strip("│").split("│")] for line in lines
+                              if line.startswith("│ ")) if c[0] in r["methods"]}
+    assert set(rows) == set(r["methods"]), rows.keys()
+    for name in CPU_METHODS:  # method, status, time/image, x vs ref, PSNR dB, note
+        assert rows[name][1] in ("ok", "noisy"), rows[name]
+        assert re.fullmatch(r"~?[0-9.]+ (ms|s|min)", rows[name][2]), rows[name]
+    assert rows["projector"][2].startswith("~") and rows["projector"][2].endswith(" min")
+    assert rows["hyperstyle-trt"][1] == "skipped" or torch.cuda.is_available()
+    # a baseline's quality after 1 step is not in the PSNR column but in the note, labelled as after its steps
+    for name in ("projector", "pti"):
+        assert rows[name][4] == "-"
+    assert "full detail: bench.json, or hs-bench --wide" in text
+    assert "load average (1 min)" in text
+    assert re.search(r"sweep hyperstyle-fast: B=1: [0-9.]+ (ms|s|min)/image, B=2: [0-9.]+ (ms|s|min)/image", text)
+
+
+def test_json_records_spread_load_and_rules(bench):
+    _, r = bench
+    assert r["trust"]["percentile_min_samples"] == {"p95": 20, "p99": 100}
+    assert "cv > 0.2" in r["trust"]["noisy"]["rule"] and "max/min > 2" in r["trust"]["noisy"]["rule"]
+    m = r["machine"]
+    assert m["cpu_count"] >= 1
+    assert {"load_start", "load_end"} <= set(m)
+    if hasattr(__import__("os"), "getloadavg"):
+        assert len(m["load_start"]) == 3 and len(m["load_end"]) == 3
+    for name in CPU_METHODS:
+        sp = r["methods"][name]["spread"]
+        for k in ("n", "min", "median", "max", "cv", "noisy", "why"):
+            assert k in sp, (name, k)
+        assert sp["min"] <= sp["median"] <= sp["max"] and isinstance(sp["noisy"], bool)
+        assert sp["n"] >= 2 or sp["cv"] is None
+        assert sp["noisy"] == bool(sp["why"])
+    for name in ("hyperstyle-ref", "hyperstyle-fast", "hyperstyle-ort"):
+        assert r["methods"][name]["quality"]["final"] is True
+    q = r["methods"]["projector"]["quality"]
+    assert q["final"] is False and q["after"] == "1 step" and "not the full schedule" in q["note"]
+    assert r["methods"]["pti"]["quality"]["after"] == "1 W + 1 tuning steps"
+    assert r["methods"]["projector"]["short_label"] == "projected from 1 step"
+
+
+def test_legend_names_only_plotted_kinds(bench):
+    _, r = bench
+    from hyperstyle_trt.benchmarks.report import BAR_KINDS, ms_per_image_figure
+
+    fig, ax = ms_per_image_figure(r)
+    try:
+        bar_colours = {tuple(round(c, 3) for c in p.get_facecolor()) for p in ax.patches}
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        handles = ax.get_legend().legend_handles
+        assert labels and len(labels) == len(handles)
+        for h in handles:
+            assert tuple(round(c, 3) for c in h.get_facecolor()) in bar_colours, h.get_label()
+        # the baselines ran 1 step each: projected, so no "full run" entry
+        assert BAR_KINDS["#dd8452"] not in labels and BAR_KINDS["#c44e52"] in labels
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
