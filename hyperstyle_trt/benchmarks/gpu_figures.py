@@ -130,9 +130,11 @@ def bench_figures(path: Path) -> dict:
         methods[name] = {"status": "ok", "ms_per_image": m.get("ms_per_image"), "projected": bool(m.get("projected")),
                          "label": m.get("label"), "vs_ref": m.get("vs_ref"),
                          "speedup_vs_ref": (m.get("speedup") or {}).get("vs_hyperstyle-ref"),
-                         "peak_torch_bytes": (m.get("memory") or {}).get("peak_torch_bytes")}
+                         "peak_torch_bytes": (m.get("memory") or {}).get("peak_torch_bytes"),
+                         "noisy": (m.get("spread") or {}).get("noisy"),
+                         "quality_final": (m.get("quality") or {}).get("final")}
     return {"batch": d.get("batch"), "iters": d.get("iters"), "config": (d.get("config") or {}).get("config"),
-            "gpu": (d.get("environment") or {}).get("gpu"), "methods": methods}
+            "gpu": (d.get("environment") or {}).get("gpu"), "machine": d.get("machine"), "methods": methods}
 
 
 def failed_methods(figures: dict) -> list[str]:
