@@ -65,8 +65,8 @@ class BenchConfig:
         if self.images is not None and not Path(self.images).is_dir():
             raise HsError(f"--images {self.images}: expected a directory of face crops (png/jpg)")
         if self.lpips_weights is not None and not Path(self.lpips_weights).is_dir():
-            raise HsError(f"--lpips-weights {self.lpips_weights}: expected a directory holding vgg16.ckpt / "
-                          "alexnet.ckpt")
+            raise HsError(f"--lpips-weights {self.lpips_weights}: expected a directory holding vgg16 / alexnet "
+                          "weights (.ckpt, or the .npz fp16 copies of make gpu-carry)")
 
     def to_dict(self) -> dict:
         """JSON-able: the benchmark's fields and the source's (config, checkpoint, w_encoder, export_dir, device) side

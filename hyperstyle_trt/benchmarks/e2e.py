@@ -38,7 +38,7 @@ from hyperstyle_trt.benchmarks.inputs import export_model, load_images
 from hyperstyle_trt.benchmarks.measure import (Ctx, Unavailable, mem_end, mem_start, measure_feedforward,
                                                percentiles, psnr, quality, sweep_feedforward, vs_reference)
 from hyperstyle_trt.benchmarks.methods import METHODS, Method, optim_steps_total, ref_runner
-from hyperstyle_trt.benchmarks.report import speedups, write_outputs
+from hyperstyle_trt.benchmarks.report import speedups, write_outputs, write_partial
 from hyperstyle_trt.benchmarks.spread import busy, machine_load, rules
 from hyperstyle_trt.benchmarks.table import SUMMARY_WIDTH, print_table
 from hyperstyle_trt.core.device import is_cuda, torch_device
@@ -180,6 +180,7 @@ def run_bench(cfg: BenchConfig, console=None) -> dict:
             prog.advance(t)
         for name in order:
             record["methods"][name] = _run_method(ctx, METHODS[name], prog)
+            write_partial(record, out)
         record["methods"] = {m: record["methods"][m] for m in cfg.methods}
     record["machine"]["load_end"] = machine_load()["load"]
     speedups(record)

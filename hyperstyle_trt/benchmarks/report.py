@@ -115,7 +115,14 @@ def write_plots(record: dict, out: Path) -> list[Path]:
     return paths
 
 
+def write_partial(record: dict, out: Path) -> Path:
+    """bench.json as it stands (`complete: false`), rewritten after each method, so a run stopped early (Ctrl-C,
+    gpu-check's time limit) still leaves every finished method's figures."""
+    return write_json_atomic(out / "bench.json", _clean({**record, "complete": False}))
+
+
 def write_outputs(record: dict, out: Path) -> list[Path]:
+    record["complete"] = True
     record["plots"] = [p.name for p in (out / "ms_per_image.png",
                                         *([out / "ms_per_image_vs_batch.png"] if record["sweep"] else []))]
     j = write_json_atomic(out / "bench.json", _clean(record))
