@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from hyperstyle_trt.core.config import GeneratorConfig, layer_specs
+from hyperstyle_trt.core.config import GeneratorConfig
 from hyperstyle_trt.core.errors import HsError, one_line
 from hyperstyle_trt.models.checkpoint import check_keys, expected_shapes, load_g_ema
 from hyperstyle_trt.models.stylegan2 import Generator
@@ -227,8 +227,3 @@ def render(generator: Generator, codes: torch.Tensor, deltas: Mapping[str, torch
             d = None if deltas is None else {k: v[s:s + batch].to(dev, torch.float32) for k, v in deltas.items()}
             outs.append(generator(codes[s:s + batch].to(dev, torch.float32), d))
     return torch.cat(outs)
-
-
-def tuned_layer_names(cfg: GeneratorConfig) -> list[str]:
-    """All modulated-conv layer names of a generator of this config, in HyperStyle index order."""
-    return [s.name for s in layer_specs(cfg)]
