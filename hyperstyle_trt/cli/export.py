@@ -9,6 +9,10 @@ are not importable: SKIPPED rows, no silent fallback).
     hs-export --config tiny --out /tmp/t       # CPU-test sized
     hs-export --checkpoint hyperstyle_ffhq.pt --w-encoder faces_w_encoder.pt --fp32 --plugin --max-batch 4
     hs-export --dry-run                        # print the resolved config and exit
+    hs-export --force                          # export every graph again (default: unchanged graphs are reused)
+
+A second run into the same --out reuses every graph whose inputs are unchanged (export/reuse.py: weights, config,
+precision, exporter sources and versions; the files' sha256 re-checked); the summary marks them `(reused)`.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ def _summary(report, console) -> None:
     for a in report.artifacts:
         err = "" if a.max_rel_err is None else f"{a.max_abs_err:.2e}"
         style = "red" if a.status.startswith(("FAIL", "SKIPPED")) else None
-        t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, a.status, style=style)
+        status = f"{a.status} (reused)" if a.reused else a.status
+        t.add_row(a.path.name, a.kind, _fmt_size(a.size), f"{a.seconds:.1f}", err, status, style=style)
     console.print(t)
     console.print("max err = max |graph - PyTorch fp32 reference| of the worst output, on CPU "
                   "(ONNX Runtime / onnx.reference; tolerances in export/verify.py)")
@@ -83,10 +88,13 @@ class _Steps:
 @click.option("--aot-plugins", "aot_plugins", is_flag=True,
               help="Full TensorRT >= 10.9: embed the plugin kernels (AOT QDPs); the engine runs without Python.")
 @click.option("--cache-dir", default=None, type=click.Path(), help="Engine cache (default <out>/.engine_cache).")
+@click.option("--force", is_flag=True,
+              help="Export every graph again, even those in --out whose inputs (weights, config, precision, "
+                   "exporter version) are unchanged.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
 @interruptible
 def cli(fp16, both_precisions, max_batch, opt_batch, plain_batch, out, plain, plugin, engines, verify, ccs,
-        aot_plugins, cache_dir, dry_run, **kw):
+        aot_plugins, cache_dir, force, dry_run, **kw):
     """Export HyperStyle to ONNX (w_encoder, hypernet, generator) and build TensorRT engines."""
     from hyperstyle_trt.export.config import ExportConfig
 
@@ -116,7 +124,7 @@ def cli(fp16, both_precisions, max_batch, opt_batch, plain_batch, out, plain, pl
         from hyperstyle_trt.models.checkpoint import DEFAULT_NOTICE
 
         click.echo(DEFAULT_NOTICE, err=True)
-    report = run_export(cfg, step=_Steps(console))
+    report = run_export(cfg, step=_Steps(console), force=force)
     _summary(report, console)
     return 1 if report.failed else 0
 

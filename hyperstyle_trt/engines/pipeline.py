@@ -60,6 +60,7 @@ def build_engines(cfg: ExportConfig, model, written: dict, report: ExportReport,
         report.artifacts.append(Artifact("engine", graph, var, prec, eng, res.size, res.build_s, res.status))
 
 
-def run_export(cfg: ExportConfig, step: Step = _nostep, model=None) -> ExportReport:
-    """`hs-export`'s library function: ONNX graphs, verification, and (when `cfg.build_engines`) engines."""
-    return P.run_onnx_export(cfg, step, model, engine_step=build_engines)
+def run_export(cfg: ExportConfig, step: Step = _nostep, model=None, force: bool = False) -> ExportReport:
+    """`hs-export`'s library function: ONNX graphs (those already in `cfg.out` with unchanged inputs are reused
+    unless `force`: export/reuse.py), verification, and (when `cfg.build_engines`) engines (content-hash cache)."""
+    return P.run_onnx_export(cfg, step, model, engine_step=build_engines, force=force)

@@ -13,6 +13,11 @@ built into TensorRT engines with the content-hash cache. Files (in `cfg.out`):
     generator_plugin_<prec>.onnx       HsModConv/HsToRGB plugin nodes, NHWC, OHWI Δ, dynamic batch
     <graph>.engine                     TensorRT engines of the plugin set (or of the plain set with --plain only)
     *.json                             a sidecar per artifact; export_summary.json for the whole run
+
+Reuse (export/reuse.py): a graph already in `cfg.out` whose sidecar names the same content key (weights, graph,
+variant, precision, the export settings that shape it, exporter sources and versions) and whose files still hash to
+the recorded sha256 is kept, not exported again (`force=True` redoes it); its row says `reused`. When every graph of
+a run is reused the model is never loaded (`_Model`).
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from typing import Callable, ContextManager
 import torch
 
 from hyperstyle_trt.core.atomic import write_json_atomic
-from hyperstyle_trt.core.sidecar import sha256_files, software_versions, write_sidecar
+from hyperstyle_trt.core.sidecar import read_sidecar, sha256_files, software_versions, write_sidecar
 from hyperstyle_trt.core import contract as C
 from hyperstyle_trt.models import graphs as G
-from hyperstyle_trt.export import onnx_io, passes
+from hyperstyle_trt.export import onnx_io, passes, reuse
 from hyperstyle_trt.export.onnx_io import plugin_versions
 from hyperstyle_trt.export.config import ExportConfig
 from hyperstyle_trt.export.fp16 import convert_to_fp16
@@ -53,6 +58,7 @@ class Artifact:
     size: int
     seconds: float
     status: str = ""
+    reused: bool = False  # kept from an earlier run (export/reuse.py), not exported again
     max_rel_err: float | None = None  # worst output's max abs error / max(1, max |ref|)
     max_abs_err: float | None = None
     errors: list[dict] = field(default_factory=list)
@@ -65,6 +71,11 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     engines_skipped: str | None = None
     seconds: float = 0.0
+
+    @property
+    def reused(self) -> list[Artifact]:
+        """ONNX graphs kept from an earlier run into the same directory."""
+        return [a for a in self.artifacts if a.reused]
 
     @property
     def failed(self) -> list[Artifact]:
@@ -89,6 +100,32 @@ def load_model(cfg: ExportConfig):
     return build_model(cfg.config, checkpoint=cfg.checkpoint, w_encoder=cfg.w_encoder, quiet=True)
 
 
+class _Model:
+    """The export's model, loaded at its first use (`get()`): a run whose graphs are all reused never loads it.
+    `cfg` (the HyperStyleConfig) comes from the preset without loading when no checkpoint is given."""
+
+    def __init__(self, cfg: ExportConfig, step: "Step", model=None):
+        self._ecfg, self._step, self._m = cfg, step, model
+
+    def get(self):
+        if self._m is None:
+            with self._step(f"load model ({self._ecfg.config or 'ffhq1024'})"):
+                self._m = load_model(self._ecfg)
+        return self._m
+
+    @property
+    def cfg(self):
+        if self._m is None and self._ecfg.checkpoint is None:
+            from hyperstyle_trt.core.config import get_config
+
+            return get_config(self._ecfg.config)
+        return self.get().cfg
+
+    @property
+    def is_default(self) -> bool:
+        return getattr(self._m, "is_default", True) if self._m is not None else self._ecfg.checkpoint is None
+
+
 def plugin_generator(model, modes: dict[str, int]):
     """The colleagues' NHWC PluginGenerator wrapped to this graph contract (codes, Δ... -> image, image_pooled),
     and the custom translation table for the exporter. HsError when the plugin pieces are not available."""
@@ -100,16 +137,20 @@ def plugin_generator(model, modes: dict[str, int]):
     return PluginGeneratorGraph(model, modes), custom_translation_table()
 
 
+def graph_list(variants) -> list[tuple[str, str, bool]]:
+    """(graph, variant, dynamic batch) in export order: the W encoder once ("shared"), then per variant the hypernet
+    (dynamic) and the generator (dynamic in the plugin variant; the plain one's batch is fixed: grouped conv)."""
+    out = [("w_encoder", "shared", True)]
+    for v in variants:
+        out += [("hypernet", v, True), ("generator", v, v == "plugin")]
+    return out
+
+
 def _graph_jobs(cfg: ExportConfig, model) -> list[tuple[str, str, dict, bool, bool]]:
-    """(graph, variant, Δ modes, dynamic batch, OHWI Δ) in export order; the W encoder once for both variants.
-    The plugin variant takes full 3x3 Δ in OHWI [B,O,3,3,I] (HsModConv v2), the plain one in the official OIHW."""
-    jobs = [("w_encoder", "shared", C.delta_modes(model.cfg, False), True, False)]
-    for v in cfg.variants:
-        plugin = v == "plugin"
-        modes = C.delta_modes(model.cfg, per_channel=plugin)
-        jobs.append(("hypernet", v, modes, True, plugin))
-        jobs.append(("generator", v, modes, plugin, plugin))
-    return jobs
+    """(graph, variant, Δ modes, dynamic batch, OHWI Δ) in export order (`graph_list`). The plugin variant takes
+    full 3x3 Δ in OHWI [B,O,3,3,I] (HsModConv v2), the plain one (and the W encoder) the official OIHW."""
+    return [(g, v, C.delta_modes(model.cfg, per_channel=v == "plugin"), dyn, v == "plugin")
+            for g, v, dyn in graph_list(cfg.variants)]
 
 
 def artifact_name(graph: str, variant: str, precision: str) -> str:
@@ -140,16 +181,51 @@ def _export_graph(module, feeds: dict, io: C.GraphIO, dynamic: bool, cfg: Export
     return g
 
 
-def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _nostep) -> dict[tuple, Path]:
-    """Export, write and verify every selected graph; returns {(graph, variant, precision): onnx path}."""
+def _reuse(cfg: ExportConfig, graph: str, variant: str, prec: str, key: str, report: ExportReport,
+           written: dict) -> bool:
+    """Keep `cfg.out`'s graph when it is reusable for `key` (export/reuse.py): a `reused` row, True. Otherwise False,
+    with a note saying why an existing graph is exported again."""
+    path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
+    t0 = time.perf_counter()
+    why = reuse.unusable(path, key, cfg.verify)
+    if why is not None:
+        if why != "missing":
+            report.notes.append(f"{path.name}: exported again ({why})")
+        return False
+    side = read_sidecar(path) or {}
+    files = [path.parent / f for f in side.get("files", [])]
+    art = Artifact("onnx", graph, variant, prec, path, sum(f.stat().st_size for f in files),
+                   time.perf_counter() - t0, status="ok", reused=True)
+    errs = side.get("verification") or []
+    if errs:
+        w = max(errs, key=lambda e: e["rel"])
+        art.max_rel_err, art.max_abs_err, art.errors = w["rel"], w["max_abs"], errs
+    report.artifacts.append(art)
+    written[(graph, variant, prec)] = path
+    return True
+
+
+def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _nostep,
+                  force: bool = False) -> dict[tuple, Path]:
+    """Export, write and verify every selected graph, or keep the one already in `cfg.out` when its reuse key
+    matches (export/reuse.py; `force`: export every graph again); returns {(graph, variant, precision): onnx path}.
+    `model`: a HyperStyle, None (loaded from `cfg` when a graph needs it) or a `_Model`."""
+    model = model if isinstance(model, _Model) else _Model(cfg, step, model)
     mcfg, written = model.cfg, {}
+    weights = reuse.weights_digest(cfg.checkpoint, cfg.w_encoder, cfg.config)
     precisions = [p for p in ("fp32", "fp16") if p in cfg.precisions]
     for graph, variant, modes, dynamic, ohwi in _graph_jobs(cfg, model):
         label = f"{graph} ({variant})"
+        keys = {p: reuse.reuse_key(cfg, weights, graph, variant, p, dynamic) for p in precisions}
+        todo = precisions if force else [p for p in precisions
+                                         if not _reuse(cfg, graph, variant, p, keys[p][0], report, written)]
+        if not todo:
+            continue
+        m = model.get()  # a checkpoint that will not load is the run's HsError, not a SKIPPED row
         try:
-            module, table = _module(model, graph, variant, modes, ohwi)
+            module, table = _module(m, graph, variant, modes, ohwi)
         except HsError as e:  # e.g. the plugin ops are not importable: say so, never fall back silently
-            for prec in precisions:
+            for prec in todo:
                 path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
                 report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"SKIPPED: {e}"))
             continue
@@ -163,12 +239,12 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
             with step(f"export {label}"):
                 g = _export_graph(module, feeds, io, dynamic, cfg, table, plugin)
         except HsError as e:  # one graph failing does not hide the others' results
-            for prec in precisions:
+            for prec in todo:
                 path = cfg.out / f"{artifact_name(graph, variant, prec)}.onnx"
                 report.artifacts.append(Artifact("onnx", graph, variant, prec, path, 0, 0.0, f"FAIL export: {e}"))
             continue
         export_s = time.perf_counter() - t0
-        for prec in precisions:
+        for prec in todo:  # fp32 before fp16: the fp16 pass mutates the fp32 graph (fp16 is last: nothing follows)
             name = artifact_name(graph, variant, prec)
             path = cfg.out / f"{name}.onnx"
             t1 = time.perf_counter()
@@ -183,7 +259,7 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
             if cfg.verify:
                 with step(f"verify {path.name} ({'onnx.reference' if plugin else 'onnxruntime'})"):
                     try:
-                        errs = verify_graph(path, model, graph, modes, feeds, prec, plugin, ohwi)
+                        errs = verify_graph(path, m, graph, modes, feeds, prec, plugin, ohwi)
                     except HsError as e:
                         errs, art.status = [], f"FAIL verify: {e}"
                     except Exception as e:  # noqa: BLE001 onnx.reference / onnxruntime raise their own types:
@@ -207,7 +283,8 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
                 "delta_layout": C.delta_layout(ohwi).value,
                 "ops": passes.op_counts(g), "plugins": plugin_versions(path) if plugin else {},
                 "fp16": fp16_stats if prec == "fp16" else None,
-                "verification": art.errors, "export_s": round(art.seconds, 3)})
+                "verification": art.errors, "export_s": round(art.seconds, 3), "status": art.status,
+                "reuse_key": keys[prec][0], "reuse_inputs": keys[prec][1]})
             report.artifacts.append(art)
             written[(graph, variant, prec)] = path
         del g, module
@@ -215,11 +292,13 @@ def export_graphs(cfg: ExportConfig, model, report: ExportReport, step: Step = _
     return written
 
 
-def run_onnx_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None
-                    ) -> ExportReport:
-    """Export (and verify) every graph `cfg` selects, run `engine_step` on what was written (engines.pipeline's
-    `build_engines`: this layer does not import engines), then write `export_summary.json`. `step(desc)` returns a
-    context manager wrapped around each long step (the CLI shows progress with it)."""
+def run_onnx_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_step: EngineStep | None = None,
+                    force: bool = False) -> ExportReport:
+    """Export (and verify) every graph `cfg` selects, keeping those already in `cfg.out` whose inputs are unchanged
+    (`force`: export them all again), run `engine_step` on what was written (engines.pipeline's `build_engines`: this
+    layer does not import engines), then write `export_summary.json`. `step(desc)` returns a context manager wrapped
+    around each long step (the CLI shows progress with it). `model`: the HyperStyle to export (None: loaded from
+    `cfg` when a graph needs it); engine_step receives a `_Model` (its `.cfg`, `.get()`)."""
     t0 = time.perf_counter()
     report = ExportReport(config=cfg.to_dict())
     try:
@@ -232,13 +311,14 @@ def run_onnx_export(cfg: ExportConfig, step: Step = _nostep, model=None, engine_
         probe.unlink()
     except OSError as e:
         raise HsError(f"--out {cfg.out} is not writable: {e.strerror}") from None
-    if model is None:
-        with step(f"load model ({cfg.config or 'ffhq1024'})"):
-            model = load_model(cfg)
-    if getattr(model, "is_default", True) and cfg.checkpoint is None:
+    model = _Model(cfg, step, model)
+    if model.is_default and cfg.checkpoint is None:
         report.notes.append("embedded default weights (deterministic, untrained): timing is faithful, images are not")
     torch.manual_seed(cfg.seed)
-    written = export_graphs(cfg, model, report, step)
+    written = export_graphs(cfg, model, report, step, force)
+    if report.reused:
+        report.notes.append(f"reused {len(report.reused)} graph(s) from an earlier run with the same inputs "
+                            f"({', '.join(a.path.name for a in report.reused)}); --force exports them again")
     if not cfg.build_engines:
         report.engines_skipped = "engines skipped: --no-engines"
     elif engine_step is None:

@@ -143,3 +143,45 @@ def test_tiny_fp16_export_builds_all_engines(tmp_path, capsys):
     assert _onnx_hashes(out) == hashes
     summary = json.loads((out / "export_summary.json").read_text())
     assert sorted(a["status"] for a in summary["artifacts"] if a["kind"] == "engine") == ["up-to-date"] * 3
+
+
+def test_second_run_reuses_graphs_and_force_redoes_them(tmp_path, capsys, monkeypatch):
+    """hs-export into the same --out: a second run exports nothing and never loads the model (every graph reused,
+    the same bytes, the summary says so); a graph whose file was truncated is exported again (a note says why) while
+    the others are reused; --force exports every graph again."""
+    import hyperstyle_trt.export.pipeline as pipeline
+
+    out = tmp_path / "o"
+    args = ["--config", "tiny", "--fp32", "--plain", "--no-engines", "--no-verify", "--out", str(out)]
+    assert main(args) == 0
+    first = _onnx_hashes(out)
+    capsys.readouterr()
+    exported, loaded = [], []
+    real_export, real_load = pipeline._export_graph, pipeline.load_model
+    monkeypatch.setattr(pipeline, "_export_graph", lambda m, *a, **k: exported.append(type(m).__name__) or
+                        real_export(m, *a, **k))
+    monkeypatch.setattr(pipeline, "load_model", lambda cfg: loaded.append(cfg) or real_load(cfg))
+
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "export_summary.json").read_text())
+    assert exported == [] and loaded == []
+    assert [a["reused"] for a in summary["artifacts"]] == [True] * 3
+    assert "(reused)" in text and "reused 3 graph(s)" in text and _onnx_hashes(out) == first
+
+    hyp = out / "hypernet_plain_fp32.onnx"
+    hyp.write_bytes(hyp.read_bytes()[:100])
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert exported == ["HypernetGraph"] and len(loaded) == 1
+    assert "hypernet_plain_fp32.onnx: exported again (corrupt (sha256 mismatch))" in " ".join(text.split())
+    rows = {a["path"].rsplit("/", 1)[-1]: a for a in json.loads((out / "export_summary.json").read_text())["artifacts"]}
+    assert not rows["hypernet_plain_fp32.onnx"]["reused"] and rows["w_encoder_fp32.onnx"]["reused"]
+    assert _onnx_hashes(out) == first
+
+    exported.clear()
+    assert main([*args, "--force"]) == 0
+    capsys.readouterr()
+    assert sorted(exported) == ["GeneratorGraph", "HypernetGraph", "WEncoderGraph"]
+    assert not any(a["reused"] for a in json.loads((out / "export_summary.json").read_text())["artifacts"])
+    assert _onnx_hashes(out) == first
