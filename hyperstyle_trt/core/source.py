@@ -86,6 +86,23 @@ class ModelSource:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    def default_executor(self, device: str | None = None) -> str:
+        """The executor when none is named: tensorrt for an export directory; for a checkpoint or the embedded
+        default, onnxruntime on a CPU when it is importable (its plain graphs are exported once into the per-user
+        graph cache: export.graph_cache), torch otherwise (CUDA, or no onnxruntime). `device`: the resolved device
+        (default: `resolved_device()`)."""
+        if self.executor is not None:
+            return self.executor
+        if self.export_dir is not None:
+            return "tensorrt"
+        if (device or self.resolved_device()) != "cpu":
+            return "torch"
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "onnxruntime"
+
     def replace(self, **changes) -> "ModelSource":
         return dataclasses.replace(self, **changes)
 
@@ -116,7 +133,8 @@ def model_source_options(config: bool = True, checkpoint: bool = True, export_di
                                  help="An hs-export output directory (engines / ONNX) instead of a checkpoint."))
     if executor:
         opts.append(click.option("--executor", default=None, type=click.Choice(EXECUTORS),
-                                 help="Backend (default: torch from a checkpoint, tensorrt from an export)."))
+                                 help="Backend (default: tensorrt from an --export-dir; otherwise onnxruntime on a "
+                                      "CPU when installed, its graphs exported once into a cache, else torch)."))
     if device is not None:
         opts.append(click.option("--device", default=device, show_default=True,
                                  help=f"auto, cpu, cuda or cuda:N ({EXPECTED.removeprefix('expected ')})."))
