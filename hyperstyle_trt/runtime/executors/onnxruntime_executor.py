@@ -30,6 +30,15 @@ The Inverter calls `use_stream` (the Executor hook) once in its constructor, aft
 `capturable` stays False: an ORT run is not something a torch CUDA-graph capture can hold (its scratch comes from
 ORT's own arena, outside the graph's pool); ORT's own CUDA graphs (`enable_cuda_graph`) are not used here.
 
+Memory (CPU EP). By default every session has its own arena, grown in powers of two and never returned, and plans
+a memory pattern per input shape: three arenas each hold their graph's peak. Here the sessions share one arena
+registered in onnxruntime's environment (`create_and_register_allocator` + `session.use_env_allocators`), grown by
+exactly what is asked (`arena_extend_strategy` kSameAsRequested); initializers are allocated at their size outside
+it (`session.use_device_allocator_for_initializers`); memory patterns are off. The graphs run one after the other,
+so one arena serves the three. Without an arena (`enable_cpu_mem_arena=False`) the peak is lower still, but every
+large activation is then mapped and faulted in again on each run, which costs CPU time; the measured trade-off is
+in benchmarks/results/cpu_default_ffhq1024.json. The settings are `session_options`.
+
 NOT RUN: the CUDA EP path has not run anywhere. There is no GPU on the development machine, and the onnxruntime-gpu
 wheel (about 255 MB) is over what can be sent to the GPU test machine. The CPU tests check its logic with a faked
 CUDA EP: the provider options, the run options, the binding cache and the event ordering.
@@ -44,6 +53,10 @@ References:
   and https://onnxruntime.ai/docs/performance/tune-performance/iobinding.html
 - `synchronize_inputs / synchronize_outputs` are blocking provider syncs, for memory written on another stream:
   https://github.com/microsoft/onnxruntime/pull/9823 (not called: the events above order the streams instead)
+- shared allocators and arena settings (`create_and_register_allocator`, `OrtArenaCfg`, `session.use_env_allocators`,
+  `session.use_device_allocator_for_initializers`):
+  https://onnxruntime.ai/docs/get-started/with-c.html#features and
+  https://onnxruntime.ai/docs/api/python/api_summary.html
 - the run option `disable_synchronize_execution_providers` (RunOptions.add_run_config_entry):
   https://github.com/microsoft/onnxruntime/pull/14088, why a run syncs by default:
   https://github.com/microsoft/onnxruntime/issues/12216, the end-of-run sync points and how a user stream plus the
@@ -115,6 +128,42 @@ def cuda_provider(device_index: int, stream_handle: int) -> tuple[str, dict[str,
                                       "user_compute_stream": str(stream_handle)})
 
 
+# CPU memory (see "Memory" in the module docstring): one shared arena, grown by what is asked, for all sessions
+CPU_SESSION_CONFIG = {"session.use_env_allocators": "1", "session.use_device_allocator_for_initializers": "1"}
+CPU_ARENA = {"arena_extend_strategy": 1}  # kSameAsRequested (the default kNextPowerOfTwo can double a request)
+_shared_arena: list[bool] = []  # [True] once the process-wide CPU arena is registered
+
+
+def shared_cpu_arena(ort) -> None:
+    """Register one CPU arena allocator in onnxruntime's process-wide environment (once per process); sessions with
+    `session.use_env_allocators=1` take their activations from it instead of an arena each."""
+    if _shared_arena:
+        return
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    try:
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(CPU_ARENA))
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; registered already (by a caller)
+        if "already" not in str(e).lower():
+            raise HsError(f"onnxruntime cannot register the shared CPU arena ({type(e).__name__}: "
+                          f"{one_line(e)})") from None
+    _shared_arena.append(True)
+
+
+def session_options(ort, device_type: str):
+    """The SessionOptions of every session. CPU EP: the three sessions share one arena (`shared_cpu_arena`), the
+    initializers are allocated at their exact size outside it, and no memory pattern is planned (a pattern
+    pre-allocates the whole run's activations as one block per session and shape). See "Memory" in the module
+    docstring."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if device_type == "cpu":
+        shared_cpu_arena(ort)
+        opts.enable_mem_pattern = False
+        for k, v in CPU_SESSION_CONFIG.items():
+            opts.add_session_config_entry(k, v)
+    return opts
+
+
 class OnnxRuntimeExecutor(Executor):
     """The plain ONNX graphs on onnxruntime (see the module docstring)."""
 
@@ -152,8 +201,7 @@ class OnnxRuntimeExecutor(Executor):
         self.ohwi = False
         self.capturable = False
         self._ort_device = ("cuda", dev.index) if dev.type == "cuda" else ("cpu", 0)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts = session_options(ort, dev.type)
         self.sessions = {}
         fixed = {}
         for g in GRAPHS:

@@ -349,3 +349,18 @@ def test_cuda_ep_options_stream_and_ordering(ort_export_dir, fake_cuda):
     assert {a[1:3] for a in sess.bindings[0].binds} == {("cuda", 0)}
     assert {a[5] for a in sess.bindings[0].binds} == {t.data_ptr() for t in b.values()}
     assert [r for r in sess.runs] == [(sess.bindings[0], ex.run_options)] * 3
+
+
+def test_cpu_memory_settings(ort_inv):
+    """CPU EP: every session takes its activations from the one shared env arena (grown by what is asked), its
+    initializers outside it, and plans no memory pattern (runtime.executors.onnxruntime_executor.session_options)."""
+    from hyperstyle_trt.runtime.executors import onnxruntime_executor as X
+
+    assert X.CPU_SESSION_CONFIG == {"session.use_env_allocators": "1",
+                                    "session.use_device_allocator_for_initializers": "1"}
+    assert X.CPU_ARENA == {"arena_extend_strategy": 1} and X._shared_arena == [True]
+    for g, sess in ort_inv.executor.sessions.items():
+        o = sess.get_session_options()
+        assert not o.enable_mem_pattern and o.enable_cpu_mem_arena, g
+        for k, v in X.CPU_SESSION_CONFIG.items():
+            assert o.get_session_config_entry(k) == v, (g, k)
