@@ -12,6 +12,10 @@ inversion batch, a failed photo when it fails, notices) and a summary. The workf
 files written under OUT/<photo stem>/ and OUT/results.json. A bad photo (unreadable, no face) is reported and
 skipped; exit 1 when any failed, 2 on a user error before any work (one line on stderr), 0 otherwise. Every file is
 written atomically (core.atomic).
+
+Executor when --executor is not given (core.source.ModelSource.default_executor): tensorrt with --export-dir; on a CPU
+onnxruntime when it is installed (its plain graphs are exported once into the per-user graph cache, no --export-dir
+needed: export.graph_cache); torch otherwise.
 """
 
 from __future__ import annotations
