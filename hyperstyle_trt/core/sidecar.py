@@ -84,3 +84,17 @@ def read_sidecar(artifact: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) and obj.get("schema") == SCHEMA else None
+
+
+def keyed_sidecar(artifact: Path, key_field: str, key: str) -> tuple[dict | None, str | None]:
+    """(sidecar, None) when `artifact` exists and its sidecar's `key_field` is `key`; else (None, why not): "missing",
+    "sidecar missing or unreadable", "stale (made from different inputs)". The first check of every content-keyed
+    reuse (engines.cache, export.reuse); each then checks its own hashes."""
+    if not Path(artifact).is_file():
+        return None, "missing"
+    side = read_sidecar(artifact)
+    if side is None:
+        return None, "sidecar missing or unreadable"
+    if side.get(key_field) != key:
+        return None, "stale (made from different inputs)"
+    return side, None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperstyle_trt.core.atomic import write_bytes_atomic
-from hyperstyle_trt.core.sidecar import read_sidecar, sha256_file, sha256_files, write_sidecar
+from hyperstyle_trt.core.sidecar import keyed_sidecar, sha256_file, sha256_files, write_sidecar
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.export.onnx_io import graph_meta, plugin_versions_of
 
@@ -46,13 +46,9 @@ class Lookup:
 
 def verify_engine(engine: Path, key: str) -> str | None:
     """None if `engine` exists, its sidecar names `key` and the sha256 matches; else the reason it is not usable."""
-    if not engine.is_file():
-        return "missing"
-    side = read_sidecar(engine)
+    side, why = keyed_sidecar(engine, "cache_key", key)
     if side is None:
-        return "sidecar missing or unreadable"
-    if side.get("cache_key") != key:
-        return "stale (built from different inputs)"
+        return why
     if side.get("engine_sha256") != sha256_file(engine):
         return "corrupt (sha256 mismatch)"
     return None

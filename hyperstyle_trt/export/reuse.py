@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.core.sidecar import read_sidecar, sha256_file, sha256_files
+from hyperstyle_trt.core.sidecar import keyed_sidecar, sha256_file, sha256_files
 
 _PKG = Path(__file__).resolve().parents[1]  # hyperstyle_trt/
 EXPORTER_DIRS = ("core", "models", "export")  # what decides a graph's bytes (plus plugins/ for plugin graphs)
@@ -96,13 +96,9 @@ def reuse_key(cfg, weights: dict, graph: str, variant: str, precision: str, dyna
 def unusable(path: Path, key: str, need_verified: bool) -> str | None:
     """None when the graph at `path` may be reused for `key`; else why not ("missing", "stale", "corrupt", ...)."""
     path = Path(path)
-    if not path.is_file():
-        return "missing"
-    side = read_sidecar(path)
+    side, why = keyed_sidecar(path, "reuse_key", key)
     if side is None:
-        return "sidecar missing or unreadable"
-    if side.get("reuse_key") != key:
-        return "stale (exported from different inputs)"
+        return why
     if str(side.get("status", "")).startswith(("FAIL", "SKIPPED")):
         return f"failed before ({side.get('status')})"
     if need_verified and not (side.get("verification") and all(e.get("ok") for e in side["verification"])):

@@ -45,6 +45,12 @@ def read_direction_file(path) -> torch.Tensor:
                           f"({type(e).__name__}: {one_line(e, 120)})") from None
     else:
         obj = torch_load_checked(p, "edit direction")
+    return _float_tensor(obj, f"edit direction {p} must hold one float tensor/array")
+
+
+def _float_tensor(obj, what: str) -> torch.Tensor:
+    """A one-entry mapping's value, a float numpy array or a float tensor -> that tensor (numpy shared, not copied);
+    HsError "`what`, got <type>" for anything else (an integer array names its dtype)."""
     if isinstance(obj, Mapping) and len(obj) == 1:
         obj = next(iter(obj.values()))
     if isinstance(obj, np.ndarray):
@@ -52,25 +58,17 @@ def read_direction_file(path) -> torch.Tensor:
             raise HsError(f"edit direction must be a float array, got {obj.dtype}")
         obj = torch.from_numpy(np.ascontiguousarray(obj))
     if not isinstance(obj, torch.Tensor) or not obj.is_floating_point():
-        what = f"{obj.dtype} tensor" if isinstance(obj, torch.Tensor) else type(obj).__name__
-        raise HsError(f"edit direction {p} must hold one float tensor/array, got {what}")
+        got = f"{obj.dtype} tensor" if isinstance(obj, torch.Tensor) else type(obj).__name__
+        raise HsError(f"{what}, got {got}")
     return obj
 
 
 def load_direction(direction, n_latent: int, style_dim: int) -> torch.Tensor:
     """direction ([style_dim], [1,style_dim] or [n_latent,style_dim]; torch / numpy, or a .pt / .npy file read by
     `read_direction_file`) -> float32 CPU tensor [n_latent, style_dim] (a single row is applied to every W+ row)."""
-    src = direction
     if isinstance(direction, (str, Path)):
         direction = read_direction_file(direction)
-    if isinstance(direction, Mapping) and len(direction) == 1:
-        direction = next(iter(direction.values()))
-    if isinstance(direction, np.ndarray):
-        if direction.dtype.kind != "f":
-            raise HsError(f"edit direction must be a float array, got {direction.dtype}")
-        direction = torch.from_numpy(np.ascontiguousarray(direction))
-    if not isinstance(direction, torch.Tensor) or not direction.is_floating_point():
-        raise HsError(f"edit direction must be a float tensor/array or a .pt/.npy file, got {type(src).__name__}")
+    direction = _float_tensor(direction, "edit direction must be a float tensor/array or a .pt/.npy file")
     d = direction.detach().to("cpu", torch.float32)
     if d.ndim == 2 and d.shape[0] == 1:
         d = d[0]

@@ -62,16 +62,16 @@ def _images(seed: int, n: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, S, S, 3), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module")
-def reference():
-    """The in-process Inverter with the server's settings (tiny config, torch fp32 CPU, 1 thread)."""
+def make_reference(max_batch: int):
+    """run(x uint8 [n,S,S,3]) -> (uint8 inversions, float32 codes) of the in-process Inverter with the served model's
+    settings (tiny config, torch fp32 CPU, T=ITERS, 1 thread); what served outputs are compared with."""
     from hyperstyle_trt.runtime import Inverter
 
     inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", precision="fp32",
-                                   max_batch=MAX_BATCH)
-    threads = torch.get_num_threads()
+                                   max_batch=max_batch)
 
     def run(x: np.ndarray):
+        threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             r = inv.invert(x, n_iters=ITERS)
@@ -80,6 +80,11 @@ def reference():
             torch.set_num_threads(threads)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return make_reference(MAX_BATCH)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_repository
@@ -29,7 +28,7 @@ from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, fr
 pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
 pytest.importorskip("dlib", reason="face alignment needs dlib: pip install -e .[align]")
 
-from tests.unit.runtime.test_serving import ITERS, S, _install, _tiny  # noqa: E402
+from tests.unit.runtime.test_serving import ITERS, S, _install, _tiny, make_reference  # noqa: E402
 
 MAX_BATCH = 2
 
@@ -57,22 +56,7 @@ def aligner():
 
 @pytest.fixture(scope="module")
 def reference():
-    """The in-process Inverter with the server's settings (tiny config, torch fp32 CPU, 1 thread)."""
-    from hyperstyle_trt.runtime import Inverter
-
-    inv = Inverter.from_checkpoint(None, config="tiny", executor="torch", device="cpu", precision="fp32",
-                                   max_batch=MAX_BATCH)
-
-    def run(x: np.ndarray):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            r = inv.invert(x, n_iters=ITERS)
-            return r.to_uint8(), r.codes.detach().float().cpu().numpy().copy()
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
+    return make_reference(MAX_BATCH)
 
 
 @pytest.fixture(scope="module")
