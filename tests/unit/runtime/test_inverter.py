@@ -206,7 +206,7 @@ def test_construction_errors():
              (dict(precision="fp16"), "fp16.*needs device='cuda'"),
              (dict(precision="bf16"), "precision must be 'fp32' or 'fp16'"),
              (dict(executor="nope"), "unknown executor 'nope'"),
-             (dict(executor="onnxruntime"), "cannot run from a checkpoint"),
+             (dict(executor="tensorrt"), "cannot run from a checkpoint"),  # onnxruntime now can (graph cache)
              (dict(stream=object()), "stream= applies to CUDA")]
     if not torch.cuda.is_available():
         cases.append((dict(device="cuda"), "torch.cuda.is_available\\(\\) is False"))
