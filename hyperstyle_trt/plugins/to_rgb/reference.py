@@ -2,15 +2,20 @@
 
 Built from models.ops, so it equals `models.stylegan2.ToRGB` to float rounding:
 rgb = modconv1x1(x; demodulate=False) + bias + upfirdn2d(skip, up=2, pad=(2,1), outer([1,3,3,1])/64*4).
+
+Layout (as plugins/mod_conv/reference.py): the convs take `x.permute(0, 3, 1, 2)` (channels_last strides) per sample
+and return channels_last, so the NHWC result needs no layout copy; the skip's upsampling (zero insertion, pad (2,1),
+correlation with the flipped kernel) is the equivalent depthwise stride-2 transposed conv with padding 1.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from hyperstyle_trt.core.contract import DeltaMode
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.models.ops import make_kernel, modulated_conv2d, upfirdn2d
+from hyperstyle_trt.models.ops import make_kernel, modulated_weight
 
 
 def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta: torch.Tensor | None,
@@ -36,10 +41,12 @@ def check_inputs(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, del
 
 
 def upsample_skip_ref(skip: torch.Tensor) -> torch.Tensor:
-    """rosinality Upsample on NHWC: [B,h,w,3] -> [B,2h,2w,3]."""
+    """rosinality Upsample on NHWC: [B,h,w,3] -> [B,2h,2w,3] (upfirdn2d(up=2, pad=(2,1)) with the x4-gain
+    [1,3,3,1] kernel, as a depthwise conv_transpose2d(stride=2, padding=1): out[o] = sum_t skip[(o+1-t)/2] k[t])."""
     k = (make_kernel() * 4).to(device=skip.device, dtype=skip.dtype)  # [4,4], gain 4
-    up = upfirdn2d(skip.permute(0, 3, 1, 2), k, up=2, pad=(2, 1))  # [B,3,2h,2w]
-    return up.permute(0, 2, 3, 1)
+    c = skip.shape[-1]
+    up = F.conv_transpose2d(skip.permute(0, 3, 1, 2), k.expand(c, 1, *k.shape), stride=2, padding=1, groups=c)
+    return up.permute(0, 2, 3, 1)  # [B,2h,2w,3]
 
 
 def to_rgb_ref(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta: torch.Tensor | None,
@@ -51,8 +58,10 @@ def to_rgb_ref(x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor, delta
     """
     check_inputs(x, style, weight, delta, bias, skip, delta_mode)
     d = None if delta is None else delta[..., None, None]  # [B,3,I] -> [B,3,I,1,1]
-    out = modulated_conv2d(x.permute(0, 3, 1, 2), weight[None, :, :, None, None], style, d,
-                           demodulate=False)  # [B,3,H,W]
+    wt = modulated_weight(weight[None, :, :, None, None], style, d, demodulate=False)  # [B,3,I,1,1]
+    xn = x.permute(0, 3, 1, 2)  # [B,I,H,W] view, channels_last strides
+    outs = [F.conv2d(xn[i:i + 1], wt[i]) for i in range(x.shape[0])]  # [1,3,H,W] channels_last
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
     out = out.permute(0, 2, 3, 1) + bias  # [B,H,W,3]
     if skip is not None:
         out = out + upsample_skip_ref(skip)

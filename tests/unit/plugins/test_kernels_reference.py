@@ -106,3 +106,33 @@ def test_ohwi_conversions_are_inverse_and_put_cin_last():
     assert o.shape == (2, 6, 3, 3, 8) and o.is_contiguous()
     assert torch.equal(o[1, 4, 2, 0, 5], w[1, 4, 5, 2, 0])
     assert torch.equal(from_ohwi(o), w)
+
+
+def _activation_copies(fn, numel: int) -> list:
+    """The input shapes of every aten::copy_ of at least `numel` elements while fn() runs."""
+    from torch.profiler import profile
+
+    with torch.no_grad(), profile(record_shapes=True) as prof:
+        fn()
+    out = []
+    for e in prof.events():
+        if e.name == "aten::copy_" and e.input_shapes and e.input_shapes[0]:
+            n = 1
+            for d in e.input_shapes[0]:
+                n *= d
+            if n >= numel:
+                out.append(e.input_shapes[0])
+    return out
+
+
+@pytest.mark.parametrize("upsample", [0, 1])
+def test_references_copy_no_activation_between_layouts(upsample):
+    """NHWC in, NHWC out, the convs in channels_last: no copy the size of an activation (weights are far smaller)."""
+    b, h, cin, cout = 1, 32, 8, 6
+    f = 2 if upsample else 1
+    x, s = torch.randn(b, h, h, cin), torch.randn(b, cin)
+    w, d = torch.randn(cout, 3, 3, cin), 0.1 * torch.randn(b, cout, 3, 3, cin)
+    noise, bias = torch.randn(f * h, f * h), torch.randn(cout)
+    assert _activation_copies(lambda: mod_conv_ref(x, s, w, d, noise, bias, upsample, 1), b * h * h * 3) == []
+    sk = torch.randn(b, h // 2, h // 2, 3)
+    assert _activation_copies(lambda: to_rgb_ref(x, s, torch.randn(3, cin), None, torch.randn(3), sk), h * h) == []
