@@ -5,17 +5,22 @@
     hs-serve repo model_repo --export-dir hs_export --executor tensorrt --device cuda --instances 2
     hs-serve repo ngc_repo --export-dir hs_export --device cuda --layout ngc   # tensorrt_plan x 3 + BLS loop
     hs-serve start model_repo --http-port 8000          # binds 127.0.0.1; Ctrl-C / SIGTERM stops it
+    hs-serve start model_repo --check-interval 0        # no supervisor (a dead stub is not repaired)
     hs-serve start ngc_repo --dry-run                   # print the tritonserver command (memory pool flags) only
     hs-serve infer photo.jpg --url 127.0.0.1:8000 --out served/   # aligns the best face, as hs-invert does
     hs-serve infer crop.png --no-align                  # already an FFHQ-aligned square crop: resized only
 
 `repo` parses the model-source options (core.source) into a ModelSource and writes a model repository
-(runtime.serving.repository, or runtime.serving.ngc with --layout ngc), `start` runs a local tritonserver on it
-(runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`; CUDA / pinned memory pool
-flags from the repository's sidecars, runtime.serving.pools), `infer` checks that the server and its model are
-ready (else one line `error: cannot reach tritonserver at <url>: <reason>`), aligns each photo at the model's input
-size with runtime.align's Aligner (runtime.serving.client.model_input), sends it through the HTTP client and writes
-the inversions. User errors print one line `error: ...` and exit 2; a photo that fails is one line and exit 1.
+(runtime.serving.repository, or runtime.serving.ngc with --layout ngc), `start` checks the repository
+(repository.check_repository: weights and exports unchanged and intact, else one line and exit 2), then runs a local
+tritonserver on it (runtime.serving.server: binary from --tritonserver, $TRITONSERVER, or `make triton`; CUDA /
+pinned memory pool flags from the repository's sidecars, runtime.serving.pools) under a supervisor that reloads a
+model whose stub died and restarts a server that exited, with a timestamped line for each (server.Supervisor); a
+server that cannot load a model is one line with the reason from its log and exit 2. `infer` checks that the server
+and its model are ready (else one line `error: cannot reach tritonserver at <url>: <reason>`), aligns each photo at
+the model's input size with runtime.align's Aligner (runtime.serving.client.model_input), sends it through the HTTP
+client and writes the inversions. User errors print one line `error: ...` and exit 2; a photo that fails is one line
+and exit 1.
 """
 
 from __future__ import annotations
@@ -90,30 +95,48 @@ def repo_cmd(out, max_batch, instances, iters, threads, queue_delay_us, python_e
               help="Server log (default: <repo>.tritonserver.log beside the repository).")
 @click.option("--ready-timeout", "ready_timeout", type=float, default=300.0, show_default=True,
               help="Seconds to wait for every model to load.")
+@click.option("--exit-timeout", "exit_timeout", type=int, default=30, show_default=True,
+              help="On Ctrl-C / SIGTERM: seconds Triton waits for in-flight requests and open connections.")
+@click.option("--check-interval", "check_interval", type=float, default=1.0, show_default=True,
+              help="Seconds between the supervisor's checks (stub processes, model readiness, server alive); "
+                   "0: no supervisor.")
 @click.option("--dry-run", "dry_run", is_flag=True,
               help="Print the memory pool sizing and the tritonserver command, start nothing.")
-def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_file, ready_timeout, dry_run):
-    """Run tritonserver on REPO until Ctrl-C / SIGTERM (with CUDA / pinned memory pools sized from REPO)."""
+def start_cmd(repo, http_port, grpc_port, metrics_port, host, tritonserver, log_file, ready_timeout, exit_timeout,
+              check_interval, dry_run):
+    """Run tritonserver on REPO until Ctrl-C / SIGTERM (with CUDA / pinned memory pools sized from REPO), and
+    repair it while it runs (a model whose stub died is reloaded, a server that exited is restarted)."""
     import shlex
+    import time
 
     from hyperstyle_trt.runtime.serving.pools import repository_pools
+    from hyperstyle_trt.runtime.serving.repository import check_repository
     from hyperstyle_trt.runtime.serving.server import TritonServer, find_tritonserver, serve_forever
 
+    if check_interval < 0:
+        raise HsError(f"--check-interval must be >= 0 seconds, got {check_interval}")
+    checked = [] if dry_run else check_repository(repo)  # HsError: one line, exit 2, before any server runs
     pools = repository_pools(repo)
     server = TritonServer(repo, install=find_tritonserver(tritonserver), host=host, http_port=http_port,
                           grpc_port=grpc_port, metrics_port=metrics_port, log_file=log_file,
-                          extra_args=tuple(pools.flags()))
+                          extra_args=tuple(pools.flags()), exit_timeout=exit_timeout)
     click.echo(pools.describe())
     if dry_run:
         click.echo(shlex.join(server.command()))
         return 0
+    if checked:
+        click.echo(f"checked {', '.join(checked)}: model.py, weights / export unchanged since hs-serve repo")
     click.echo(f"starting {server.install.binary} (log {server.log_file})")
+
+    def log(msg):
+        click.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
 
     def ready(s, waited):
         click.echo(f"ready after {waited:.1f} s (pid {s.pid}): http {s.http_url}  grpc {s.host}:{s.grpc_port}  "
                    f"metrics {s.metrics_url}; Ctrl-C stops it")
 
-    rc = serve_forever(server, ready_timeout=ready_timeout, on_ready=ready)
+    rc = serve_forever(server, ready_timeout=ready_timeout, on_ready=ready, supervise=check_interval > 0,
+                       interval=check_interval or 1.0, log=log)
     reaped = f", killed {len(server.reaped)} process(es) it left behind" if server.reaped else ""
     click.echo(f"stopped (tritonserver exit code {server.proc.returncode}{reaped})")
     return 0 if rc == 0 else 1

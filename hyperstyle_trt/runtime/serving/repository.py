@@ -22,7 +22,13 @@ Layout written under OUT (model name `hyperstyle`):
                                          pyenv/lib first on LD_LIBRARY_PATH; the stub must load that libpython)
     OUT/hyperstyle/hs_serving.json       the RepoSpec, shapes, software versions and the `pools` record
                                          (runtime.serving.pools: what `hs-serve start` sizes Triton's memory
-                                         pools from) (sidecar)
+                                         pools from), and `inputs`: the sha256 of model.py and of every file the
+                                         model is built from (checkpoint, W encoder, export_summary.json and each
+                                         export artifact's sidecar) (sidecar)
+
+`check_repository(repo)` is what `hs-serve start` runs before it starts a server: each model written here must still
+match its `inputs` (a weights file replaced, truncated or corrupted, an export redone or damaged, a model.py from
+another version of this package: one HsError line naming the file and what to do).
 
 Everything is written through core.atomic. The config text comes from runtime.serving.pbtxt (shared with the NGC
 layout) and is checked against Triton's ModelConfig protobuf schema (`validate_config`) when tritonclient's
@@ -211,12 +217,99 @@ def write_repository(out: str | os.PathLike, spec: RepoSpec, name: str = MODEL_N
         tmp.write_bytes(MODEL_PY.read_bytes())
     from hyperstyle_trt.core.sidecar import software_versions
 
+    inputs = repository_inputs(spec.source, model_dir / "1" / "model.py")
     pools = transfer_record("inverter", "KIND_GPU" if spec.device == "cuda" else "KIND_CPU", spec.instances,
                             spec.max_batch, spec.iters, served_bytes(served_io(shapes)))
     write_json_atomic(model_dir / SIDECAR, {
         "model": name, "layout": "inverter", "spec": spec.to_dict(), "hs_config": cfg.name,
-        "shapes": dataclasses.asdict(shapes), "pools": pools, "versions": software_versions()})
+        "shapes": dataclasses.asdict(shapes), "pools": pools, "inputs": inputs,
+        "versions": software_versions()})
     return model_dir
+
+
+def _export_files(export_dir: Path) -> list[Path]:
+    """export_summary.json and every artifact sidecar (<artifact>.json) of an hs-export directory, sorted."""
+    return sorted(p for p in export_dir.glob("*.json") if p.is_file())
+
+
+def repository_inputs(source: ModelSource, model_py: Path) -> dict[str, str]:
+    """{path: sha256} of the files a served model depends on: its model.py, the checkpoint and W encoder, or the
+    export's summary and artifact sidecars (each sidecar records its artifact's own sha256)."""
+    from hyperstyle_trt.core.sidecar import sha256_file
+
+    files = [model_py] + [Path(p) for p in (source.checkpoint, source.w_encoder) if p]
+    if source.export_dir:
+        files += _export_files(Path(source.export_dir))
+    return {str(f): sha256_file(f) for f in files}
+
+
+def check_repository(repo: str | os.PathLike) -> list[str]:
+    """Check every model `write_repository` wrote under `repo` (those with an `hs_serving.json` of layout
+    "inverter") before a server loads it; returns the names checked. HsError (one line) when a model's model.py
+    is not this package's, a weights file is missing, not a PyTorch checkpoint, or changed since the repository
+    was written (sha256), an export's summary or sidecars changed (a stale export: hs-export ran again), or an
+    export artifact no longer matches the sha256 its sidecar records (corrupt)."""
+    from hyperstyle_trt.core.sidecar import sha256_file, sha256_files
+
+    repo = Path(repo).expanduser()
+    if not repo.is_dir():
+        raise HsError(f"model repository {repo} is not a directory")
+    checked = []
+    for side_path in sorted(repo.glob(f"*/{SIDECAR}")):
+        model_dir = side_path.parent
+        try:
+            side = json.loads(side_path.read_text())
+            spec = side["spec"] if side.get("layout") == "inverter" else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise HsError(f"{side_path} is unreadable or not an hs-serve sidecar: write the repository again with "
+                          "hs-serve repo") from None
+        if spec is None:
+            continue
+        redo = f"write the repository again with hs-serve repo (model '{model_dir.name}')"
+        model_py = model_dir / "1" / "model.py"
+        if not model_py.is_file() or model_py.read_bytes() != MODEL_PY.read_bytes():
+            raise HsError(f"{model_py} is missing or not this hyperstyle-trt's runtime/serving/model.py (a "
+                          f"repository from another version): {redo}")
+        for key, what in (("checkpoint", "HyperStyle checkpoint"), ("w_encoder", "W encoder checkpoint")):
+            if spec.get(key):
+                from hyperstyle_trt.models.checkpoint import check_torch_file
+
+                check_torch_file(spec[key], f"{what} of model '{model_dir.name}'")
+        if spec.get("export_dir"):
+            exp = Path(spec["export_dir"])
+            if not (exp / "export_summary.json").is_file():
+                raise HsError(f"export {exp} of model '{model_dir.name}' has no export_summary.json: --export-dir "
+                              "must be an hs-export output")
+            recorded = {str(p) for p in (side.get("inputs") or {})}
+            now = {str(p) for p in _export_files(exp)}
+            if side.get("inputs") is not None and now != {p for p in recorded if Path(p).parent == exp}:
+                raise HsError(f"export {exp} of model '{model_dir.name}' is stale: its files changed since the "
+                              f"repository was written (hs-export ran again?): {redo}")
+            for sc in _export_files(exp):
+                rec = _json_or_none(sc)
+                if isinstance(rec, dict) and rec.get("sha256") and rec.get("files"):
+                    files = [exp / f for f in rec["files"]]
+                    missing = [f.name for f in files if not f.is_file()]
+                    if missing or sha256_files(files) != rec["sha256"]:
+                        why = f"{missing} missing" if missing else "sha256 differs from its sidecar's"
+                        raise HsError(f"export artifact {exp / rec.get('artifact', sc.stem)} of model "
+                                      f"'{model_dir.name}' is corrupt ({why}): run hs-export again")
+        for path, digest in (side.get("inputs") or {}).items():
+            f = Path(path)
+            if not f.is_file():
+                raise HsError(f"{f}, which model '{model_dir.name}' is built from, is missing: {redo}")
+            if sha256_file(f) != digest:
+                raise HsError(f"{f}, which model '{model_dir.name}' is built from, changed since the repository "
+                              f"was written (sha256 differs: replaced, or corrupted): {redo}")
+        checked.append(model_dir.name)
+    return checked
+
+
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def inverter_from_parameters(params: dict[str, str], device: str):

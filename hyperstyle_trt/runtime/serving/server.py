@@ -12,11 +12,20 @@ to init) is killed (`session_processes`, `TritonServer.reap_stubs`). The python 
 the interpreter of the environment given as `python_env` (default: the one running this code): its `bin` goes
 first on PATH (the stub's isolated interpreter finds its venv through the `python3` on PATH) and its libpython's
 directory first on LD_LIBRARY_PATH (the stub must load the same libpython as that environment's own).
+
+The server runs with explicit model control (`--model-control-mode=explicit --load-model=*`: every model of the
+repository is loaded at start, and a model can be reloaded in place through `POST v2/repository/models/<m>/load`).
+`serve_forever` supervises it (`Supervisor`): tritonserver 2.51 does not restart a python-backend stub that died
+(every later request of that model fails with `Stub process '<instance>' is not healthy`, while the model's ready
+endpoint still answers 200), so the supervisor watches the stub processes of each model and the model's readiness,
+reloads a broken model, restarts the whole server when a reload fails or the server itself exits, and logs each
+reason and how long the recovery took.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -26,10 +35,10 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hyperstyle_trt.core.errors import HsError
+from hyperstyle_trt.core.errors import HsError, one_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: Where `make triton` unpacks the wheel (relative to the project root).
@@ -128,6 +137,44 @@ def session_processes(sid: int, started_since: int = 0) -> list[int]:
     return found
 
 
+def python_stubs(server_pid: int, repo: str | os.PathLike | None = None, started_since: int = 0) \
+        -> dict[str, list[int]]:
+    """{model: pids} of the python-backend stubs a tritonserver (session leader `server_pid`) runs now, one per
+    model instance: live processes of its session whose argv[0] is the stub and whose argv[1] is
+    <repo>/<model>/<version>/model.py (`repo` None: the model is the folder two levels above model.py). Models
+    without stubs (not python-backend) are absent."""
+    root = Path(repo).resolve() if repo is not None else None
+    out: dict[str, list[int]] = {}
+    for pid in session_processes(server_pid, started_since):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) < 2 or Path(argv[0].decode(errors="replace")).name != STUB:
+            continue
+        model_py = Path(argv[1].decode(errors="replace"))
+        if root is None:
+            model = model_py.parent.parent.name
+        else:
+            try:
+                model = model_py.resolve().relative_to(root).parts[0]
+            except ValueError:
+                continue
+        out.setdefault(model, []).append(pid)
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process `pid` in KiB (VmRSS from /proc/<pid>/status); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class TritonServer:
     """One local tritonserver process for `repo`.
 
@@ -136,13 +183,15 @@ class TritonServer:
     (`reap_stubs`; their pids in `reaped`). Also a context manager (start + wait_ready / stop). The server's
     stdout and stderr go to `log_file` (default: <repo>/../<repo name>.tritonserver.log). `stub_env`: set PATH /
     LD_LIBRARY_PATH / OMP_NUM_THREADS for the stubs (`stub_environment`); False passes this process's environment
-    unchanged (repositories written by hs-serve repo carry their own EXECUTION_ENV_PATH)."""
+    unchanged (repositories written by hs-serve repo carry their own EXECUTION_ENV_PATH). `exit_timeout`: seconds
+    Triton's own shutdown waits for in-flight requests and open client connections (--exit-timeout-secs).
+    `explicit`: explicit model control, every model loaded at start (`reload_model` needs it)."""
 
     def __init__(self, repo: str | os.PathLike, install: TritonInstall | None = None, host: str = "127.0.0.1",
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
                  log_file: str | os.PathLike | None = None, python_env: str | os.PathLike | None = None,
                  omp_threads: int | None = 1, gpu_metrics: bool | None = None, extra_args: tuple[str, ...] = (),
-                 stub_env: bool = True):
+                 stub_env: bool = True, exit_timeout: int = 30, explicit: bool = True):
         self.repo = Path(repo).resolve()
         if not self.repo.is_dir():
             raise HsError(f"model repository {self.repo} is not a directory")
@@ -157,9 +206,14 @@ class TritonServer:
         self.gpu_metrics = Path("/dev/nvidiactl").exists() if gpu_metrics is None else gpu_metrics
         self.extra_args = tuple(extra_args)
         self.stub_env = stub_env
+        if not isinstance(exit_timeout, int) or exit_timeout < 0:
+            raise HsError(f"--exit-timeout must be an integer >= 0 (seconds), got {exit_timeout!r}")
+        self.exit_timeout = exit_timeout
+        self.explicit = explicit
         self.proc: subprocess.Popen | None = None
         self.started_ticks = 0
         self.reaped: list[int] = []
+        self.supervisor: Supervisor | None = None  # set by serve_forever
 
     @property
     def pid(self) -> int | None:
@@ -180,7 +234,9 @@ class TritonServer:
                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                f"--allow-gpu-metrics={'true' if self.gpu_metrics else 'false'}",
-               "--exit-timeout-secs=30"]
+               f"--exit-timeout-secs={self.exit_timeout}"]
+        if self.explicit:
+            cmd += ["--model-control-mode=explicit", "--load-model=*"]
         if self.install.backend_dir != Path():
             cmd.append(f"--backend-directory={self.install.backend_dir}")
         if self.install.cache_dir is not None:
@@ -214,6 +270,54 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    def _http(self, method: str, path: str, timeout: float, body: bytes | None = None) -> tuple[int, bytes]:
+        """(status, body) of one request to the server's HTTP endpoint; (0, reason) when no answer came."""
+        req = urllib.request.Request(f"http://{self.http_url}{path}", data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            return 0, one_line(e, 200).encode()
+
+    def model_ready(self, model: str) -> bool:
+        """GET /v2/models/<model>/ready answered 200. (After its stub died, 2.51 still answers 200: see `stubs`.)"""
+        return self._http("GET", f"/v2/models/{model}/ready", timeout=5)[0] == 200
+
+    def repository_index(self) -> dict[str, str]:
+        """{model: state} from POST /v2/repository/index (READY, UNAVAILABLE, LOADING, ...); {} without an answer."""
+        status, body = self._http("POST", "/v2/repository/index", timeout=5, body=b"{}")
+        if status != 200:
+            return {}
+        try:
+            return {m["name"]: m.get("state", "") for m in json.loads(body)}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    def reload_model(self, model: str, timeout: float = 300.0) -> None:
+        """POST /v2/repository/models/<model>/load (explicit model control): Triton loads the model again, with
+        new stubs, and swaps it in. HsError with the server's reason when that fails."""
+        status, body = self._http("POST", f"/v2/repository/models/{model}/load", timeout=timeout, body=b"{}")
+        if status != 200:
+            try:
+                why = json.loads(body).get("error", "")
+            except (ValueError, AttributeError):
+                why = body.decode(errors="replace")
+            raise HsError(f"reloading model '{model}' failed (HTTP {status or 'no answer'}): {one_line(why, 300)}")
+
+    def stubs(self) -> dict[str, list[int]]:
+        """{model: pids} of the python-backend stubs the server runs now (`python_stubs`); {} before start."""
+        return {} if self.proc is None else python_stubs(self.proc.pid, self.repo, self.started_ticks)
+
+    def restart(self, ready_timeout: float = 300.0) -> float:
+        """Stop the server (and what it left), start it again on the same ports and wait until ready. Returns the
+        seconds waited for readiness."""
+        self.stop()
+        self.proc = None
+        self.start()
+        return self.wait_ready(ready_timeout)
+
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Poll readiness (all models loaded) until `timeout` s. Returns the seconds waited. HsError when the server
         exits first or the time runs out (the server is stopped then); the message ends with the log file's path."""
@@ -231,11 +335,14 @@ class TritonServer:
                 raise HsError(f"tritonserver was not ready after {timeout:.0f} s (log {self.log_file})")
             time.sleep(0.2)
 
-    def stop(self, kill_after: float = 45.0) -> int | None:
-        """SIGTERM, wait up to `kill_after` s, then SIGKILL the server's process group; once it has exited, kill
-        what it left in its session (`reap_stubs`). Returns the server's exit code."""
+    def stop(self, kill_after: float | None = None) -> int | None:
+        """SIGTERM, wait up to `kill_after` s (default: the exit timeout + 15 s), then SIGKILL the server's process
+        group; once it has exited, kill what it left in its session (`reap_stubs`). Returns the server's exit
+        code."""
         if self.proc is None:
             return None
+        if kill_after is None:
+            kill_after = self.exit_timeout + 15.0
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
@@ -301,10 +408,126 @@ class _StopServing(Exception):
     pass
 
 
-def serve_forever(server: TritonServer, ready_timeout: float = 300.0, on_ready=None) -> int:
-    """Start `server`, wait until ready, call `on_ready(server, seconds)`, then block until the server exits or
-    SIGINT / SIGTERM arrives (also while it is still starting), and stop it. Returns the server's exit code, 0 after
-    a requested stop."""
+@dataclass
+class Recovery:
+    """One repair the supervisor made: `reason` (what it saw), `action` ("reload" or "restart"), `seconds` from
+    noticing to the model (or server) being ready again, `ok` False when it gave up."""
+
+    reason: str
+    action: str
+    seconds: float
+    ok: bool = True
+
+
+@dataclass
+class Supervisor:
+    """Watches a ready `server` and repairs it; `poll()` once per `interval` s (serve_forever calls it).
+
+    What counts as broken:
+    - the tritonserver process exited (not asked to): restart it;
+    - a stub process of a model, seen when the model became ready, is gone (killed, crashed): 2.51 answers every
+      later request of that model with `Stub process ... is not healthy` and never starts a new stub, while the
+      model's ready endpoint keeps answering 200; reload the model (`TritonServer.reload_model`, new stubs);
+    - a model the repository index listed READY at start is no longer ready (unloaded by a client, failed): reload.
+    A reload that fails restarts the whole server. At most `max_restarts` restarts within `window` s (the server
+    is then stopped, and `poll` raises HsError with the last reason). Every event is a line through `log`
+    (reason, action, seconds until ready again); `recoveries` keeps them."""
+
+    server: TritonServer
+    log: object = print
+    interval: float = 1.0
+    ready_timeout: float = 300.0
+    max_restarts: int = 5
+    window: float = 600.0
+    recoveries: list = field(default_factory=list)
+    _models: dict = field(default_factory=dict)  # model -> stub pids when it was last seen healthy
+    _broken: list = field(default_factory=list)  # models diagnose() found broken
+    _restarts: list = field(default_factory=list)
+    _next: float = 0.0
+
+    def baseline(self) -> None:
+        """Record what a healthy server looks like now: its READY models and each one's stubs."""
+        index = self.server.repository_index()
+        stubs = self.server.stubs()
+        self._models = {m: sorted(stubs.get(m, [])) for m, state in index.items() if state == "READY"}
+
+    def diagnose(self) -> tuple[str, str | None]:
+        """("restart", reason), ("reload", reason) naming the model(s) in `_broken`, or ("", None) when healthy."""
+        proc = self.server.proc
+        if proc is None or proc.poll() is not None:
+            return "restart", f"tritonserver (pid {self.server.pid}) exited with code {proc and proc.returncode}"
+        stubs = self.server.stubs()
+        self._broken = []
+        reasons = []
+        for m, pids in self._models.items():
+            gone = sorted(set(pids) - set(stubs.get(m, [])))
+            if gone:
+                self._broken.append(m)
+                reasons.append(f"stub process(es) {gone} of model '{m}' exited")
+        if not self._broken:
+            for m in self._models:
+                if not self.server.model_ready(m):
+                    self._broken.append(m)
+                    reasons.append(f"model '{m}' is not ready")
+        return ("reload", "; ".join(reasons)) if reasons else ("", None)
+
+    def _say(self, msg: str) -> None:
+        if self.log is not None:
+            self.log(msg)
+        try:  # the reason also goes into the server's own log, next to what tritonserver wrote
+            with open(self.server.log_file, "a") as f:
+                f.write(f"hs-serve supervisor {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: {msg}\n")
+        except OSError:
+            pass
+
+    def _restart(self, reason: str, t0: float) -> Recovery:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < self.window] + [now]
+        if len(self._restarts) > self.max_restarts:
+            self._say(f"{reason}; {self.max_restarts} restarts within {self.window:.0f} s already: giving up")
+            self.server.stop()
+            raise HsError(f"tritonserver keeps failing ({reason}); gave up after {self.max_restarts} restarts "
+                          f"within {self.window:.0f} s (log {self.server.log_file})")
+        self._say(f"{reason}: restarting tritonserver")
+        old = self.server.pid
+        self.server.restart(self.ready_timeout)
+        return Recovery(f"{reason}; pid {old} -> {self.server.pid}", "restart", time.monotonic() - t0)
+
+    def poll(self, force: bool = False) -> Recovery | None:
+        """Check once (at most once per `interval` s unless `force`); repair what is broken. Returns the Recovery
+        made, or None."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return None
+        self._next = now + self.interval
+        action, reason = self.diagnose()
+        if not action:
+            return None
+        t0 = time.monotonic()
+        if action == "reload":
+            self._say(f"{reason}: reloading {', '.join(repr(m) for m in self._broken)}")
+            try:
+                for m in self._broken:
+                    self.server.reload_model(m, timeout=self.ready_timeout)
+                rec = Recovery(reason, "reload", time.monotonic() - t0)
+            except HsError as e:
+                rec = self._restart(f"{reason}; {one_line(e)}", t0)
+        else:
+            rec = self._restart(reason, t0)
+        self.baseline()
+        self._say(f"recovered by {rec.action} in {rec.seconds:.1f} s ({rec.reason})")
+        self.recoveries.append(rec)
+        self._next = time.monotonic() + self.interval
+        return rec
+
+
+def serve_forever(server: TritonServer, ready_timeout: float = 300.0, on_ready=None, supervise: bool = True,
+                  interval: float = 1.0, log=print) -> int:
+    """Start `server`, wait until ready, call `on_ready(server, seconds)`, then block until SIGINT / SIGTERM
+    arrives (also while it is still starting) and stop it. With `supervise` (needs the server's explicit model
+    control), a `Supervisor` checks it every `interval` s and repairs it (lines through `log`); without, serving
+    ends when the server exits. Returns the server's exit code, 0 after a requested stop. HsError when the server
+    does not become ready, or keeps failing."""
 
     def _handler(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the orderly stop
@@ -315,10 +538,17 @@ def serve_forever(server: TritonServer, ready_timeout: float = 300.0, on_ready=N
     try:
         server.start()
         waited = server.wait_ready(ready_timeout)
+        sup = None
+        if supervise and server.explicit:
+            sup = Supervisor(server, log=log, interval=interval, ready_timeout=ready_timeout)
+            sup.baseline()
+            server.supervisor = sup
         if on_ready is not None:
             on_ready(server, waited)
-        while server.proc.poll() is None:
+        while sup is not None or server.proc.poll() is None:
             time.sleep(0.2)
+            if sup is not None:
+                sup.poll()
         return server.proc.returncode
     except _StopServing:
         server.stop()
