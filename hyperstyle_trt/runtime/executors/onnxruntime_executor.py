@@ -30,14 +30,21 @@ The Inverter calls `use_stream` (the Executor hook) once in its constructor, aft
 `capturable` stays False: an ORT run is not something a torch CUDA-graph capture can hold (its scratch comes from
 ORT's own arena, outside the graph's pool); ORT's own CUDA graphs (`enable_cuda_graph`) are not used here.
 
-Memory (CPU EP). By default every session has its own arena, grown in powers of two and never returned, and plans
-a memory pattern per input shape: three arenas each hold their graph's peak. Here the sessions share one arena
-registered in onnxruntime's environment (`create_and_register_allocator` + `session.use_env_allocators`), grown by
-exactly what is asked (`arena_extend_strategy` kSameAsRequested); initializers are allocated at their size outside
-it (`session.use_device_allocator_for_initializers`); memory patterns are off. The graphs run one after the other,
-so one arena serves the three. Without an arena (`enable_cpu_mem_arena=False`) the peak is lower still, but every
-large activation is then mapped and faulted in again on each run, which costs CPU time; the measured trade-off is
-in benchmarks/results/cpu_default_ffhq1024.json. The settings are `session_options`.
+Memory (CPU EP). The peak came from ORT's NCHWc layout transformer (`NchwcTransformer`, part of the default
+optimization level ORT_ENABLE_ALL), which rewrites convolutions with constant weights into MLAS's channel-blocked
+NCHWc format. In the plain generator those are the blurs after each upsampling (a depthwise [C,1,H,W] single-channel
+conv with a constant 4x4 kernel): the blocked conv pads its one output channel to a whole block (16 channels with
+AVX-512) before `ReorderOutput` takes the channel back, so at 1024x1024 its intermediate is 16x the activation
+(FFHQ-1024: 2.1 GiB RSS after setup, 6.2 GiB after the first generator run).
+The CPU sessions are made with it disabled (`disabled_optimizers`, CPU_DISABLED_OPTIMIZERS; every other ALL-level
+optimization stays): FFHQ-1024 then peaks at about 2.6 GiB (1.3 GiB after setup) at the same CPU time. Besides,
+the sessions share one arena registered in onnxruntime's environment (`create_and_register_allocator` +
+`session.use_env_allocators`), grown by exactly what is asked (`arena_extend_strategy` kSameAsRequested);
+initializers are allocated at their size outside it (`session.use_device_allocator_for_initializers`); memory
+patterns are off. The graphs run one after the other, so one arena serves the three. Without an arena
+(`enable_cpu_mem_arena=False`) every large activation is mapped and faulted in again on each run, which costs CPU
+time. Every setting measured is in benchmarks/results/cpu_default_ffhq1024.json. The settings are
+`session_options` and `session_kwargs`.
 
 NOT RUN: the CUDA EP path has not run anywhere. There is no GPU on the development machine, and the onnxruntime-gpu
 wheel (about 255 MB) is over what can be sent to the GPU test machine. The CPU tests check its logic with a faked
@@ -131,6 +138,7 @@ def cuda_provider(device_index: int, stream_handle: int) -> tuple[str, dict[str,
 # CPU memory (see "Memory" in the module docstring): one shared arena, grown by what is asked, for all sessions
 CPU_SESSION_CONFIG = {"session.use_env_allocators": "1", "session.use_device_allocator_for_initializers": "1"}
 CPU_ARENA = {"arena_extend_strategy": 1}  # kSameAsRequested (the default kNextPowerOfTwo can double a request)
+CPU_DISABLED_OPTIMIZERS = ("NchwcTransformer",)  # its blocked-layout copies were most of the CPU peak
 _shared_arena: list[bool] = []  # [True] once the process-wide CPU arena is registered
 
 
@@ -162,6 +170,13 @@ def session_options(ort, device_type: str):
         for k, v in CPU_SESSION_CONFIG.items():
             opts.add_session_config_entry(k, v)
     return opts
+
+
+def session_kwargs(device_type: str) -> dict:
+    """The InferenceSession keyword arguments beyond options and providers: on the CPU EP the NCHWc layout
+    transformer is disabled (CPU_DISABLED_OPTIMIZERS; see "Memory" in the module docstring)."""
+    return {"disabled_optimizers": list(CPU_DISABLED_OPTIMIZERS)} if device_type == "cpu" and \
+        CPU_DISABLED_OPTIMIZERS else {}
 
 
 class OnnxRuntimeExecutor(Executor):
@@ -201,13 +216,13 @@ class OnnxRuntimeExecutor(Executor):
         self.ohwi = False
         self.capturable = False
         self._ort_device = ("cuda", dev.index) if dev.type == "cuda" else ("cpu", 0)
-        opts = session_options(ort, dev.type)
+        opts, kwargs = session_options(ort, dev.type), session_kwargs(dev.type)
         self.sessions = {}
         fixed = {}
         for g in GRAPHS:
             f = self.path / graph_file(g, precision)
             try:
-                self.sessions[g] = ort.InferenceSession(str(f), opts, providers=providers)
+                self.sessions[g] = ort.InferenceSession(str(f), opts, providers=providers, **kwargs)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
                 raise HsError(f"onnxruntime cannot load {f} ({type(e).__name__}: {one_line(e)})") from None
             b = self._check_io(g, f)

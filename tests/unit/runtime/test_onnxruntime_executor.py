@@ -22,6 +22,7 @@ import torch
 from hyperstyle_trt.core.errors import HsError
 
 IMG_TOL, DELTA_TOL, CODES_TOL = 3e-6, 2e-7, 1e-6
+NCHWC_TOL = 2e-6  # with vs without ORT's NCHWc transformer, T=2; observed: images 8.9e-7, codes 4.8e-7, Δ 4.5e-8
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "cpu_verify_errors.json"
 
 
@@ -364,3 +365,30 @@ def test_cpu_memory_settings(ort_inv):
         assert not o.enable_mem_pattern and o.enable_cpu_mem_arena, g
         for k, v in X.CPU_SESSION_CONFIG.items():
             assert o.get_session_config_entry(k) == v, (g, k)
+
+
+def test_cpu_sessions_without_nchwc_match_the_previous_configuration(ort_export_dir, ort_res, images_f, monkeypatch):
+    """The CPU sessions are made without ORT's NCHWc layout transformer (session_kwargs): the outputs equal those of
+    sessions made with it (the previous configuration) to float rounding, and the transformer does run on these
+    graphs when enabled (their optimized generator has NCHWc nodes), so the comparison is not vacuous."""
+    import onnx
+    import onnxruntime as ort
+
+    from hyperstyle_trt.runtime import Inverter
+    from hyperstyle_trt.runtime.executors import onnxruntime_executor as X
+
+    assert X.session_kwargs("cpu") == {"disabled_optimizers": ["NchwcTransformer"]}
+    assert X.session_kwargs("cuda") == {}
+    opt = ort.SessionOptions()
+    opt.log_severity_level = 3
+    opt.optimized_model_filepath = str(ort_export_dir.parent / "nchwc_generator.onnx")
+    ort.InferenceSession(str(ort_export_dir / X.graph_file("generator", "fp32")), opt,
+                         providers=["CPUExecutionProvider"])
+    assert any(n.domain == "com.microsoft.nchwc" for n in onnx.load(opt.optimized_model_filepath).graph.node)
+    monkeypatch.setattr(X, "CPU_DISABLED_OPTIMIZERS", ())
+    prev = Inverter.from_export(ort_export_dir, executor="onnxruntime", max_batch=4)
+    assert X.session_kwargs("cpu") == {}
+    r = prev.invert(images_f, n_iters=2, copy=True)
+    assert _err(r.images, ort_res.images) <= NCHWC_TOL and _err(r.codes, ort_res.codes) <= NCHWC_TOL
+    for k, d in r.deltas.items():
+        assert _err(d, ort_res.deltas[k]) <= NCHWC_TOL, k
