@@ -13,6 +13,13 @@ settings, exporter sources and versions). A lookup re-checks every graph's sha25
 partial or stale entry is removed and exported again, never used. A build exports into `graphs/.tmp-<key>-...` and
 renames the finished directory into place (atomic on one file system): a reader never sees half an entry, and when
 two processes build the same entry the first rename wins and the other's copy is discarded.
+
+Bound. The cache keeps the `$HS_GRAPH_CACHE_ENTRIES` (default 3; 0: no bound) most recently used entries (an FFHQ-1024
+entry is about 1.5 GB). A hit marks its entry used (the marker's mtime); after an entry is inserted the others are
+pruned, least recently used first. An entry in use is never removed: `plain_graphs` holds a shared `flock` on the
+entry's `.lock` for the rest of the process (the executor reads the graphs after it returns), and pruning removes
+only an entry it can lock exclusively without waiting (it renames it to `graphs/.del-*` under that lock, then
+deletes it), so entries held by this or any other live process stay. Without fcntl (Windows) nothing is pruned.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from hyperstyle_trt.export import reuse
 from hyperstyle_trt.export.config import ExportConfig
 
 CACHE_ENV = "HS_CACHE_DIR"
+ENTRIES_ENV = "HS_GRAPH_CACHE_ENTRIES"  # how many entries to keep (most recently used); 0: no bound
+DEFAULT_ENTRIES = 3
 MARKER = "entry.json"
+LOCK = ".lock"  # flock'ed shared by each process using the entry, exclusively by pruning
 PLAIN_BATCH = 1  # the plain generator's fixed batch: the Inverter runs it row by row (padded chunks of 1)
 MAX_BATCH = 64  # the exporter's traced batch range for the dynamic graphs (onnxruntime accepts any batch)
 
@@ -43,6 +53,102 @@ def cache_root() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hyperstyle-trt"
+
+
+def max_entries() -> int:
+    """$HS_GRAPH_CACHE_ENTRIES (an integer >= 0; 0: no bound), else DEFAULT_ENTRIES. HsError on anything else."""
+    raw = os.environ.get(ENTRIES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_ENTRIES
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise HsError(f"${ENTRIES_ENV}={raw!r}: expected how many graph cache entries to keep, an integer >= 0 "
+                      f"(0: no bound)")
+    return n
+
+
+_held: dict[str, object] = {}  # entry path -> the open .lock file this process holds a shared flock on
+
+
+def _flock(entry: Path, exclusive: bool):
+    """The entry's .lock opened and flock'ed (shared: waits; exclusive: does not wait), or None when it cannot be
+    (no fcntl, a read-only cache, or, exclusive, another holder)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        f = open(entry / LOCK, "a+b")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
+def hold(entry: Path) -> bool:
+    """Mark `entry` in use by this process until it exits (a shared flock on its .lock, kept open) and as the most
+    recently used (its marker's mtime). True when the lock is held."""
+    key = str(entry)
+    if key not in _held:
+        f = _flock(entry, exclusive=False)
+        if f is None:
+            return False
+        _held[key] = f
+    try:
+        os.utime(entry / MARKER)
+    except OSError:
+        pass
+    return True
+
+
+def _entries(graphs_dir: Path) -> list[tuple[float, Path]]:
+    """(last use, path) of every complete entry (a 64-hex directory with a marker), most recent first."""
+    out = []
+    for d in graphs_dir.iterdir() if graphs_dir.is_dir() else ():
+        if len(d.name) == 64 and all(c in "0123456789abcdef" for c in d.name):
+            try:
+                out.append((os.stat(d / MARKER).st_mtime, d))
+            except OSError:
+                continue
+    return sorted(out, key=lambda t: t[0], reverse=True)
+
+
+def prune(graphs_dir: Path, keep: Path | None = None, limit: int | None = None,
+          notify: Callable[[str], None] = lambda m: None) -> list[Path]:
+    """Remove the least recently used entries beyond `limit` (default `max_entries()`; 0: none removed), never
+    `keep` nor an entry another holder has locked (see "Bound" in the module docstring). Returns the removed."""
+    limit = max_entries() if limit is None else limit
+    if limit <= 0:
+        return []
+    entries = [p for _, p in _entries(graphs_dir)]
+    if keep is not None and keep in entries:
+        entries.remove(keep)
+        entries.insert(0, keep)
+    removed = []
+    for d in entries[limit:]:
+        if str(d) in _held:
+            continue
+        f = _flock(d, exclusive=True)
+        if f is None:
+            continue
+        try:
+            gone = Path(tempfile.mkdtemp(prefix=".del-", dir=graphs_dir))
+            os.rename(d, gone / d.name)
+        except OSError:
+            continue
+        finally:
+            f.close()
+        shutil.rmtree(gone, ignore_errors=True)
+        removed.append(d)
+        notify(f"graph cache: removed the least recently used entry {d} (keeping {limit}; ${ENTRIES_ENV})")
+    return removed
 
 
 def export_config(checkpoint: str | None, w_encoder: str | None, config: str | None, precision: str,
@@ -96,14 +202,18 @@ def plain_graphs(checkpoint: str | None = None, w_encoder: str | None = None, co
     HyperStyle, else it is loaded from the checkpoint / preset). HsError (one line) when the export fails."""
     root = Path(root) if root is not None else cache_root()
     graphs_dir = root / "graphs"
+    max_entries()  # a bad $HS_GRAPH_CACHE_ENTRIES fails before any work
     probe = export_config(checkpoint, w_encoder, config, precision, graphs_dir)
     keys = graph_keys(probe)
     key = entry_key(keys)
     entry = graphs_dir / key
     if entry.exists():
-        why = check_entry(entry, key, keys)
+        held = hold(entry)  # in use from here on: pruning by another process leaves it
+        why = check_entry(entry, key, keys) if entry.exists() else "removed meanwhile"
         if why is None:
             return entry
+        if held:
+            _held.pop(str(entry)).close()
         notify(f"graph cache: entry {entry} is unusable ({why}); exporting it again")
         shutil.rmtree(entry, ignore_errors=True)
     try:
@@ -120,6 +230,8 @@ def plain_graphs(checkpoint: str | None = None, w_encoder: str | None = None, co
                 raise HsError(f"graph cache entry {entry} appeared but is unusable; remove it and retry") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    hold(entry)
+    prune(graphs_dir, keep=entry, notify=notify)
     return entry
 
 

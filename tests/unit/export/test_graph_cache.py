@@ -146,3 +146,53 @@ def test_unverified_graph_is_not_reused_when_verification_is_asked(tiny_entry):
     assert reuse.unusable(path, key, need_verified=False) is None
     assert reuse.unusable(path, key, need_verified=True) == "not verified"
     assert reuse.unusable(entry / "nope.onnx", key, need_verified=False) == "missing"
+
+
+def _fake_entries(graphs: Path, n: int) -> list[Path]:
+    """n complete-looking entries (64-hex names, a marker), last used 1000 s apart: [0] the most recent."""
+    import os
+    import time
+
+    out = []
+    for i in range(n):
+        d = graphs / (f"{i:x}" * 64)[:64]
+        d.mkdir(parents=True)
+        (d / GC.MARKER).write_text("{}")
+        t = time.time() - 1000 * (i + 1)
+        os.utime(d / GC.MARKER, (t, t))
+        out.append(d)
+    return out
+
+
+def test_prune_keeps_the_most_recently_used_and_never_a_held_entry(tmp_path):
+    import fcntl
+    import os
+
+    e = _fake_entries(tmp_path / "graphs", 5)
+    (tmp_path / "graphs" / ".tmp-building").mkdir()  # a build in progress is not an entry
+    with open(e[3] / GC.LOCK, "a+b") as other:  # another holder (its own open file description)
+        fcntl.flock(other, fcntl.LOCK_SH)
+        assert GC.hold(e[4])  # this process uses it (which also makes it the most recent) ...
+        os.utime(e[4] / GC.MARKER, (0, 0))  # ... put back last: held, it still stays
+        msgs: list[str] = []
+        assert GC.prune(tmp_path / "graphs", limit=2, notify=msgs.append) == [e[2]]
+    assert [d.is_dir() for d in e] == [True, True, False, True, True] and len(msgs) == 1
+    assert (tmp_path / "graphs" / ".tmp-building").is_dir() and not list((tmp_path / "graphs").glob(".del-*"))
+    assert GC.prune(tmp_path / "graphs", limit=0) == []  # 0: no bound
+    assert GC.prune(tmp_path / "graphs", limit=2) == [e[3]]  # no longer held by the other
+
+
+def test_insert_prunes_to_the_env_bound(calls, tmp_path, monkeypatch):
+    """A miss inserts its entry and prunes the others to $HS_GRAPH_CACHE_ENTRIES, least recently used first; a hit
+    makes its entry the most recently used. A bad value is refused before any work."""
+    old = _fake_entries(tmp_path / "graphs", 3)
+    monkeypatch.setenv(GC.ENTRIES_ENV, "x")
+    with pytest.raises(HsError, match=GC.ENTRIES_ENV):
+        GC.plain_graphs(None, None, "tiny", root=tmp_path, notify=lambda m: None)
+    assert calls == []
+    GC.hold(old[2])  # the least recently used is touched: now the most recent
+    monkeypatch.setenv(GC.ENTRIES_ENV, "2")
+    new = GC.plain_graphs(None, None, "tiny", root=tmp_path, notify=lambda m: None)
+    assert len(calls) == 1 and new.is_dir() and old[2].is_dir()
+    assert not old[0].exists() and not old[1].exists()
+    assert GC.max_entries() == 2 and (monkeypatch.delenv(GC.ENTRIES_ENV) or GC.max_entries()) == GC.DEFAULT_ENTRIES
