@@ -27,7 +27,8 @@ from hyperstyle_trt.runtime.serving.server import python_stubs  # noqa: E402
 
 S, MAX_BATCH = 64, 8
 #: Growth of tritonserver + stub RSS allowed over the second round of the battery (the first warms Triton's buffers
-#: up). Observed (benchmarks/results/serve_faults.json, `hostile`): +592 KiB over round 1, +204 KiB over round 2.
+#: up). Observed (benchmarks/results/serve_faults.json, `hostile`): +792 KiB over round 1, +16 KiB over round 2
+#: (an earlier run: +592 / +204 KiB).
 RSS_FLAT_KIB = 2048
 
 
