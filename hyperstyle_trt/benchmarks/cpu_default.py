@@ -12,8 +12,9 @@ Each case runs in its own child process (so `ru_maxrss` is that case's peak alon
     reference    models.hyperstyle.HyperStyle.invert (the model the runtime wraps; no Inverter)
 A child builds its case (setup_s), inverts the same photo (B=1, uint8 -> resized to the model input) once to warm
 up (first_s), then `repeats` times (s_per_img = the minimum, all times listed), and reports its own peak RSS
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss`, GiB). The parent prints a table and writes the JSON (every row with
-the command that made it, the machine and versions).
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss`, GiB) and each timed inversion's process CPU seconds (`cpu_s`, all
+threads: the comparison that holds when other jobs load the machine). The parent prints a table and writes the
+JSON (every row with the command that made it, the machine and versions).
 """
 
 from __future__ import annotations
@@ -70,13 +71,15 @@ def _child(case: str, config: str, iters: int, repeats: int, photo: str | None) 
         def once():
             inv.invert(img)
     setup = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(repeats + 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         once()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     return {"case": case, "setup_s": round(setup, 2), "first_s": round(times[0], 3),
             "s_per_img": round(min(times[1:]), 3), "times_s": [round(t, 3) for t in times[1:]],
+            "cpu_s": [round(c, 2) for c in cpu[1:]],
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
             "torch_threads": torch.get_num_threads()}
 

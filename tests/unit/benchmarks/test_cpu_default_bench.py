@@ -15,6 +15,7 @@ def test_tiny_rows(tmp_path, capsys):
     assert [r["case"] for r in d["rows"]] == ["onnxruntime", "torch", "reference"]
     for r in d["rows"]:
         assert len(r["times_s"]) == 2 and r["s_per_img"] == min(r["times_s"]) > 0 and r["peak_rss_gib"] > 0
+        assert len(r["cpu_s"]) == 2 and min(r["cpu_s"]) > 0
         assert f"--child {r['case']}" in r["command"] and r["case"] in text
     assert d["iters"] == 2 and d["machine"]["cores"] >= 1
 
