@@ -119,7 +119,8 @@ class InvertJob:
     safetensors;
     target_generator: a rosinality g_ema file rendered with the predicted Δ; refine_steps / refine_lr: PTI after
     HyperStyle; interpolate / frames: frames + GIF between consecutive photos (at least two photos, or
-    all_faces: InvertWorkflow checks once it has listed them)."""
+    all_faces: InvertWorkflow checks once it has listed them); resume: continue the run whose results.json is in
+    `out` (skip the photos it finished; its options must equal these: outputs.resume_from)."""
 
     photos: tuple[str, ...]
     out: str
@@ -139,6 +140,7 @@ class InvertJob:
     refine_lr: float = 3e-4
     interpolate: bool = False
     frames: int = 8
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.photos, (str, Path)):
@@ -161,6 +163,9 @@ class InvertJob:
             raise HsError("--align-only and --no-align contradict each other")
         if self.all_faces and not self.align:
             raise HsError("--all-faces needs the alignment (drop --no-align)")
+        if self.resume and self.interpolate:
+            raise HsError("--resume cannot continue --interpolate (the frames blend consecutive photos' codes and Δ, "
+                          "which a finished photo does not keep); run without --resume")
         if self.paste_back and (self.align_only or not self.align):
             raise HsError("--paste-back needs the alignment and an inversion (drop --no-align / --align-only)")
         if self.target_generator is not None and not Path(self.target_generator).is_file():
@@ -183,7 +188,8 @@ class InvertJob:
         return bool(self.paste_back) and self.align and not self.align_only
 
     def to_dict(self) -> dict:
-        """The `config` entry of results.json (the flags' names, the model-source fields flattened)."""
+        """The `config` entry of results.json (the flags' names, the model-source fields flattened; not `resume`, so
+        a resumed run's config equals the run it continues)."""
         s = self.source
         return {"align": self.align, "align_only": self.align_only, "align_size": self.align_size,
                 "all_faces": self.all_faces, "paste_back": self.paste_back, "checkpoint": s.checkpoint,
