@@ -16,6 +16,18 @@ from hyperstyle_trt.cli.invert import main
 ALIGN = 128
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """The tiny model gains nothing from threads, and on a busy 2-core machine two OpenMP threads spin: observed 3 to
+    15 s per photo with two threads, 0.25 s with one."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _png(p: Path) -> np.ndarray:
     with Image.open(p) as im:
         return np.asarray(im.convert("RGB"))
@@ -42,7 +54,7 @@ def run(tmp_path_factory):
     out = root / "out"
     rc = main([str(root / "pair.png"), "--out", str(out), "--config", "tiny", "--device", "cpu", "--executor",
                "torch", "--align-size", str(ALIGN), "--iters", "1", "--all-faces", "--paste-back",
-               "--edit", "seed:0:-2,2"])
+               "--edit", "seed:0:2"])
     return rc, photo, out, json.loads((out / "results.json").read_text())
 
 
@@ -54,7 +66,7 @@ def test_pasted_files_hold_both_faces(run):
     assert rc == 0
     recs = {r["name"]: r for r in res["images"]}
     assert set(recs) == {"pair", "pair_face2"} and res["config"]["paste_back"] is True
-    want = ["pair/pasted.png", "pair/pasted_seed0_-2.png", "pair/pasted_seed0_+2.png"]
+    want = ["pair/pasted.png", "pair/pasted_seed0_+2.png"]
     assert all(f in recs["pair"]["outputs"] for f in want)
     assert recs["pair_face2"]["pasted"] == {"files": want, "faces": ["pair", "pair_face2"]}
     assert not list((out / "pair_face2").glob("pasted*"))  # one image per photo, in its first face's folder
@@ -72,15 +84,15 @@ def test_pasted_files_hold_both_faces(run):
         assert changed[:, :512].sum() > 2000 and changed[:, 552:].sum() > 2000  # both faces replaced
         assert not changed[:, 512:552].any() and not changed[550:, :300].any()  # not the rest
     # edits differ from the inversion inside the faces only
-    a, b = _png(out / "pair" / "pasted.png"), _png(out / "pair" / "pasted_seed0_-2.png")
+    a, b = _png(out / "pair" / "pasted.png"), _png(out / "pair" / "pasted_seed0_+2.png")
     assert (a != b).any() and np.array_equal(a[:, 512:552], b[:, 512:552])
 
 
 def test_grid_shows_the_pasted_tile(run):
     _, _, out, _ = run
-    # input | aligned | inversion | pasted | 2 edits, 256 px tiles and a caption strip
+    # input | aligned | inversion | pasted | edit, 256 px tiles and a caption strip
     for name in ("pair", "pair_face2"):
-        assert _png(out / name / "grid.png").shape == (276, 6 * 256, 3)
+        assert _png(out / name / "grid.png").shape == (276, 5 * 256, 3)
 
 
 def test_transform_recorded_without_paste_back(tmp_path):
