@@ -87,7 +87,7 @@ def cli(photos, out, no_align, **kw):
         console.print(DEFAULT_NOTICE, highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, transient=False) as prog:
-        report = wf.run(events=ConsoleEvents(prog, len(wf.files), job.align_only))
+        report = wf.run(events=ConsoleEvents(prog, len(wf.todo), job.align_only))
     bad = report.failed
     if job.interpolate and not report.interpolations and len(report.records) - len(bad) < 2:
         console.print("no interpolation: fewer than two faces were inverted")

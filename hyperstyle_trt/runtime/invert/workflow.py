@@ -82,6 +82,8 @@ class InvertWorkflow:
         self.report = InvertReport(out=Path(job.out), ignored=ignored, config=job.to_dict())
         self.stage = self.report.out / STAGE
         self.previous = resume_from(self.report.out, job.to_dict()) if job.resume else None  # HsError: one line
+        done = set(self.previous["done"]) if self.previous is not None else set()
+        self.todo = [f for f in self.files if str(f) not in done]  # the photos this run works on
         self.waiting: dict[str, set[str]] = {}  # input -> names of its faces not finished yet
         # one face per photo: no need for buffers (Δ for every row) larger than the run
         self.batch = job.batch if job.all_faces else min(job.batch, len(self.files))
@@ -141,14 +143,13 @@ class InvertWorkflow:
         when a file cannot be written: the run stops there."""
         self.load()
         self.events = ev = events or RunEvents()
-        report, pending, files = self.report, [], self.files
+        report, pending, files = self.report, [], self.todo
         clear_stage(report.out)
         if self.previous is not None:
             done = set(self.previous["done"])
             report.records = [r for r in self.previous["images"] if isinstance(r, dict) and r.get("input") in done]
             report.done = [d for d in self.previous["done"] if isinstance(d, str)]
             self.used.update(r["name"] for r in report.records if isinstance(r.get("name"), str))
-            files = [f for f in files if str(f) not in done]
             report.resumed = len(self.files) - len(files)
             ev.notice(f"resuming the run in {report.out}: {report.resumed} photo(s) finished there are kept, "
                       f"{len(files)} to do")
