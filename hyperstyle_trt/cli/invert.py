@@ -13,6 +13,15 @@ files written under OUT/<photo stem>/ and OUT/results.json. A bad photo (unreada
 skipped; exit 1 when any failed, 2 on a user error before any work (one line on stderr), 0 otherwise. Every file is
 written atomically (core.atomic).
 
+Interrupted (Ctrl-C, SIGTERM) or stopped by an unwritable --out, a run leaves only finished photo folders and a
+results.json saying which photos are done and which remain; `--resume` with the same options does the rest (the
+options must match so that OUT holds what one run would have written; a mismatch is one error line).
+
+--paste-back writes OUT/<stem>/pasted.png and pasted_<edit>_<strength>.png at the photo's own resolution (every
+face of the photo in one image with --all-faces; runtime.paste). Off by default for photos: each is a full-resolution
+PNG per edit strength (tens of MB and ~1 s apiece on camera photos) and the crops are the model's output; on by
+default for videos, whose output is the frames. The photo -> crop transform of each face is in results.json anyway.
+
 Executor when --executor is not given (core.source.ModelSource.default_executor): tensorrt with --export-dir; on a CPU
 onnxruntime when it is installed (its plain graphs are exported once into the per-user graph cache, no --export-dir
 needed: export.graph_cache); torch otherwise.
@@ -43,6 +52,8 @@ from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
 @click.option("--align-only", is_flag=True, help="Write the aligned crops and stop.")
 @click.option("--align-size", type=int, default=1024, show_default=True, help="Side of aligned.png (FFHQ: 1024).")
 @click.option("--all-faces", is_flag=True, help="Every detected face (best first), not only the best one.")
+@click.option("--paste-back/--no-paste-back", default=None,
+              help="Warp the inversion and edits back into the photo: pasted*.png at its own size [photos: off].")
 @model_source_options(export_dir=True, executor=True, device="auto", precision=None)
 @click.option("--batch", type=int, default=8, show_default=True, help="Photos per inversion batch.")
 @click.option("--iters", type=int, default=5, show_default=True, help="HyperStyle iterations T.")
@@ -56,6 +67,9 @@ from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
 @click.option("--refine-lr", type=float, default=3e-4, show_default=True, help="PTI learning rate (Adam).")
 @click.option("--interpolate", is_flag=True, help="Frames + GIF between consecutive photos (codes and Δ).")
 @click.option("--frames", type=int, default=8, show_default=True, help="Frames per interpolation.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run into --out: keep and skip the photos its results.json lists as done "
+                   "(same options required).")
 @interruptible
 def cli(photos, out, no_align, **kw):
     """Align, invert and edit face photos (files or directories) with HyperStyle."""
@@ -73,12 +87,13 @@ def cli(photos, out, no_align, **kw):
         console.print(DEFAULT_NOTICE, highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, transient=False) as prog:
-        report = wf.run(events=ConsoleEvents(prog, len(wf.files), job.align_only))
+        report = wf.run(events=ConsoleEvents(prog, len(wf.todo), job.align_only))
     bad = report.failed
     if job.interpolate and not report.interpolations and len(report.records) - len(bad) < 2:
         console.print("no interpolation: fewer than two faces were inverted")
     names = ", ".join(Path(r["input"]).name for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
-    console.print(f"{len(report.records) - len(bad)} ok, {len(bad)} failed{f' ({names})' if bad else ''}; "
+    kept = f" ({report.resumed} photo(s) from the run resumed)" if report.resumed else ""
+    console.print(f"{len(report.records) - len(bad)} ok, {len(bad)} failed{f' ({names})' if bad else ''}{kept}; "
                   f"results in {report.path}", highlight=False)
     return 1 if bad else 0
 

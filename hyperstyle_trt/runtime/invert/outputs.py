@@ -2,10 +2,19 @@
 report (OUT/results.json).
 
 results.json: {"config": InvertJob.to_dict(), "model": {config, size, input_size, weights, runtime} ({} with
---align-only), "ok": n, "failed": n, "seconds": s, "ignored": [paths], "images": [one record per photo / face:
-input, status, name, timings, outputs, error, face / aligned, faces_found, delta_summary, refine], "interpolations":
-[{from, to, frames, gif, seconds}], "files": [every file the run wrote, relative to OUT: its manifest],
-"previous_run_removed": n}.
+--align-only), "state": running | complete | interrupted | stopped, "ok": n, "failed": n, "seconds": s, "ignored":
+[paths], "images": [one record per finished face / failed photo: input, status, name, timings, outputs, error,
+face / aligned, transform, faces_found, delta_summary, refine, pasted], "done": [inputs whose every face is
+finished], "remaining": [inputs not finished yet], "interpolations": [{from, to, frames, gif, seconds}], "files":
+[every file the run wrote, relative to OUT: its manifest], "previous_run_removed": n, "resumed": n (photos a
+--resume run took from the results.json it resumed)}. Written (atomically) after every photo and every batch, and
+when the run ends in any way.
+
+Nothing half-written: each file is written atomically (core.atomic), and a face's folder is assembled under
+OUT/.hs-invert-partial/ and renamed into place once all its files are written (`commit`), so an interrupted run
+leaves every photo folder complete or absent; the staging folder is removed when the run ends and before one starts.
+A file that cannot be written stops the run (`OutputError`, one line): a full or read-only disk is not a property
+of one photo.
 
 The manifest is what a run owns: a later run into the same OUT deletes the files the previous manifest lists (and
 folders left empty) before it writes anything (`clear_previous`), so OUT never holds photo folders that its
@@ -14,9 +23,12 @@ results.json does not list. Files a person put there are never touched.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +36,51 @@ from pathlib import Path
 import numpy as np
 
 from hyperstyle_trt.core.atomic import atomic_path, write_json_atomic
+from hyperstyle_trt.core.errors import HsError
 
 TILE = 256  # grid tile side (px)
+STAGE = ".hs-invert-partial"  # OUT/<STAGE>/<name>/: a face's folder while its files are written
+
+
+class OutputError(HsError):
+    """A file under OUT could not be written (read-only, full disk, a file where a folder must go): the run stops."""
+
+
+def _out(fn):
+    """Writer decorator: a failed write (HsError from core.atomic) becomes OutputError."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OutputError:
+            raise
+        except HsError as e:
+            raise OutputError(str(e)) from None
+    return wrapper
+
+
+def commit(out: Path, rel: str) -> None:
+    """Move OUT/.hs-invert-partial/<rel> (a folder or a file) to OUT/<rel>: one rename, or, where OUT/<rel> is a
+    folder already (files a person put there, or the face of a resumed photo), each file renamed into it (each
+    rename atomic). OutputError when that fails."""
+    src, dst = out / STAGE / rel, out / rel
+    if not src.exists():
+        return
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir() and dst.is_dir() and not dst.is_symlink():
+            for f in sorted(src.iterdir()):
+                os.replace(f, dst / f.name)
+            src.rmdir()
+        else:
+            os.replace(src, dst)
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror or e}") from None
+
+
+def clear_stage(out: Path) -> None:
+    """Remove OUT/.hs-invert-partial (what an unfinished face had written; a killed run's leftovers)."""
+    shutil.rmtree(out / STAGE, ignore_errors=True)
 
 
 @dataclass
@@ -38,8 +93,11 @@ class InvertReport:
     ignored: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
-    pending: list[dict] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+    state: str = "running"
     previous_run_removed: int = 0
+    resumed: int = 0
     t0: float = field(default_factory=time.perf_counter)
 
     @property
@@ -53,21 +111,23 @@ class InvertReport:
 
     @property
     def files(self) -> list[str]:
-        """The manifest: every file written so far, relative to `out` (the records' outputs, those of faces aligned
-        but not yet inverted (`pending`), interpolation frames and GIFs), sorted."""
-        fs = {f for r in (*self.records, *self.pending) for f in r.get("outputs", ())}
+        """The manifest: every file written so far, relative to `out` (the finished records' outputs, interpolation
+        frames and GIFs), sorted. A face still being worked on has its files under OUT/.hs-invert-partial only."""
+        fs = {f for r in self.records for f in r.get("outputs", ())}
         for it in self.interpolations:
             fs.update(it["frames"])
             fs.add(it["gif"])
         return sorted(fs)
 
+    @_out
     def write(self) -> None:
         ok = sum(r["status"] == "ok" for r in self.records)
         write_json_atomic(self.path, {
-            "config": self.config, "model": self.model, "ok": ok, "failed": len(self.records) - ok,
-            "seconds": round(time.perf_counter() - self.t0, 3), "ignored": self.ignored, "images": self.records,
+            "config": self.config, "model": self.model, "state": self.state, "ok": ok,
+            "failed": len(self.records) - ok, "seconds": round(time.perf_counter() - self.t0, 3),
+            "ignored": self.ignored, "images": self.records, "done": self.done, "remaining": self.remaining,
             "interpolations": self.interpolations, "files": self.files,
-            "previous_run_removed": self.previous_run_removed})
+            "previous_run_removed": self.previous_run_removed, "resumed": self.resumed})
 
 
 def previous_manifest(out: Path) -> list[str] | None:
@@ -109,6 +169,31 @@ def clear_previous(out: Path) -> list[str]:
     return removed
 
 
+def resume_from(out: Path, config: dict) -> dict | None:
+    """The results.json a --resume run continues (its dict), None when OUT has none (the run starts afresh). HsError
+    (one line) when it cannot be read, has no "done" list (written before --resume existed) or was made with other
+    options: every key of its "config" (InvertJob.to_dict: model source, alignment, edits, batch, ...) must equal
+    this run's, so that the finished folders and the ones still to come are what one run would have written, and
+    the results.json's config describes them all."""
+    p = out / "results.json"
+    if not p.is_file():
+        return None
+    try:
+        old = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise HsError(f"--resume: cannot read {p} ({type(e).__name__}); run without --resume to start over") from None
+    if not isinstance(old, dict) or not isinstance(old.get("done"), list) or not isinstance(old.get("images"), list):
+        raise HsError(f"--resume: {p} has no list of finished photos (written before --resume existed?); run "
+                      "without --resume to start over")
+    mine, theirs = json.loads(json.dumps(config, default=str)), old.get("config") or {}
+    diff = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+    if diff:
+        what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in diff[:4])
+        raise HsError(f"--resume: {p} was made with other options ({what}); resume with the same options, or run "
+                      "without --resume to start over")
+    return old
+
+
 def unique_name(name: str, used: set[str]) -> str:
     """`name` made file-safe and distinct from every name in `used` (suffix _2, _3, ...); added to `used`."""
     base, k = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "photo", 1
@@ -120,6 +205,7 @@ def unique_name(name: str, used: set[str]) -> str:
     return out
 
 
+@_out
 def write_png(arr: np.ndarray, path: Path) -> None:
     """uint8 [H,W,3] -> PNG."""
     from PIL import Image
@@ -128,6 +214,7 @@ def write_png(arr: np.ndarray, path: Path) -> None:
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
+@_out
 def write_npz(path: Path, **arrays) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -135,6 +222,7 @@ def write_npz(path: Path, **arrays) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+@_out
 def write_safetensors(path: Path, tensors: dict) -> None:
     """{name: tensor} -> safetensors, as contiguous fp32 CPU tensors."""
     from safetensors.torch import save_file

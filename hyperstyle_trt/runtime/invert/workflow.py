@@ -7,12 +7,21 @@ domain-adapted, interpolated) outputs and OUT/results.json out. `hs-invert` (cli
     report = wf.run(events=None)    # every photo: align, invert in batches of job.batch, write; results.json
                                     # events: a runtime.invert.events.RunEvents (per photo, per batch, failures)
 
-Per photo (face), under OUT/<photo stem>/: aligned.png, inversion.png, edit_<label>_<strength>.png, adapted.png
+Per photo (face), under OUT/<photo stem>/: aligned.png, inversion.png, edit_<label>_<strength>.png, pasted.png and
+pasted_<label>_<strength>.png (job.pastes: at the photo's resolution, every face of the photo in the first face's
+folder; runtime.paste), adapted.png
 (target_generator), refined.png (refine_steps), grid.png, codes.npz (W+ codes [n_latent,style_dim] and a per-layer
 Δ summary), latents.safetensors (save_codes), generator.safetensors / refined_generator.safetensors (save_weights).
 interpolate: OUT/interpolation/<a>__<b>/frame_NNN.png and <a>__<b>.gif. A photo that fails (unreadable, no face,
 inversion error) is recorded with its error, reported to `events.failed` at once, and skipped. Before writing,
-the files a previous run into OUT listed in its results.json are removed (outputs.clear_previous).
+the files a previous run into OUT listed in its results.json are removed (outputs.clear_previous), unless the job
+resumes that run (job.resume: its finished photos are kept and skipped).
+
+Nothing is lost to an interruption (Ctrl-C, SIGTERM via core.entry): a face's files are written under
+OUT/.hs-invert-partial/<name>/ and its folder renamed into place when the face is finished (outputs.commit), so
+every folder in OUT is complete; results.json is written after every photo and batch and when the run ends, with
+"state", the inputs "done" and those "remaining". A file that cannot be written stops the run with one line
+(outputs.OutputError); the unfinished faces' staging folder is removed.
 """
 
 from __future__ import annotations
@@ -27,14 +36,17 @@ import numpy as np
 from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.runtime.invert.events import RunEvents
 from hyperstyle_trt.runtime.invert.job import InvertJob, collect_photos
-from hyperstyle_trt.runtime.invert.outputs import (InvertReport, clear_previous, fmt_strength, grid, unique_name,
-                                                   write_npz, write_png, write_safetensors)
+from hyperstyle_trt.runtime.invert.outputs import (STAGE, InvertReport, OutputError, clear_previous, clear_stage,
+                                                   commit, fmt_strength, grid, resume_from, unique_name, write_npz,
+                                                   write_png, write_safetensors)
 
 
 @dataclass
 class Item:
     """One face to invert. name: its output folder; photo: the input [H,W,3] uint8; aligned: [A,A,3] uint8;
-    quad: the alignment quad [4,2] in photo pixels (None without alignment)."""
+    quad: the alignment quad [4,2] in photo pixels (None without alignment); transform: its runtime.paste.
+    CropTransform; mask: its face_mask [A,A] (job.pastes); group: the photo's faces, pasted together; tiles: its
+    grid tiles, held until the group is pasted."""
 
     name: str
     source: Path
@@ -42,6 +54,12 @@ class Item:
     aligned: np.ndarray
     record: dict
     quad: np.ndarray | None = None
+    transform: object = None
+    mask: np.ndarray | None = None
+    group: list | None = None
+    tiles: list | None = None
+    pasted: list | None = None  # [(file suffix, crop [s,s,3] uint8)]: inversion, then every edit
+    settled: bool = False  # inverted and written, or failed
 
 
 def _u8(x) -> np.ndarray:
@@ -62,6 +80,11 @@ class InvertWorkflow:
             raise HsError(f"--interpolate blends consecutive photos: give at least two (got {len(self.files)}: "
                           f"{self.files[0]}), or --all-faces for the faces of one photo")
         self.report = InvertReport(out=Path(job.out), ignored=ignored, config=job.to_dict())
+        self.stage = self.report.out / STAGE
+        self.previous = resume_from(self.report.out, job.to_dict()) if job.resume else None  # HsError: one line
+        done = set(self.previous["done"]) if self.previous is not None else set()
+        self.todo = [f for f in self.files if str(f) not in done]  # the photos this run works on
+        self.waiting: dict[str, set[str]] = {}  # input -> names of its faces not finished yet
         # one face per photo: no need for buffers (Δ for every row) larger than the run
         self.batch = job.batch if job.all_faces else min(job.batch, len(self.files))
         self.aligner = self.inv = self.target = self.lpips = None
@@ -114,37 +137,95 @@ class InvertWorkflow:
                               "'hyperstyle-trt[invert]'") from None
 
     def run(self, on_photo: Callable[[Path], None] | None = None, events: RunEvents | None = None) -> InvertReport:
-        """Every photo: align, invert in batches, write; results.json after each batch and at the end (also when
-        interrupted). `on_photo(path)` is called after each photo is aligned; `events` (RunEvents) hears of every
-        photo, batch, failure and notice as it happens."""
+        """Every photo: align, invert in batches, write; results.json after each photo, each batch and at the end
+        (also when interrupted: state "interrupted"). `on_photo(path)` is called after each photo is aligned;
+        `events` (RunEvents) hears of every photo, batch, failure and notice as it happens. OutputError (one line)
+        when a file cannot be written: the run stops there."""
         self.load()
         self.events = ev = events or RunEvents()
-        report, pending = self.report, []
-        removed = clear_previous(report.out)
-        if removed:
-            report.previous_run_removed = len(removed)
-            ev.notice(f"removed {len(removed)} file(s) of the previous run into {report.out} (listed in its "
-                      "results.json) before writing this run's")
+        report, pending, files = self.report, [], self.todo
+        clear_stage(report.out)
+        if self.previous is not None:
+            done = set(self.previous["done"])
+            report.records = [r for r in self.previous["images"] if isinstance(r, dict) and r.get("input") in done]
+            report.done = [d for d in self.previous["done"] if isinstance(d, str)]
+            self.used.update(r["name"] for r in report.records if isinstance(r.get("name"), str))
+            report.resumed = len(self.files) - len(files)
+            ev.notice(f"resuming the run in {report.out}: {report.resumed} photo(s) finished there are kept, "
+                      f"{len(files)} to do")
+        else:
+            removed = clear_previous(report.out)
+            if removed:
+                report.previous_run_removed = len(removed)
+                ev.notice(f"removed {len(removed)} file(s) of the previous run into {report.out} (listed in its "
+                          "results.json) before writing this run's")
+        report.remaining = [str(f) for f in files]
+        finished = wrote = False
         try:
-            for k, f in enumerate(self.files):
+            for k, f in enumerate(files):
                 items = self.photo(f)
-                if self.job.align_only:
-                    report.records.extend(it.record for it in items)
+                if self.job.align_only or not items:
+                    for it in items:
+                        commit(report.out, it.name)
+                        report.records.append(it.record)
+                    self._photo_done(f)
                 else:
+                    self.waiting[str(f)] = {it.name for it in items}
                     pending.extend(items)
-                    report.pending = [it.record for it in pending]
                 ev.photo_done(f, len(items))
                 if on_photo is not None:
                     on_photo(f)
                 if not self.job.align_only:
-                    while len(pending) >= self.batch or (k == len(self.files) - 1 and pending):
+                    while len(pending) >= self.batch or (k == len(files) - 1 and pending):
                         self.invert(pending[:self.batch])
                         pending = pending[self.batch:]
-                        report.pending = [it.record for it in pending]
-                        report.write()
+                report.write()
+            report.state, finished = "complete", True
+        except KeyboardInterrupt:
+            report.state = "interrupted"
+            raise
+        except OutputError as e:
+            report.state, wrote = "stopped", True
+            try:
+                report.write()
+                more = f"{len(report.done)} photo(s) finished are listed in {report.path}; --resume does the rest"
+            except HsError:
+                more = "results.json could not be written either"
+            raise OutputError(f"{e} (the run stopped: {more})") from None
+        except BaseException:
+            report.state = "stopped"
+            raise
         finally:
-            report.write()  # an interrupted run still lists every file it wrote
+            clear_stage(report.out)  # what unfinished faces had written: never a half-finished folder in OUT
+            if not wrote:
+                try:
+                    report.write()  # an interrupted run still says what it finished
+                except HsError:
+                    if finished:
+                        raise
         return report
+
+    def _dir(self, name: str) -> Path:
+        """Where a face's files are written until it is finished: OUT/.hs-invert-partial/<name>."""
+        return self.stage / name
+
+    def _photo_done(self, path: Path) -> None:
+        self.report.done.append(str(path))
+        if str(path) in self.report.remaining:
+            self.report.remaining.remove(str(path))
+
+    def _finish(self, items: list[Item]) -> None:
+        """Faces finished (ok or failed): their folders move into OUT; a photo whose faces are all finished is
+        done."""
+        for it in items:
+            commit(self.report.out, it.name)
+        for it in items:
+            left = self.waiting.get(str(it.source))
+            if left is not None:
+                left.discard(it.name)
+                if not left:
+                    del self.waiting[str(it.source)]
+                    self._photo_done(it.source)
 
     # ---- photos -> aligned items ----------------------------------------------------------------------------------
     def photo(self, path: Path) -> list[Item]:
@@ -190,14 +271,24 @@ class InvertWorkflow:
                 r["aligned"] = "resized (--no-align)" + ("" if img.shape[0] == img.shape[1] else ", not square")
                 quad = None
             else:
+                from hyperstyle_trt.runtime.paste import CropTransform, face_mask
+
                 crop, quad = al.image, al.quad
+                tr = CropTransform.from_alignment(al, img.shape[:2])
                 r["face"] = {"box": list(al.face.box), "score": round(al.face.score, 4),
                              "quad": al.quad.round(2).tolist(), "padded": al.padded}
+                r["transform"] = tr.to_dict()
             t = time.perf_counter()
-            write_png(crop, self.report.out / r["name"] / "aligned.png")
+            write_png(crop, self._dir(r["name"]) / "aligned.png")
             r["outputs"] = [f"{r['name']}/aligned.png"]
             r["timings"]["write_s"] = round(time.perf_counter() - t, 4)
             items.append(Item(r["name"], path, img, crop, r, quad))
+            if al is not None:
+                items[-1].transform = tr
+                if job.pastes:
+                    items[-1].mask = face_mask(tr.to_crop(al.face.landmarks), tr.size)
+                    items[-1].group = group = items[0].group or []
+                    group.append(items[-1])
         return items
 
     # ---- items -> inversion and everything after ------------------------------------------------------------------
@@ -219,6 +310,7 @@ class InvertWorkflow:
                 it.record.update(status="failed", error=f"inversion: {e}")
                 self.report.records.append(it.record)
                 self.events.failed(it.record)
+                self._settle(it)
             self.events.batch_done(names, time.perf_counter() - t0)
             return
         share = (time.perf_counter() - t) / len(items)
@@ -232,26 +324,32 @@ class InvertWorkflow:
         for i, it in enumerate(items):
             try:
                 self._one(it, res, i, inv_u8[i], edits, share, edit_share)
+            except OutputError:
+                raise
             except HsError as e:
                 it.record.update(status="failed", error=str(e))
+                it.pasted = None
                 self.events.failed(it.record)
             self.report.records.append(it.record)
+            self._settle(it)
         self.events.batch_done(names, time.perf_counter() - t0)
 
     def _one(self, it: Item, res, i: int, inv_u8, edits, share: float, edit_share: float) -> None:
         inv, job, r = self.inv, self.job, it.record
-        d, out = self.report.out / it.name, r["outputs"]
+        d, out = self._dir(it.name), r["outputs"]
         r["timings"].update(invert_s=round(share, 4), edit_s=round(edit_share, 4))
         t = time.perf_counter()
         tiles = [(it.photo, "input", it.quad), (it.aligned, "aligned", None), (inv_u8, "inversion", None)]
         write_png(inv_u8, d / "inversion.png")
         out.append(f"{it.name}/inversion.png")
+        pasted = [("", inv_u8)]
         for e, arr in edits:
             for k, s in enumerate(e.strengths):
                 fn = f"edit_{e.label}_{fmt_strength(s)}.png"
                 write_png(arr[k, i], d / fn)
                 out.append(f"{it.name}/{fn}")
                 tiles.append((arr[k, i], f"{e.label} {fmt_strength(s)}", None))
+                pasted.append((f"_{e.label}_{fmt_strength(s)}", arr[k, i]))
         codes = res.codes[i].detach().float().cpu()
         names = sorted(res.deltas)
         absd = [res.deltas[n][i].detach().float().abs() for n in names]
@@ -286,12 +384,56 @@ class InvertWorkflow:
             r["timings"]["adapt_s"] = round(time.perf_counter() - t, 4)
         if job.refine_steps:
             self._refine(it, res, i, folded, tiles)
-        t = time.perf_counter()
-        write_png(grid(tiles), d / "grid.png")
-        out.append(f"{it.name}/grid.png")
-        r["timings"]["write_s"] += round(time.perf_counter() - t, 4)
+        if it.group is not None:  # the grid waits for the photo's pasted image (self._paste)
+            it.tiles, it.pasted = tiles, pasted
+        else:
+            self._grid(it, tiles)
         if job.interpolate:
             self._interpolate(it, res, i)
+
+    def _grid(self, it: Item, tiles) -> None:
+        t = time.perf_counter()
+        write_png(grid(tiles), self._dir(it.name) / "grid.png")
+        it.record["outputs"].append(f"{it.name}/grid.png")
+        it.record["timings"]["write_s"] += round(time.perf_counter() - t, 4)
+
+    def _settle(self, it: Item) -> None:
+        """`it` is finished (ok or failed). Without paste-back its folder moves into OUT now. With it, once every
+        face of the photo is finished: paste the inverted faces back into the photo (runtime.paste.paste_faces),
+        once for the inversion and once per edit strength, write pasted*.png into the first face's folder, then the
+        grids of the ok faces with the pasted tile beside the crops, and move the faces' folders into OUT."""
+        it.settled = True
+        group = it.group
+        if group is None:
+            self._finish([it])
+            return
+        if not all(f.settled for f in group):
+            return
+        from hyperstyle_trt.runtime.paste import paste_faces
+
+        ok = [f for f in group if f.pasted is not None]
+        if not ok:
+            self._finish(group)
+            return
+        first, t = group[0], time.perf_counter()
+        files = []
+        for k, (suffix, _) in enumerate(ok[0].pasted):
+            img = paste_faces(first.photo, [(f.pasted[k][1], f.transform, f.mask) for f in ok])
+            rel = f"{first.name}/pasted{suffix}.png"
+            write_png(img, self.stage / rel)
+            files.append(rel)
+            if k == 0:
+                tile = (img, "pasted" if len(ok) == 1 else f"pasted ({len(ok)} faces)", None)
+        first.record["outputs"] += files
+        for f in ok:
+            f.record["pasted"] = {"files": files, "faces": [g.name for g in ok]}
+            f.record["timings"]["paste_s"] = round((time.perf_counter() - t) / len(ok), 4)
+            f.tiles.insert(3, tile)
+            self._grid(f, f.tiles)
+            f.tiles = f.pasted = None
+        for f in group:
+            f.group = None
+        self._finish(group)
 
     def _refine(self, it: Item, res, i: int, folded, tiles) -> None:
         import torch
@@ -300,7 +442,7 @@ class InvertWorkflow:
         from hyperstyle_trt.runtime.refine import generator_from_state_dict, refine_pti, resize_square
 
         inv, job, r = self.inv, self.job, it.record
-        d = self.report.out / it.name
+        d = self._dir(it.name)
         t = time.perf_counter()
         target = uint8_to_unit(torch.from_numpy(it.aligned.copy()))[None]  # [1,3,A,A] in [-1,1]
         g = generator_from_state_dict(inv.cfg.generator, folded, inv.device)
@@ -334,14 +476,19 @@ class InvertWorkflow:
             out = self.report.out
             t = time.perf_counter()
             frames = to_uint8_frames(interpolate(self.inv, pres, 0, 0, self.job.frames, res_b=one))
-            sub = out / "interpolation" / f"{pname}__{it.name}"
+            rel = f"interpolation/{pname}__{it.name}"
+            sub = self.stage / rel  # staged, then renamed into OUT: never half the frames
             files = []
             for k, f in enumerate(frames):
                 write_png(f, sub / f"frame_{k:03d}.png")
-                files.append(str((sub / f"frame_{k:03d}.png").relative_to(out)))
-            gif = write_gif(frames, sub.with_suffix(".gif"))
-            self.report.interpolations.append({"from": pname, "to": it.name, "frames": files,
-                                               "gif": str(gif.relative_to(out)),
+                files.append(f"{rel}/frame_{k:03d}.png")
+            try:
+                write_gif(frames, self.stage / f"{rel}.gif")
+            except HsError as e:
+                raise OutputError(str(e)) from None
+            commit(out, rel)
+            commit(out, f"{rel}.gif")
+            self.report.interpolations.append({"from": pname, "to": it.name, "frames": files, "gif": f"{rel}.gif",
                                                "seconds": round(time.perf_counter() - t, 3)})
         self.prev = (it.name, one)
 

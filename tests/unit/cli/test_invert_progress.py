@@ -86,8 +86,8 @@ def test_rerun_into_the_same_out_leaves_no_unlisted_folder(first, capsys):
 
 
 def test_interrupted_run_lists_what_it_wrote(tmp_path, monkeypatch):
-    """Ctrl-C between alignment and inversion: results.json still lists the aligned crops written (the manifest a
-    re-run clears)."""
+    """Ctrl-C between alignment and inversion: no photo is finished, so no folder is left (their aligned crops were
+    staged, not in OUT), and results.json says so (state interrupted, both photos remaining)."""
     import skimage.data
 
     from hyperstyle_trt.core.source import ModelSource
@@ -105,4 +105,6 @@ def test_interrupted_run_lists_what_it_wrote(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         wf.run()
     res = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert res["files"] == ["a/aligned.png", "b/aligned.png"] == sorted(_on_disk(tmp_path / "o"))
+    assert res["files"] == [] == sorted(_on_disk(tmp_path / "o"))
+    assert res["state"] == "interrupted" and res["done"] == [] and len(res["remaining"]) == 2
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["results.json"]
