@@ -2,9 +2,10 @@
 its own child process, on the tiny config) and its pieces (RSS reading, growth slope, batch schedule, bad options).
 
 The full run (10,000 calls, figures in benchmarks/results/soak_inprocess.json and docs/reliability.md) is too slow for
-CI: a tiny-config call (T=1, batch 1..3, one torch thread) measured about 0.1 s on a quiet 2-core machine and 0.4-1 s
-on the busy one the bounds were set on, so CI runs 100 calls per executor (plus the graph-cache export of the tiny
-graphs when the session has not made it yet, 14 s on a quiet machine).
+CI: a tiny-config call (T=1, one torch thread) measured 0.06 / 0.10 / 0.13 s (torch) and 0.08 / 0.13 / 0.15 s
+(onnxruntime) at batch 1 / 2 / 3 on this 2-core machine at load ~4, and 0.3-1 s at load 12-19, so CI runs 100 calls
+per executor, the two children at once (~12 s of calls, plus the graph-cache export of the tiny graphs when the session
+has not made it yet: 14 s at load ~4; 124 s for this module at load ~18).
 """
 
 import json
