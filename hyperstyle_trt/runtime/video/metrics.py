@@ -2,7 +2,7 @@
 
 - jitter: the RMS frame-to-frame shift, in pixels, of the aligned crops: for each pair of consecutive crops the
   translation between them by sub-pixel phase correlation (scikit-image's `phase_cross_correlation`, upsampled
-  20x: 0.05 px steps) on the grey crops times a Hann window (so the crop borders do not dominate the spectrum),
+  100x: 0.01 px steps) on the grey crops times a Hann window (so the crop borders do not dominate the spectrum),
   with the cross-power spectrum left unnormalised (`normalization=None`): on crops shifted by known sub-pixel
   amounts that recovered them to ~0.02 px RMS, the whitened (`"phase"`) variant to ~0.1 px (it amplifies the
   high-frequency noise).
@@ -22,7 +22,7 @@ import numpy as np
 
 from hyperstyle_trt.core.errors import HsError
 
-UPSAMPLE = 20  # phase correlation precision: 1 / UPSAMPLE pixels
+UPSAMPLE = 100  # phase correlation precision: 1 / UPSAMPLE pixels
 
 
 def _grey(image: np.ndarray, name: str) -> np.ndarray:

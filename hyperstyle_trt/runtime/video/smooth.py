@@ -50,6 +50,19 @@ def params_quad(p: np.ndarray) -> np.ndarray:
     return np.stack([z.real, z.imag], axis=1)
 
 
+def _local_fit(k: np.ndarray, p: np.ndarray, w: np.ndarray, linear: bool) -> np.ndarray:
+    """The smoothed value at offset 0 from neighbours at offsets k [n] with params p [n,4] and weights w [n]:
+    the weighted mean, or (linear) the intercept of the weighted least-squares line through them. With weights
+    symmetric about 0 both are the same; on a one-sided window (clip ends, gaps) the line does not lag behind
+    uniform motion as the mean does."""
+    s0, s1, s2 = w.sum(), (w * k).sum(), (w * k * k).sum()
+    m0, m1 = w @ p, (w * k) @ p
+    det = s0 * s2 - s1 * s1
+    if not linear or det <= 1e-9 * s0 * s0:
+        return m0 / s0
+    return (s2 * m0 - s1 * m1) / det
+
+
 def _is_cut(prev: np.ndarray, cur: np.ndarray, cut: float) -> bool:
     """Whether the face jumped between two frames: centre moved by more than `cut` sides, or the side changed by
     more than a factor exp(cut), or it turned by more than `cut` radians (~29 degrees at 0.5)."""
@@ -71,7 +84,8 @@ class QuadSmoother:
     push(quad [4,2] | None) -> the quads that became final (zero or more, in input order, each [4,2] float64 or
     None for a frame without a face); flush() -> the rest at the end of the clip. `delay` frames are held back."""
 
-    def __init__(self, window: int = 9, sigma: float | None = None, enabled: bool = True, cut: float | None = 0.5):
+    def __init__(self, window: int = 9, sigma: float | None = None, enabled: bool = True, cut: float | None = 0.5,
+                 linear: bool = True):
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
             raise HsError(f"--temporal-window must be an odd number of frames >= 1, got {window!r}")
         if sigma is None:
@@ -81,6 +95,7 @@ class QuadSmoother:
         if cut is not None and not cut > 0:
             raise HsError(f"cut threshold must be > 0 (or None), got {cut!r}")
         self.window, self.sigma, self.enabled, self.cut = int(window), float(sigma), bool(enabled), cut
+        self.linear = bool(linear)
         self.half = self.window // 2 if self.enabled else 0
         self._weights = np.exp(-0.5 * (np.arange(-self.half, self.half + 1) / self.sigma) ** 2)
         self.reset()
@@ -133,25 +148,25 @@ class QuadSmoother:
         self._pending -= 1
         result = None
         if p is not None:
-            acc, wsum = np.zeros(4), 0.0
+            ks, ps = [], []
             for k in range(-self.half, self.half + 1):
                 j = i + k
                 if 0 <= j < len(self._buf):
                     q, s = self._buf[j]
                     if q is not None and s == seg:
-                        w = self._weights[k + self.half]
-                        acc += w * q
-                        wsum += w
-            result = params_quad(acc / wsum)
+                        ks.append(k)
+                        ps.append(q)
+            result = params_quad(_local_fit(np.array(ks, dtype=np.float64), np.array(ps),
+                                            self._weights[np.array(ks) + self.half], self.linear))
         while len(self._buf) - self._pending > self.half:  # keep only `half` returned frames for the left side
             self._buf.popleft()
         return result
 
 
 def smooth_quads(quads, window: int = 9, sigma: float | None = None, enabled: bool = True,
-                 cut: float | None = 0.5) -> list[np.ndarray | None]:
+                 cut: float | None = 0.5, linear: bool = True) -> list[np.ndarray | None]:
     """Smooth a whole sequence of quads (each [4,2] or None) at once: `QuadSmoother`'s push over all, then flush."""
-    sm = QuadSmoother(window, sigma, enabled, cut)
+    sm = QuadSmoother(window, sigma, enabled, cut, linear)
     out = []
     for q in quads:
         out.extend(sm.push(q))

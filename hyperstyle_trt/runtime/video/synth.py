@@ -26,7 +26,7 @@ def camera(t: float, pan: float, zoom: float, rotate: float) -> tuple[float, flo
 
 def make_clip(photo: np.ndarray, n_frames: int = 48, size: tuple[int, int] | None = None, seed: int = 0,
               noise: float = 3.0, jpeg_quality: int = 85, cover: Iterable[int] = (), *, view: float = 0.8,
-              pan: float = 0.06, zoom: float = 0.15, rotate: float = 4.0, shake: float = 0.3,
+              pan: float = 0.06, zoom: float = 0.15, rotate: float = 4.0, shake: float = 0.0,
               cover_box: tuple[float, float, float, float] | None = None) -> Iterator[np.ndarray]:
     """Yield n_frames frames [H,W,3] uint8 of `photo` ([H,W,3] uint8 or anything runtime.align.to_rgb_uint8 takes).
 
