@@ -17,6 +17,11 @@ always on for videos); photos and videos in one call are refused (one line). A b
 reported and skipped; exit 1 when any failed, 2 on a user error before any work (one line on stderr), 0 otherwise.
 Every file is written atomically (core.atomic).
 
+--paste-back writes OUT/<stem>/pasted.png and pasted_<edit>_<strength>.png at the photo's own resolution (every
+face of the photo in one image with --all-faces; runtime.paste). Off by default for photos: each is a full-resolution
+PNG per edit strength (tens of MB and ~1 s apiece on camera photos) and the crops are the model's output; on by
+default for videos, whose output is the frames. The photo -> crop transform of each face is in results.json anyway.
+
 Executor when --executor is not given (core.source.ModelSource.default_executor): tensorrt with --export-dir; on a CPU
 onnxruntime when it is installed (its plain graphs are exported once into the per-user graph cache, no --export-dir
 needed: export.graph_cache); torch otherwise.
@@ -48,6 +53,8 @@ from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
 @click.option("--align-only", is_flag=True, help="Write the aligned crops and stop.")
 @click.option("--align-size", type=int, default=1024, show_default=True, help="Side of aligned.png (FFHQ: 1024).")
 @click.option("--all-faces", is_flag=True, help="Every detected face (best first), not only the best one.")
+@click.option("--paste-back/--no-paste-back", default=None,
+              help="Warp the inversion and edits back into the photo: pasted*.png at its own size [photos: off].")
 @model_source_options(export_dir=True, executor=True, device="auto", precision=None)
 @click.option("--batch", type=int, default=8, show_default=True, help="Photos per inversion batch.")
 @click.option("--iters", type=int, default=5, show_default=True, help="HyperStyle iterations T.")

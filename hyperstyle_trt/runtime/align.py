@@ -56,13 +56,32 @@ class Face:
 class Alignment:
     """An FFHQ-aligned crop. image: [S,S,3] uint8 RGB; quad: [4,2] float64 source-pixel corners (TL, BL, BR, TR)
     that were mapped onto the output square; qsize: the quad's side in source pixels; padded: whether the quad
-    left the image (reflect-padding with blur and fade was used); face: the detection it came from."""
+    left the image (reflect-padding with blur and fade was used); face: the detection it came from; steps: the
+    shrink / crop / pad record (WarpSteps) - runtime.paste.CropTransform.from_alignment builds the photo <-> crop
+    map from quad and steps."""
 
     image: np.ndarray
     quad: np.ndarray
     qsize: float
     padded: bool
     face: Face | None = None
+    steps: WarpSteps | None = None
+
+
+@dataclass(frozen=True)
+class WarpSteps:
+    """The intermediate steps `warp_ffhq` takes from a photo to its crop (`warp_steps` computes them from the
+    geometry alone). photo_hw: the photo's (H, W); shrink: the Lanczos downscale factor (1: none) and shrunk_hw the
+    (H, W) after it; crop: (left, top, right, bottom) box cut from the (shrunk) photo ((0, 0, W, H): no cut); pad:
+    (left, top, right, bottom) pixels added around the cut (all 0 unless padded). Offsets move the image and the
+    quad together, so only the shrink changes the photo -> crop map (runtime.paste.CropTransform)."""
+
+    photo_hw: tuple[int, int]
+    shrink: int
+    shrunk_hw: tuple[int, int]
+    crop: tuple[int, int, int, int]
+    pad: tuple[int, int, int, int]
+    padded: bool
 
 
 # ----------------------------------------------------------------------------------------------------- inputs
@@ -193,9 +212,43 @@ def _pad_blur_fade(img: np.ndarray, pad: tuple[int, int, int, int], qsize: float
     return np.clip(np.rint(f), 0, 255).astype(np.uint8)
 
 
+def warp_steps(photo_hw: tuple[int, int], quad: np.ndarray, qsize: float, output_size: int = 1024,
+               enable_padding: bool = True) -> WarpSteps:
+    """FFHQ's shrink / crop / pad decisions for a photo of (H, W) = photo_hw and its quad [4,2] (`warp_ffhq`
+    applies them; they depend on the geometry only)."""
+    h, w = int(photo_hw[0]), int(photo_hw[1])
+    quad = np.asarray(quad, dtype=np.float64).copy()
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:
+        w, h = int(np.rint(w / shrink)), int(np.rint(h / shrink))
+        quad /= shrink
+        qsize /= shrink
+    else:
+        shrink = 1
+    shrunk_hw = (h, w)
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    lo, hi = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
+    crop = (max(lo[0] - border, 0), max(lo[1] - border, 0), min(hi[0] + border, w), min(hi[1] + border, h))
+    if crop[2] - crop[0] < w or crop[3] - crop[1] < h:
+        quad -= crop[0:2]
+        w, h = crop[2] - crop[0], crop[3] - crop[1]
+    else:
+        crop = (0, 0, w, h)
+    lo, hi = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
+    pad = (max(border - lo[0], 0), max(border - lo[1], 0), max(hi[0] - w + border, 0), max(hi[1] - h + border, 0))
+    padded = bool(enable_padding and max(pad) > border - 4)
+    if padded:
+        least = int(np.rint(qsize * 0.3))
+        pad = tuple(max(p, least) for p in pad)  # every side, as FFHQ's recipe (np.maximum over all four)
+    else:
+        pad = (0, 0, 0, 0)
+    return WarpSteps((int(photo_hw[0]), int(photo_hw[1])), shrink, shrunk_hw, tuple(int(v) for v in crop),
+                     tuple(int(v) for v in pad), padded)
+
+
 def warp_ffhq(image: np.ndarray, quad: np.ndarray, qsize: float, output_size: int = 1024,
               transform_size: int | None = None, enable_padding: bool = True) -> tuple[np.ndarray, bool]:
-    """Shrink / crop / pad the photo and warp `quad` onto an output_size square.
+    """Shrink / crop / pad the photo (`warp_steps`) and warp `quad` onto an output_size square.
 
     image: [H,W,3] uint8 RGB; quad: [4,2] (TL, BL, BR, TR) source pixels. transform_size: warp at this size and
     Lanczos-resize to output_size (FFHQ's dataset script used 4096; HyperStyle's script warps at the output size,
@@ -203,47 +256,36 @@ def warp_ffhq(image: np.ndarray, quad: np.ndarray, qsize: float, output_size: in
     if output_size < 8:
         raise HsError(f"align output size must be >= 8, got {output_size}")
     tsize = int(transform_size or output_size)
-    img = Image.fromarray(to_rgb_uint8(image))
+    rgb = to_rgb_uint8(image)
+    st = warp_steps(rgb.shape[:2], quad, qsize, output_size, enable_padding)
+    img = Image.fromarray(rgb)
     quad = np.asarray(quad, dtype=np.float64).copy()
-
-    shrink = int(np.floor(qsize / output_size * 0.5))
-    if shrink > 1:
-        rsize = (int(np.rint(img.size[0] / shrink)), int(np.rint(img.size[1] / shrink)))
-        img = img.resize(rsize, Image.Resampling.LANCZOS)
-        quad /= shrink
-        qsize /= shrink
-
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    lo, hi = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
-    crop = (max(lo[0] - border, 0), max(lo[1] - border, 0),
-            min(hi[0] + border, img.size[0]), min(hi[1] + border, img.size[1]))
-    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
-        img = img.crop(crop)
-        quad -= crop[0:2]
-
-    lo, hi = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
-    pad = (max(border - lo[0], 0), max(border - lo[1], 0),
-           max(hi[0] - img.size[0] + border, 0), max(hi[1] - img.size[1] + border, 0))
-    padded = bool(enable_padding and max(pad) > border - 4)
-    if padded:
-        least = int(np.rint(qsize * 0.3))
-        pad = tuple(max(p, least) for p in pad)  # every side, as FFHQ's recipe (np.maximum over all four)
-        img = Image.fromarray(_pad_blur_fade(np.asarray(img), pad, qsize))
-        quad += pad[0:2]
+    if st.shrink > 1:
+        img = img.resize(st.shrunk_hw[::-1], Image.Resampling.LANCZOS)
+        quad /= st.shrink
+        qsize /= st.shrink
+    if st.crop != (0, 0, *st.shrunk_hw[::-1]):
+        img = img.crop(st.crop)
+        quad -= st.crop[0:2]
+    if st.padded:
+        img = Image.fromarray(_pad_blur_fade(np.asarray(img), st.pad, qsize))
+        quad += st.pad[0:2]
 
     out = img.transform((tsize, tsize), Image.Transform.QUAD, tuple((quad + 0.5).flatten()),
                         Image.Resampling.BILINEAR)
     if output_size < tsize:
         out = out.resize((output_size, output_size), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(np.asarray(out, dtype=np.uint8)), padded
+    return np.ascontiguousarray(np.asarray(out, dtype=np.uint8)), st.padded
 
 
 def align_face(image, landmarks: np.ndarray, output_size: int = 1024, transform_size: int | None = None,
                enable_padding: bool = True, face: Face | None = None) -> Alignment:
     """The FFHQ crop of one face given its 68 landmarks. image: any input `to_rgb_uint8` accepts."""
     quad, qsize = ffhq_quad(landmarks)
-    out, padded = warp_ffhq(to_rgb_uint8(image), quad, qsize, output_size, transform_size, enable_padding)
-    return Alignment(image=out, quad=quad, qsize=qsize, padded=padded, face=face)
+    rgb = to_rgb_uint8(image)
+    out, padded = warp_ffhq(rgb, quad, qsize, output_size, transform_size, enable_padding)
+    steps = warp_steps(rgb.shape[:2], quad, qsize, output_size, enable_padding)
+    return Alignment(image=out, quad=quad, qsize=qsize, padded=padded, face=face, steps=steps)
 
 
 # ---------------------------------------------------------------------------------------------- detection

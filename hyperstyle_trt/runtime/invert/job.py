@@ -112,7 +112,9 @@ class InvertJob:
     """One hs-invert run. photos: files and directories; out: the output directory; source: where the model comes
     from and how it runs (ignored with align_only); align: FFHQ-align each photo (False: resize only);
     align_only: write the aligned crops and stop; align_size: side of aligned.png (>= MIN_ALIGN_SIZE); all_faces:
-    every detected face, not only the best; batch: photos per inversion batch; iters: HyperStyle iterations T;
+    every detected face, not only the best; paste_back: warp the inversion and each edit back into the photo
+    (runtime.paste; None: the input kind's default, see `pastes`); batch: photos per inversion batch; iters:
+    HyperStyle iterations T;
     edits: EditSpecs (or their FILE:STRENGTHS strings, parsed here); save_codes / save_weights: latents / generator
     safetensors;
     target_generator: a rosinality g_ema file rendered with the predicted Δ; refine_steps / refine_lr: PTI after
@@ -126,6 +128,7 @@ class InvertJob:
     align_only: bool = False
     align_size: int = 1024
     all_faces: bool = False
+    paste_back: bool | None = None
     batch: int = 8
     iters: int = 5
     edits: tuple[EditSpec, ...] = ()
@@ -170,6 +173,8 @@ class InvertJob:
             raise HsError("--align-only and --no-align contradict each other")
         if self.all_faces and not self.align:
             raise HsError("--all-faces needs the alignment (drop --no-align)")
+        if self.paste_back and (self.align_only or not self.align):
+            raise HsError("--paste-back needs the alignment and an inversion (drop --no-align / --align-only)")
         if self.target_generator is not None and not Path(self.target_generator).is_file():
             raise HsError(f"target generator not found: {self.target_generator}")
         if not self.align_only:  # a wrong checkpoint file is one line now, not after the aligner has loaded
@@ -181,11 +186,20 @@ class InvertJob:
                 if p is not None:
                     check_torch_file(p, what)
 
+    @property
+    def pastes(self) -> bool:
+        """Whether photos are pasted back: only when asked (paste_back True). Off by default for photos because a
+        pasted PNG is written at the photo's own resolution for the inversion and for every edit strength (a 12 MP
+        camera photo: ~20 MB and ~1 s to encode each), while the crops are what the model made; a video's output
+        is its frames, so videos paste by default."""
+        return bool(self.paste_back) and self.align and not self.align_only
+
     def to_dict(self) -> dict:
         """The `config` entry of results.json (the flags' names, the model-source fields flattened)."""
         s = self.source
         return {"align": self.align, "align_only": self.align_only, "align_size": self.align_size,
-                "all_faces": self.all_faces, "checkpoint": s.checkpoint, "w_encoder": s.w_encoder,
+                "all_faces": self.all_faces, "paste_back": self.paste_back, "checkpoint": s.checkpoint,
+                "w_encoder": s.w_encoder,
                 "config": s.config, "export_dir": s.export_dir, "executor": s.executor, "device": s.device,
                 "precision": s.precision if s.export_dir else s.precision or "fp32", "batch": self.batch,
                 "iters": self.iters, "edits": [str(e) for e in self.edits], "save_codes": self.save_codes,

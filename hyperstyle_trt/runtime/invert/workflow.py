@@ -7,7 +7,9 @@ domain-adapted, interpolated) outputs and OUT/results.json out. `hs-invert` (cli
     report = wf.run(events=None)    # every photo: align, invert in batches of job.batch, write; results.json
                                     # events: a runtime.invert.events.RunEvents (per photo, per batch, failures)
 
-Per photo (face), under OUT/<photo stem>/: aligned.png, inversion.png, edit_<label>_<strength>.png, adapted.png
+Per photo (face), under OUT/<photo stem>/: aligned.png, inversion.png, edit_<label>_<strength>.png, pasted.png and
+pasted_<label>_<strength>.png (job.pastes: at the photo's resolution, every face of the photo in the first face's
+folder; runtime.paste), adapted.png
 (target_generator), refined.png (refine_steps), grid.png, codes.npz (W+ codes [n_latent,style_dim] and a per-layer
 Δ summary), latents.safetensors (save_codes), generator.safetensors / refined_generator.safetensors (save_weights).
 interpolate: OUT/interpolation/<a>__<b>/frame_NNN.png and <a>__<b>.gif. A photo that fails (unreadable, no face,
@@ -34,7 +36,9 @@ from hyperstyle_trt.runtime.invert.outputs import (InvertReport, clear_previous,
 @dataclass
 class Item:
     """One face to invert. name: its output folder; photo: the input [H,W,3] uint8; aligned: [A,A,3] uint8;
-    quad: the alignment quad [4,2] in photo pixels (None without alignment)."""
+    quad: the alignment quad [4,2] in photo pixels (None without alignment); transform: its runtime.paste.
+    CropTransform; mask: its face_mask [A,A] (job.pastes); group: the photo's faces, pasted together; tiles: its
+    grid tiles, held until the group is pasted."""
 
     name: str
     source: Path
@@ -42,6 +46,12 @@ class Item:
     aligned: np.ndarray
     record: dict
     quad: np.ndarray | None = None
+    transform: object = None
+    mask: np.ndarray | None = None
+    group: list | None = None
+    tiles: list | None = None
+    pasted: list | None = None  # [(file suffix, crop [s,s,3] uint8)]: inversion, then every edit
+    settled: bool = False  # inverted and written, or failed
 
 
 def _u8(x) -> np.ndarray:
@@ -190,14 +200,24 @@ class InvertWorkflow:
                 r["aligned"] = "resized (--no-align)" + ("" if img.shape[0] == img.shape[1] else ", not square")
                 quad = None
             else:
+                from hyperstyle_trt.runtime.paste import CropTransform, face_mask
+
                 crop, quad = al.image, al.quad
+                tr = CropTransform.from_alignment(al, img.shape[:2])
                 r["face"] = {"box": list(al.face.box), "score": round(al.face.score, 4),
                              "quad": al.quad.round(2).tolist(), "padded": al.padded}
+                r["transform"] = tr.to_dict()
             t = time.perf_counter()
             write_png(crop, self.report.out / r["name"] / "aligned.png")
             r["outputs"] = [f"{r['name']}/aligned.png"]
             r["timings"]["write_s"] = round(time.perf_counter() - t, 4)
             items.append(Item(r["name"], path, img, crop, r, quad))
+            if al is not None:
+                items[-1].transform = tr
+                if job.pastes:
+                    items[-1].mask = face_mask(tr.to_crop(al.face.landmarks), tr.size)
+                    items[-1].group = group = items[0].group or []
+                    group.append(items[-1])
         return items
 
     # ---- items -> inversion and everything after ------------------------------------------------------------------
@@ -219,6 +239,7 @@ class InvertWorkflow:
                 it.record.update(status="failed", error=f"inversion: {e}")
                 self.report.records.append(it.record)
                 self.events.failed(it.record)
+                self._paste(it)
             self.events.batch_done(names, time.perf_counter() - t0)
             return
         share = (time.perf_counter() - t) / len(items)
@@ -234,8 +255,10 @@ class InvertWorkflow:
                 self._one(it, res, i, inv_u8[i], edits, share, edit_share)
             except HsError as e:
                 it.record.update(status="failed", error=str(e))
+                it.pasted = None
                 self.events.failed(it.record)
             self.report.records.append(it.record)
+            self._paste(it)
         self.events.batch_done(names, time.perf_counter() - t0)
 
     def _one(self, it: Item, res, i: int, inv_u8, edits, share: float, edit_share: float) -> None:
@@ -246,12 +269,14 @@ class InvertWorkflow:
         tiles = [(it.photo, "input", it.quad), (it.aligned, "aligned", None), (inv_u8, "inversion", None)]
         write_png(inv_u8, d / "inversion.png")
         out.append(f"{it.name}/inversion.png")
+        pasted = [("", inv_u8)]
         for e, arr in edits:
             for k, s in enumerate(e.strengths):
                 fn = f"edit_{e.label}_{fmt_strength(s)}.png"
                 write_png(arr[k, i], d / fn)
                 out.append(f"{it.name}/{fn}")
                 tiles.append((arr[k, i], f"{e.label} {fmt_strength(s)}", None))
+                pasted.append((f"_{e.label}_{fmt_strength(s)}", arr[k, i]))
         codes = res.codes[i].detach().float().cpu()
         names = sorted(res.deltas)
         absd = [res.deltas[n][i].detach().float().abs() for n in names]
@@ -286,12 +311,50 @@ class InvertWorkflow:
             r["timings"]["adapt_s"] = round(time.perf_counter() - t, 4)
         if job.refine_steps:
             self._refine(it, res, i, folded, tiles)
-        t = time.perf_counter()
-        write_png(grid(tiles), d / "grid.png")
-        out.append(f"{it.name}/grid.png")
-        r["timings"]["write_s"] += round(time.perf_counter() - t, 4)
+        if it.group is not None:  # the grid waits for the photo's pasted image (self._paste)
+            it.tiles, it.pasted = tiles, pasted
+        else:
+            self._grid(it, tiles)
         if job.interpolate:
             self._interpolate(it, res, i)
+
+    def _grid(self, it: Item, tiles) -> None:
+        t = time.perf_counter()
+        write_png(grid(tiles), self.report.out / it.name / "grid.png")
+        it.record["outputs"].append(f"{it.name}/grid.png")
+        it.record["timings"]["write_s"] += round(time.perf_counter() - t, 4)
+
+    def _paste(self, it: Item) -> None:
+        """Once every face of `it`'s photo is done (ok or failed): paste the inverted faces back into the photo
+        (runtime.paste.paste_faces), once for the inversion and once per edit strength, write pasted*.png into the
+        first face's folder, then the grids of the ok faces with the pasted tile beside the crops."""
+        it.settled = True
+        group = it.group
+        if group is None or not all(f.settled for f in group):
+            return
+        from hyperstyle_trt.runtime.paste import paste_faces
+
+        ok = [f for f in group if f.pasted is not None]
+        if not ok:
+            return
+        first, t = group[0], time.perf_counter()
+        files = []
+        for k, (suffix, _) in enumerate(ok[0].pasted):
+            img = paste_faces(first.photo, [(f.pasted[k][1], f.transform, f.mask) for f in ok])
+            rel = f"{first.name}/pasted{suffix}.png"
+            write_png(img, self.report.out / rel)
+            files.append(rel)
+            if k == 0:
+                tile = (img, "pasted" if len(ok) == 1 else f"pasted ({len(ok)} faces)", None)
+        first.record["outputs"] += files
+        for f in ok:
+            f.record["pasted"] = {"files": files, "faces": [g.name for g in ok]}
+            f.record["timings"]["paste_s"] = round((time.perf_counter() - t) / len(ok), 4)
+            f.tiles.insert(3, tile)
+            self._grid(f, f.tiles)
+            f.tiles = f.pasted = None
+        for f in group:
+            f.group = None
 
     def _refine(self, it: Item, res, i: int, folded, tiles) -> None:
         import torch
