@@ -16,8 +16,10 @@ Files under OUT/<video stem>/ (all .mp4, H.264, whatever the input container; th
 and size, an odd width / height padded by one pixel: video.io): aligned.mp4 (the crops, align_size), inversion.mp4
 (the generator's output), pasted.mp4 (the inversion pasted into each frame), pasted_<edit>_<strength>.mp4 per edit
 strength, preview.gif (input | pasted side by side, the first <= 3 s, <= 36 frames). --align-only writes
-aligned.mp4 only. A frame where no face is found is passed through unchanged into the pasted videos (a grey frame
-in aligned.mp4 / inversion.mp4), and listed in its record's `no_face_frames`; the video still completes.
+aligned.mp4 only; --no-paste-back (paste-back is on by default for videos) writes edit_<edit>_<strength>.mp4 (the
+edited crops) instead of the pasted videos. A frame where no face is found is passed through unchanged into the
+pasted videos (a grey frame in aligned.mp4 / inversion.mp4 / edit_*.mp4) and listed in its record's
+`no_face_frames`; the video still completes.
 
 The video's record in results.json (`images`): input, status, name, outputs, video (frames, fps, width, height,
 codec), frames_written, no_face_frames, tracking (detections, lost), smoothing, latent_window, metrics (jitter_px
@@ -315,10 +317,14 @@ class VideoWorkflow:
             from hyperstyle_trt.runtime.paste import paste_back
 
             s = self.base.inv.size
-            out["inversion"] = inv if inv is not None else np.full((s, s, 3), GREY, np.uint8)
-            out["pasted"] = p.frame if inv is None else paste_back(p.frame, inv, p.transform, p.mask)
-            for n, img in edits:
-                out[n] = p.frame if img is None else paste_back(p.frame, img, p.transform, p.mask)
+            grey = np.full((s, s, 3), GREY, np.uint8)
+            out["inversion"] = inv if inv is not None else grey
+            if self.job.paste_back is False:  # --no-paste-back: the edited crops, edit_<label>_<strength>.mp4
+                out.update((n.replace("pasted_", "edit_", 1), grey if img is None else img) for n, img in edits)
+            else:
+                out["pasted"] = p.frame if inv is None else paste_back(p.frame, inv, p.transform, p.mask)
+                for n, img in edits:
+                    out[n] = p.frame if img is None else paste_back(p.frame, img, p.transform, p.mask)
         c.seconds["paste"] += time.perf_counter() - t
         t = time.perf_counter()
         self._jit.add(p.crop)
