@@ -172,6 +172,7 @@ class VideoWorkflow:
         tracker = FaceTracker(self.base.aligner)
         smoother = QuadSmoother(job.temporal_window, enabled=job.smoothing)
         self._codes: deque = deque(maxlen=job.latent_window)  # the last frames' (codes [L,D], raw Δ) for the mean
+        self._last_idx = -2  # frame index of the last row pushed into _codes
         held: deque = deque()  # frames waiting for their smoothed quad: (idx, frame, face)
         pending: list[_Frame] = []  # aligned frames waiting for their inversion batch
         from hyperstyle_trt.runtime.video.metrics import FlickerMeter, JitterMeter
@@ -264,7 +265,7 @@ class VideoWorkflow:
             t = t0 = time.perf_counter()
             res = inv.invert(np.stack([p.crop for p in faces]), n_iters=job.iters, copy=True)
             if job.latent_window > 1:
-                res = self._latent_mean(res)
+                res = self._latent_mean(res, [p.idx for p in faces])
             u8 = res.to_uint8()
             c.seconds["invert"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -282,9 +283,10 @@ class VideoWorkflow:
             self._write(c, p, inv_u8.get(p.idx), [(n, d.get(p.idx)) for n, d in edits])
         pending.clear()
 
-    def _latent_mean(self, res):
+    def _latent_mean(self, res, idxs: list[int] | None = None):
         """Replace each row's codes and Δ by their mean over this frame and the previous latent_window - 1 frames
-        with a face (causal: no extra delay), and re-render the images; an InverterResult edits work on."""
+        with a face (causal: no extra delay), and re-render the images; an InverterResult edits work on. `idxs`:
+        the rows' frame indices; the window restarts after a gap (a frame without a face)."""
         import torch
 
         from hyperstyle_trt.runtime.edit import render
@@ -292,6 +294,10 @@ class VideoWorkflow:
 
         codes, raw = [], {k: [] for k in res.raw_deltas}
         for i in range(len(res)):
+            if idxs is not None:
+                if idxs[i] != self._last_idx + 1:
+                    self._codes.clear()
+                self._last_idx = idxs[i]
             self._codes.append((res.codes[i], {k: v[i] for k, v in res.raw_deltas.items()}))
             codes.append(torch.stack([cd for cd, _ in self._codes]).mean(0))
             for k in raw:

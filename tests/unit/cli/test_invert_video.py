@@ -99,7 +99,7 @@ def test_results_report_throughput_and_stability(clip_run):
 
 
 @pytest.fixture(scope="module")
-def gif_run(tmp_path_factory, clip_run):
+def gif_run(tmp_path_factory):
     """An 8-frame .gif through the library API with --latent-window 3 and --no-smoothing, batch 8 (one invert)."""
     from hyperstyle_trt.core.source import ModelSource
     from hyperstyle_trt.runtime.invert import InvertJob
@@ -150,9 +150,14 @@ def test_latent_window_is_a_causal_mean(gif_run):
         torch.testing.assert_close(out.raw_deltas[k][3], v[1:4].mean(0))
     torch.testing.assert_close(out.images, render(inv, out.codes, out.raw_deltas))
     assert not torch.allclose(out.images[3], res.images[3])
+    wf._codes, wf._last_idx = deque(maxlen=3), -2
+    gap = wf._latent_mean(res, [0, 1, 5, 6])  # frames 2..4 had no face: the window restarts at frame 5
+    torch.testing.assert_close(gap.codes[1], res.codes[0:2].mean(0))
+    torch.testing.assert_close(gap.codes[2], res.codes[2])
+    torch.testing.assert_close(gap.codes[3], res.codes[2:4].mean(0))
 
 
-def test_frames_dir_align_only(tmp_path, clip_run):
+def test_frames_dir_align_only(tmp_path):
     from hyperstyle_trt.runtime.video.io import probe
     from hyperstyle_trt.runtime.video.synth import make_clip
 
