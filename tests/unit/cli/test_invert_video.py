@@ -79,8 +79,10 @@ def test_covered_frame_passes_through_unchanged(clip_run):
     assert np.abs(raw[2].astype(np.int16) - inputs[2]).max() > 50  # a face frame got the (untrained) inversion
     pasted = list(read_frames(out / "clip" / "pasted.mp4"))
     err = np.abs(pasted[COVER].astype(np.int16) - inputs[COVER])
-    # H.264 (crf 18) of a re-encoded frame: observed mean 1.3, max 25 grey levels on this clip
-    assert err.mean() < 2.5 and err.max() < 40
+    # H.264 (crf 18) re-encoding a noisy frame: observed mean 1.66, max 35 grey levels (a face frame: mean ~11)
+    assert err.mean() < 2.5 and err.max() <= 50
+    face = np.abs(pasted[2].astype(np.int16) - inputs[2])
+    assert face.mean() > 2 * err.mean()
 
 
 def test_results_report_throughput_and_stability(clip_run):
