@@ -51,10 +51,8 @@ class JitterMeter:
             self._prev = None
             return
         g = _grey(crop, "jitter crop")
-        if self._window is None or self._window.shape != g.shape:
-            from skimage.filters import window
-
-            self._window = window("hann", g.shape)
+        if self._window is None or self._window.shape != g.shape:  # separable Hann window [H,W]
+            self._window = np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
         g = (g - g.mean()) * self._window
         if self._prev is not None:
             if self._prev.shape != g.shape:
