@@ -17,6 +17,17 @@ from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.runtime.align import to_rgb_uint8
 
 
+def sample_photo() -> np.ndarray:
+    """scikit-image's astronaut photo (Eileen Collins, public domain, shipped in the scikit-image wheel) cut to the
+    260 x 260 px around her face ([260,260,3] uint8; face box ~(85, 76, 175, 166)): with `view=1.0` the FFHQ quad
+    stays inside the frames through the default pan and zoom. Needs the `photos` extra (scikit-image)."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise HsError("the sample photo needs scikit-image: pip install 'hyperstyle-trt[photos]'") from None
+    return np.ascontiguousarray(skimage.data.astronaut()[0:260, 90:350])
+
+
 def camera(t: float, pan: float, zoom: float, rotate: float) -> tuple[float, float, float, float]:
     """The smooth camera path at t in [0, 1]: (dx, dy) as fractions of the view, zoom factor, roll in degrees.
     Pans right then back down-left along a curve, zooms in by `zoom`, rolls from -rotate/2 to +rotate/2."""

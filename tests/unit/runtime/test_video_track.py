@@ -13,7 +13,7 @@ from hyperstyle_trt.core.errors import HsError
 from hyperstyle_trt.runtime.align import Aligner, ffhq_quad, warp_ffhq
 from hyperstyle_trt.runtime.video.metrics import JitterMeter
 from hyperstyle_trt.runtime.video.smooth import QuadSmoother
-from hyperstyle_trt.runtime.video.synth import make_clip
+from hyperstyle_trt.runtime.video.synth import make_clip, sample_photo
 from hyperstyle_trt.runtime.video.track import FaceTracker
 
 FRAME = 288  # frame side, px: the face box is ~100 px, its FFHQ quad ~190-220 px
@@ -21,9 +21,7 @@ CROP = 128  # aligned crop side, px
 
 
 def _photo() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()[0:260, 90:350]  # 260 px around the face (box ~(175, 76, 265, 166) there)
+    return sample_photo()  # the astronaut, 260 px around her face
 
 
 @pytest.fixture(scope="module")
