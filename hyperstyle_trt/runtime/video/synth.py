@@ -1,8 +1,8 @@
 """A synthetic test clip (issue #22): a still photo filmed by a slowly moving camera.
 
-The camera pans, zooms and rolls smoothly (eased cosine paths over the clip) with a small random shake per frame;
-each frame gets fresh Gaussian pixel noise and is JPEG re-encoded, so landmarks found on it are noisy the way they
-are in real footage, while the true motion is smooth and known. Deterministic for a seed.
+The camera pans, zooms and rolls smoothly (eased cosine paths over the clip), optionally with a random shake per
+frame; each frame gets fresh Gaussian pixel noise and is JPEG re-encoded, so landmarks found on it are noisy the
+way they are in real footage, while the true motion is smooth and known. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ def make_clip(photo: np.ndarray, n_frames: int = 48, size: tuple[int, int] | Non
     size: (W, H) of the frames (default: the photo's). The view shows `view` of the photo's shorter side around
     the photo's centre at zoom 1 (keep the face near the centre: crop the photo first), panned by up to `pan` of
     the view, zoomed in by `zoom` (0.15 = 15 %), rolled by `rotate` degrees in all, plus a random shake of
-    `shake` px (std, frame pixels) per frame; then Gaussian noise of std `noise` grey levels and a JPEG re-encode
-    at `jpeg_quality`. Frames whose index is in `cover` get a grey box over `cover_box` (l, t, r, b photo pixels,
-    moving with the camera; default the middle 60 % of the frame) so no face is found there."""
+    `shake` px (std, frame pixels) per frame (default 0: a shake is real motion of the face, which per-frame
+    landmarks follow and temporal smoothing irons out of the quads, so in the crops' jitter it counts against
+    smoothing; 0.3 px made the smoothed crops shake more than the raw ones); then Gaussian noise of std `noise`
+    grey levels and a JPEG re-encode at `jpeg_quality`. Frames whose index is in `cover` get a grey box over
+    `cover_box` (l, t, r, b photo pixels, moving with the camera; default the middle 60 % of the frame) so no face
+    is found there."""
     img = to_rgb_uint8(photo, "photo")
     ph, pw = img.shape[:2]
     w, h = (pw, ph) if size is None else (int(size[0]), int(size[1]))
