@@ -383,8 +383,9 @@ class VideoWorkflow:
         n = c.written
         c.record["metrics"] = {"jitter_px": _num(self._jit.value), "jitter_pairs": self._jit.count,
                                "flicker": _num(self._flick.value), "flicker_pairs": self._flick.count}
-        c.record["throughput"] = {k: {"seconds": round(v, 4), "frames_per_s": round(n / v, 3) if v > 0 else None}
-                                  for k, v in c.seconds.items()}
+        ran = {k for k, v in c.seconds.items() if v > 0} - ({"edit"} if not self.job.edits else set())
+        c.record["throughput"] = {k: {"seconds": round(v, 4), "frames_per_s": round(n / v, 3) if k in ran else None}
+                                  for k, v in c.seconds.items()}  # None: the stage did not run (no edits, ...)
         c.record["throughput"]["total"] = {"seconds": round(total, 4), "frames_per_s": round(n / total, 3)}
 
 
