@@ -56,7 +56,7 @@ from hyperstyle_trt.runtime.invert.workflow import InvertWorkflow
 @click.option("--paste-back/--no-paste-back", default=None,
               help="Warp the inversion and edits back into the photo: pasted*.png at its own size [photos: off].")
 @model_source_options(export_dir=True, executor=True, device="auto", precision=None)
-@click.option("--batch", type=int, default=8, show_default=True, help="Photos per inversion batch.")
+@click.option("--batch", type=int, default=8, show_default=True, help="Photos (videos: frames) per inversion batch.")
 @click.option("--iters", type=int, default=5, show_default=True, help="HyperStyle iterations T.")
 @click.option("--edit", "edits", multiple=True, metavar="FILE:STRENGTHS",
               help="Latent direction (.npy/.pt, or seed:N for a random one) and comma-separated strengths.")
