@@ -111,6 +111,7 @@ demo: setup
 		--out demo_out/bench
 	@echo "hs-bench plot: demo_out/bench/ms_per_image.png"
 	$(MAKE) --no-print-directory demo-invert
+	$(MAKE) --no-print-directory demo-video
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) demo_out hs_export
@@ -170,3 +171,18 @@ demo-invert: setup
 	$(VENV)/bin/hs-invert "$$($(PY) -c 'import matplotlib.cbook as c; print(c.get_sample_data("grace_hopper.jpg", asfileobj=False))')" \
 		--out demo_out/invert --edit seed:0:-10,10
 	@echo "grid: demo_out/invert/grace_hopper/grid.png"
+
+# hs-invert on a short video: a 2.5 s clip (60 frames, 24 fps, 384x384) of grace_hopper made by
+# runtime.video.synth.make_clip (the photo panned / zoomed / rolled smoothly, a random shake of 0.5 px, noise and a JPEG
+# re-encode per frame) and written as H.264 (runtime.video.io.write_clip); then tracked, smoothed, inverted, edited
+# and pasted back with the tiny config (embedded default, untrained: FFHQ-1024 costs tens of seconds a frame on a CPU,
+# docs/invert.md "Videos"). Prints where pasted.mp4 is. Needs the align, invert, photos and video extras.
+.PHONY: demo-video
+demo-video: setup
+	$(PY) -c 'import matplotlib.cbook as c, numpy as np; from PIL import Image; \
+	from hyperstyle_trt.runtime.video.synth import make_clip; from hyperstyle_trt.runtime.video.io import write_clip; \
+	p = np.asarray(Image.open(c.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")); \
+	write_clip("demo_out/video/grace_hopper.mp4", make_clip(p, 60, size=(384, 384), shake=0.5), 24)'
+	$(VENV)/bin/hs-invert demo_out/video/grace_hopper.mp4 --out demo_out/video/out --config tiny --align-size 128 \
+		--edit seed:0:-10,10
+	@echo "pasted video: demo_out/video/out/grace_hopper/pasted.mp4"

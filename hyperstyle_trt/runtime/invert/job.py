@@ -141,6 +141,13 @@ class InvertJob:
     interpolate: bool = False
     frames: int = 8
     resume: bool = False
+    # videos (runtime.video.workflow): a frames directory (+ its rate), --temporal-window / --no-smoothing of the
+    # alignment, --latent-window (causal mean of codes and Δ over N frames; 1 = off)
+    frames_dir: str | None = None
+    fps: float | None = None
+    temporal_window: int = 9
+    smoothing: bool = True
+    latent_window: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.photos, (str, Path)):
@@ -153,6 +160,11 @@ class InvertJob:
         for k, lo in (("batch", 1), ("iters", 1), ("frames", 2)):
             if getattr(self, k) < lo:
                 raise HsError(f"--{k.replace('_', '-')} must be >= {lo}, got {getattr(self, k)}")
+        if self.temporal_window < 1 or self.temporal_window % 2 == 0 or self.latent_window < 1:
+            raise HsError(f"--temporal-window must be an odd number of frames >= 1 and --latent-window >= 1, got "
+                          f"{self.temporal_window}, {self.latent_window}")
+        if self.fps is not None and not (0 < self.fps <= 1000):
+            raise HsError(f"--fps must be in (0, 1000] frames per second, got {self.fps}")
         if self.align_size < MIN_ALIGN_SIZE:
             raise HsError(f"--align-size must be >= {MIN_ALIGN_SIZE} (the smallest model input; FFHQ crops are "
                           f"1024), got {self.align_size}")
@@ -199,4 +211,13 @@ class InvertJob:
                 "iters": self.iters, "edits": [str(e) for e in self.edits], "save_codes": self.save_codes,
                 "save_weights": self.save_weights, "target_generator": self.target_generator,
                 "refine_steps": self.refine_steps, "refine_lr": self.refine_lr, "interpolate": self.interpolate,
-                "frames": self.frames}
+                "frames": self.frames} | ({"frames_dir": self.frames_dir, "fps": self.fps,
+                                           "temporal_window": self.temporal_window, "smoothing": self.smoothing,
+                                           "latent_window": self.latent_window} if self.is_video else {})
+
+    @property
+    def is_video(self) -> bool:
+        """A video run (runtime.video.workflow): --frames-dir, or a file argument with a video suffix."""
+        from hyperstyle_trt.runtime.video.io import is_video_file
+
+        return self.frames_dir is not None or any(is_video_file(p) for p in self.photos)
