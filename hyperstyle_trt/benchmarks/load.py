@@ -10,7 +10,8 @@ Without --url it writes a model repository for the tiny preset on the CPU (runti
 max batch 8, T=5, 1 torch thread) into a temporary folder, runs `hs-serve start` on it (a child process, free ports,
 its supervisor on) and stops it with SIGTERM at the end; its output lines (the supervisor's) go into the report.
 
-Load: `--concurrency` threads, each with its own HTTP client, send requests back to back until `--duration` s have
+Load: `--concurrency` threads, each with its own HTTP client, send requests back to back (0.2 s pause after an
+error) until `--duration` s have
 passed or `--max-calls` requests were sent (both bound the run; each request also has the client's `--timeout`, so
 nothing waits forever). Batch sizes are drawn (numpy seed `--seed`) from `--batch-sizes`; each request's images are
 drawn from a pool of `--pool` distinct uint8 images whose inversions the in-process Inverter computed up front
@@ -285,10 +286,11 @@ def run_load(url: str, server_pid: int | None, concurrency: int, duration: float
              batch_sizes: tuple[int, ...], pool_size: int, seed: int, timeout: float, sample_every: float,
              warmup: float, kill_stub_at: float | None, iters: int, max_batch: int, log=print,
              stop_after_recovery: int | None = None, worker_stop_errors: int | None = None,
-             reference=None) -> dict:
+             reference=None, error_backoff: float = 0.2) -> dict:
     """The load itself (module docstring) against the `hyperstyle` model at `url`; returns the report's figures.
     `stop_after_recovery`: end the load once that many correct answers came after the stub kill;
     `worker_stop_errors`: a client thread stops after that many errors in a row (a server that is gone);
+    `error_backoff`: seconds a client thread waits after an error before its next request;
     `reference`: (pool uint8 [P,S,S,3], inversions, codes) computed already (else computed here)."""
     import numpy as np
     import tritonclient.http as httpclient
@@ -349,6 +351,8 @@ def run_load(url: str, server_pid: int | None, concurrency: int, duration: float
                 errors_in_a_row = errors_in_a_row + 1 if rec["status"] == "error" else 0
                 if worker_stop_errors is not None and errors_in_a_row >= worker_stop_errors:
                     return
+                if errors_in_a_row:
+                    stop.wait(error_backoff)  # a failing server answers at once: do not spin
                 if rec["status"] == "ok" and kill and ts - t0 >= kill["t"]:
                     with lock:
                         after_kill_ok[0] += 1

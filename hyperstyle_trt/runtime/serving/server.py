@@ -296,15 +296,20 @@ class TritonServer:
             return {}
 
     def reload_model(self, model: str, timeout: float = 300.0) -> None:
-        """POST /v2/repository/models/<model>/load (explicit model control): Triton loads the model again, with
-        new stubs, and swaps it in. HsError with the server's reason when that fails."""
-        status, body = self._http("POST", f"/v2/repository/models/{model}/load", timeout=timeout, body=b"{}")
-        if status != 200:
-            try:
-                why = json.loads(body).get("error", "")
-            except (ValueError, AttributeError):
-                why = body.decode(errors="replace")
-            raise HsError(f"reloading model '{model}' failed (HTTP {status or 'no answer'}): {one_line(why, 300)}")
+        """Unload `model`, then load it again (explicit model control): Triton starts new stubs. A plain
+        `POST .../load` of a loaded model whose files did not change is a no-op in 2.51 after the first time (seen
+        here: `200` in 0.0 s, no new stub), so the model is unloaded first. HsError with the server's reason when
+        either call fails."""
+        for action in ("unload", "load"):
+            status, body = self._http("POST", f"/v2/repository/models/{model}/{action}", timeout=timeout,
+                                      body=b"{}")
+            if status != 200:
+                try:
+                    why = json.loads(body).get("error", "")
+                except (ValueError, AttributeError):
+                    why = body.decode(errors="replace")
+                raise HsError(f"{action}ing model '{model}' failed (HTTP {status or 'no answer'}): "
+                              f"{one_line(why, 300)}")
 
     def stubs(self) -> dict[str, list[int]]:
         """{model: pids} of the python-backend stubs the server runs now (`python_stubs`); {} before start."""
@@ -427,7 +432,8 @@ class Supervisor:
     - the tritonserver process exited (not asked to): restart it;
     - a stub process of a model, seen when the model became ready, is gone (killed, crashed): 2.51 answers every
       later request of that model with `Stub process ... is not healthy` and never starts a new stub, while the
-      model's ready endpoint keeps answering 200; reload the model (`TritonServer.reload_model`, new stubs);
+      model's ready endpoint keeps answering 200; reload the model (`TritonServer.reload_model`: unload + load,
+      new stubs), and check that it is ready with as many new stubs as before;
     - a model the repository index listed READY at start is no longer ready (unloaded by a client, failed): reload.
     A reload that fails restarts the whole server. At most `max_restarts` restarts within `window` s (the server
     is then stopped, and `poll` raises HsError with the last reason). Every event is a line through `log`
@@ -471,6 +477,16 @@ class Supervisor:
                     reasons.append(f"model '{m}' is not ready")
         return ("reload", "; ".join(reasons)) if reasons else ("", None)
 
+    def _check_reloaded(self, models: list[str]) -> None:
+        """After a reload: each model answers ready and, if it had stubs, runs as many new ones; else HsError."""
+        stubs = self.server.stubs()
+        for m in models:
+            before, now = self._models.get(m, []), stubs.get(m, [])
+            if not self.server.model_ready(m):
+                raise HsError(f"model '{m}' is not ready after its reload")
+            if before and (len(now) < len(before) or set(now) & set(before)):
+                raise HsError(f"model '{m}' runs stubs {now} after its reload, expected {len(before)} new one(s)")
+
     def _say(self, msg: str) -> None:
         if self.log is not None:
             self.log(msg)
@@ -509,6 +525,7 @@ class Supervisor:
             try:
                 for m in self._broken:
                     self.server.reload_model(m, timeout=self.ready_timeout)
+                self._check_reloaded(self._broken)
                 rec = Recovery(reason, "reload", time.monotonic() - t0)
             except HsError as e:
                 rec = self._restart(f"{reason}; {one_line(e)}", t0)

@@ -3,7 +3,7 @@ start` as users run it (a child process, benchmarks.load.HsServe) on the tiny CP
 
 - the python-backend stub SIGKILLed under load: every request ends (answer or error) within the client's timeout,
   the supervisor says why and reloads the model, later answers are correct again (benchmarks.load.run_load checks
-  each against the in-process Inverter), and a new stub serves;
+  each against the in-process Inverter), and a new stub serves; then the new stub killed too: reloaded again;
 - SIGTERM to hs-serve under load: every request ends, hs-serve exits 0, no process of the server's session is
   left, and the three ports can be bound again;
 - a repository whose weights are corrupt or changed, or whose export is stale or damaged, or whose model.py is
@@ -55,7 +55,7 @@ def _kill_session(pid: int | None) -> None:
 
 
 def _load(serve: HsServe, ref, **kw) -> dict:
-    args = dict(concurrency=3, duration=60.0, max_calls=400, batch_sizes=(1, 2), pool_size=len(ref[0]), seed=1,
+    args = dict(concurrency=3, duration=60.0, max_calls=2000, batch_sizes=(1, 2), pool_size=len(ref[0]), seed=1,
                 timeout=30.0, sample_every=1.0, warmup=0.0, kill_stub_at=None, iters=5, max_batch=8,
                 log=lambda m: None, reference=ref)
     args.update(kw)
@@ -75,8 +75,12 @@ def test_stub_killed_under_load_is_reloaded_and_answers_are_correct_again(tmp_pa
         assert res["workers_still_running"] == 0 and res["unfinished_calls"] == 0, res
         assert res["slowest_call_s"] < 30.0 and res["wrong"] == 0, res
         assert k["errors_before_kill"] == 0, res
-        assert k["recovered"] and k["ok_after_recovery"] >= 6 and k["errors_after_recovery"] == 0, res
-        assert set(res["error_messages"]) <= {"[500] Stub process 'hyperstyle_0_0' is not healthy."}, res
+        why = (k, res["error_messages"], serve.lines[-3:])
+        assert k["recovered"] and k["ok_after_recovery"] >= 6 and k["errors_after_recovery"] == 0, why
+        # the outage's errors: the dead stub's, then (between the supervisor's unload and load) the model's absence
+        assert set(res["error_messages"]) <= {"[500] Stub process 'hyperstyle_0_0' is not healthy.",
+                                              "[404] Request for unknown model: 'hyperstyle' has no available "
+                                              "versions"}, res["error_messages"]
         new = python_stubs(serve.pid)["hyperstyle"]
         assert len(new) == 1 and new != [old]
         why = serve.wait_for(rf"stub process\(es\) \[{old}\] of model 'hyperstyle' exited: reloading", 5)
@@ -84,6 +88,14 @@ def test_stub_killed_under_load_is_reloaded_and_answers_are_correct_again(tmp_pa
         assert why and done, serve.lines
         log = Path(f"{serve.repo}.tritonserver.log").read_text()
         assert "hs-serve supervisor" in log and f"[{old}] of model 'hyperstyle' exited" in log
+        # again, on the reloaded model (2.51 ignores a plain load of a loaded, unchanged model the second time)
+        os.kill(new[0], signal.SIGKILL)
+        assert serve.wait_for(rf"recovered by reload in [\d.]+ s \(stub process\(es\) \[{new[0]}\]", 90), serve.lines
+        newer = python_stubs(serve.pid)["hyperstyle"]
+        assert len(newer) == 1 and newer[0] not in (old, new[0])
+        res = _load(serve, pool_reference, max_calls=3, batch_sizes=(2,))
+        assert res["ok"] == res["calls"] == 3, res
+        assert not [ln for ln in serve.lines if "restarting" in ln], serve.lines
         assert serve.stop() == 0
     finally:
         serve.stop()
@@ -112,9 +124,12 @@ def test_sigterm_under_load_ends_every_request_and_frees_everything(tmp_path, po
         assert res["workers_still_running"] == 0 and res["unfinished_calls"] == 0 and res["wrong"] == 0, res
         assert res["ok"] >= 1 and res["slowest_call_s"] < 30.0, res
         assert _in_session(serve.pid) == []  # neither tritonserver nor a stub is left
-        for pid in [serve.pid, *stubs]:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
+        for pid in [serve.pid, *stubs]:  # gone, or a zombie until init reaps it (a stub's parent has exited)
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+            except OSError:
+                state = "gone"
+            assert state in ("Z", "X", "gone"), (pid, state)
         for port in serve.ports:  # http, grpc, metrics: free again
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -27,8 +27,8 @@ from hyperstyle_trt.runtime.serving.server import python_stubs  # noqa: E402
 
 S, MAX_BATCH = 64, 8
 #: Growth of tritonserver + stub RSS allowed over the second round of the battery (the first warms Triton's buffers
-#: up). Observed (benchmarks/results/serve_faults.json, `hostile`): +792 KiB over round 1, +16 KiB over round 2
-#: (an earlier run: +592 / +204 KiB).
+#: up). Observed (benchmarks/results/serve_faults.json, `hostile`): +304 KiB over round 1, +524 KiB over round 2
+#: (earlier runs: +792 / +16 and +592 / +204 KiB).
 RSS_FLAT_KIB = 2048
 
 
@@ -120,6 +120,7 @@ class _FakeServer:
         self.live = {"hyperstyle": [11]}
         self.ready = True
         self.reload_error = None
+        self.reload_noop = False  # 2.51's plain load of an unchanged, loaded model: 200, and nothing happens
         self.calls = []
 
     def repository_index(self):
@@ -137,7 +138,8 @@ class _FakeServer:
         self.calls.append(("reload", m))
         if self.reload_error:
             raise HsError(self.reload_error)
-        self.live[m] = [max(self.live[m] or [11]) + 1]
+        if not self.reload_noop:
+            self.live[m], self.ready = [max(self.live[m] or [11]) + 1], True
 
     def restart(self, ready_timeout):
         self.calls.append(("restart",))
@@ -149,14 +151,14 @@ class _FakeServer:
 
 
 def test_supervisor_decisions(tmp_path):
-    """A dead stub -> reload; a model no longer ready -> reload; a reload that fails -> restart; an exited server ->
-    restart; more than max_restarts within the window -> stop and one HsError line. Each with its reason logged
-    (and appended to the server's log)."""
+    """A dead stub -> reload; a model no longer ready -> reload; a reload that fails, or that leaves no new stub ->
+    restart; an exited server -> restart; more than max_restarts within the window -> stop and one HsError line.
+    Each with its reason logged (and appended to the server's log)."""
     from hyperstyle_trt.core.errors import HsError
     from hyperstyle_trt.runtime.serving.server import Supervisor
 
     srv, said = _FakeServer(tmp_path), []
-    sup = Supervisor(srv, log=said.append, interval=0.0, max_restarts=2)
+    sup = Supervisor(srv, log=said.append, interval=0.0, max_restarts=3)
     sup.baseline()
     assert sup._models == {"hyperstyle": [11]}  # only READY models are watched
     assert sup.poll(force=True) is None and srv.calls == []
@@ -167,14 +169,18 @@ def test_supervisor_decisions(tmp_path):
     srv.ready = False  # e.g. unloaded by a client
     rec = sup.poll(force=True)
     assert rec.action == "reload" and rec.reason == "model 'hyperstyle' is not ready"
-    srv.ready, srv.live["hyperstyle"], srv.reload_error = True, [], "reloading model 'hyperstyle' failed (HTTP 400)"
+    srv.ready, srv.live["hyperstyle"], srv.reload_error = True, [], "loading model 'hyperstyle' failed (HTTP 400)"
     rec = sup.poll(force=True)
     assert rec.action == "restart" and "failed (HTTP 400)" in rec.reason and "pid 100 -> 101" in rec.reason
+    srv.live["hyperstyle"], srv.reload_error, srv.reload_noop = [], None, True  # a reload that starts no stub
+    rec = sup.poll(force=True)
+    assert rec.action == "restart" and "runs stubs [] after its reload, expected 1 new one(s)" in rec.reason
+    assert "pid 101 -> 102" in rec.reason
     srv.exit_code = -9  # the server itself died
     rec = sup.poll(force=True)
-    assert rec.action == "restart" and "tritonserver (pid 101) exited with code" in rec.reason
+    assert rec.action == "restart" and "tritonserver (pid 102) exited with code" in rec.reason
     srv.exit_code = -9
-    with pytest.raises(HsError, match="keeps failing .* gave up after 2 restarts"):
+    with pytest.raises(HsError, match="keeps failing .* gave up after 3 restarts"):
         sup.poll(force=True)
     assert srv.calls[-1] == ("stop",)
     assert any("recovered by reload" in m for m in said) and any("giving up" in m for m in said)
