@@ -349,15 +349,22 @@ class Aligner:
             scale = self.detect_max_side / max(h, w)
             size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
             small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-        rects, scores, _ = self._detector.run(small, self.upsample, 0.0)
-        faces = []
-        for r, s in zip(rects, scores):
-            box = tuple(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))
-            shape = self._predictor(rgb, self._dlib.rectangle(*box))
-            lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-            faces.append(Face(box=box, score=float(s), landmarks=lm))
+        faces = [Face(box=box, score=s, landmarks=self.landmarks(rgb, box))
+                 for box, s in ((tuple(int(round(v / scale)) for v in b), s)
+                                for b, s in self.boxes(small, self.upsample))]
         faces.sort(key=lambda f: -f.score)
         return faces
+
+    def boxes(self, rgb: np.ndarray, upsample: int | None = None) -> list[tuple[tuple[int, int, int, int], float]]:
+        """The bare HOG detector on [H,W,3] uint8: [((left, top, right, bottom) in its pixels, score)], dlib's
+        order. upsample: detector upsampling passes (default: this Aligner's)."""
+        rects, scores, _ = self._detector.run(rgb, self.upsample if upsample is None else int(upsample), 0.0)
+        return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
+
+    def landmarks(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The 68-point predictor inside box (left, top, right, bottom) of [H,W,3] uint8 -> [68,2] float64 (x, y)."""
+        shape = self._predictor(rgb, self._dlib.rectangle(*(int(v) for v in box)))
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
     def align(self, image, all_faces: bool = False, name: str = "image") -> list[Alignment]:
         """FFHQ crops of the best-scoring face ([one]) or of every face (best first, `all_faces`).

@@ -52,8 +52,8 @@ class FaceTracker:
     def __init__(self, aligner: Aligner, margin: float = 0.5, roi_face: int = 100, min_iou: float = 0.3):
         if not isinstance(aligner, Aligner):
             raise HsError(f"FaceTracker needs a runtime.align.Aligner, got {type(aligner).__name__}")
-        # The Aligner's detector and predictor are used directly (its detect() runs the full-frame search; the
-        # search region needs the bare HOG detector and the predictor on a box of our own).
+        # The Aligner's bare detector and predictor (Aligner.boxes / Aligner.landmarks): its detect() runs the
+        # full-frame search; the search region needs the detector on a crop and the predictor on a box of our own.
         if not margin > 0 or roi_face < 80 or not 0 < min_iou < 1:
             raise HsError(f"FaceTracker: expected margin > 0, roi_face >= 80 px and 0 < min_iou < 1, got {margin}, "
                           f"{roi_face}, {min_iou}")
@@ -66,10 +66,6 @@ class FaceTracker:
         """Forget the tracked face (a new clip or a scene cut): the next update runs a full detection."""
         self._box = None
         self._missed = False
-
-    def _landmarks(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        shape = self.aligner._predictor(rgb, self.aligner._dlib.rectangle(*box))
-        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
     def _search_roi(self, rgb: np.ndarray) -> tuple[tuple[int, int, int, int], float] | None:
         """The HOG detector on the region around the previous box: (box in frame px, score) or None."""
@@ -86,12 +82,11 @@ class FaceTracker:
         size = (max(int(round((x1 - x0) * s)), 1), max(int(round((y1 - y0) * s)), 1))
         if size != (x1 - x0, y1 - y0):
             roi = np.asarray(Image.fromarray(roi).resize(size, Image.Resampling.BILINEAR))
-        rects, scores, _ = self.aligner._detector.run(roi, 0, 0.0)
         best = None
-        for rc, sc in zip(rects, scores):
+        for (rl, rt, rr, rb), sc in self.aligner.boxes(roi, upsample=0):
             sx, sy = (x1 - x0) / size[0], (y1 - y0) / size[1]
-            box = (int(round(x0 + rc.left() * sx)), int(round(y0 + rc.top() * sy)),
-                   int(round(x0 + rc.right() * sx)), int(round(y0 + rc.bottom() * sy)))
+            box = (int(round(x0 + rl * sx)), int(round(y0 + rt * sy)),
+                   int(round(x0 + rr * sx)), int(round(y0 + rb * sy)))
             o = iou(box, self._box)
             if o >= self.min_iou and (best is None or o > best[0]):
                 best = (o, box, float(sc))
@@ -104,7 +99,7 @@ class FaceTracker:
         found = self._search_roi(rgb) if self._box is not None else None
         if found is not None:
             box, score = found
-            face = Face(box=box, score=score, landmarks=self._landmarks(rgb, box))
+            face = Face(box=box, score=score, landmarks=self.aligner.landmarks(rgb, box))
         else:
             self._missed = self._missed or self._box is not None  # the search region lost the tracked face
             self.detections += 1
