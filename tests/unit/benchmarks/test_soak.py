@@ -5,7 +5,8 @@ The full run (10,000 calls, figures in benchmarks/results/soak_inprocess.json an
 CI: a tiny-config call (T=1, one torch thread) measured 0.06 / 0.10 / 0.13 s (torch) and 0.08 / 0.13 / 0.15 s
 (onnxruntime) at batch 1 / 2 / 3 on this 2-core machine at load ~4, and 0.3-1 s at load 12-19, so CI runs 100 calls
 per executor, the two children at once (~12 s of calls, plus the graph-cache export of the tiny graphs when the session
-has not made it yet: 14 s at load ~4; 124 s for this module at load ~18).
+has not made it yet: 14-39 s). This module alone, cold graph cache: 69 s at load ~5 (about 39 s of it the export, which
+a full run shares with the other onnxruntime tests), 124 s at load ~18.
 """
 
 import json
