@@ -93,15 +93,7 @@ def cli(photos, out, no_align, no_smoothing, **kw):
     if job.is_video:
         return _video(job, source)
     wf = InvertWorkflow(job)  # collects the photos: HsError before any work
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: no 80-column wrapping
-    t = time.perf_counter()
-    with console.status("loading the landmark model and the inverter ..."):
-        wf.load()
-    console.print(f"ready in {time.perf_counter() - t:.1f} s ({wf.report.model.get('weights', 'alignment only')})")
-    if source.embedded and not job.align_only:
-        from hyperstyle_trt.models.checkpoint import DEFAULT_NOTICE
-
-        console.print(DEFAULT_NOTICE, highlight=False)
+    console = _load(wf, job, source)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, transient=False) as prog:
         report = wf.run(events=ConsoleEvents(prog, len(wf.todo), job.align_only))
@@ -115,11 +107,9 @@ def cli(photos, out, no_align, no_smoothing, **kw):
     return 1 if bad else 0
 
 
-def _video(job: InvertJob, source: ModelSource) -> int:
-    """hs-invert on videos: runtime.video.workflow.VideoWorkflow with a bar over frames (frames/s)."""
-    from hyperstyle_trt.runtime.video.workflow import VideoEvents, VideoWorkflow
-
-    wf = VideoWorkflow(job)  # probes every clip: HsError before any work
+def _load(wf, job: InvertJob, source: ModelSource) -> Console:
+    """wf.load() (aligner, Inverter, edits) under a status line, then "ready in ..." and, on the embedded default
+    weights, the notice that they are untrained. Returns the stderr console (logs: no 80-column wrapping)."""
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     t = time.perf_counter()
     with console.status("loading the landmark model and the inverter ..."):
@@ -129,6 +119,15 @@ def _video(job: InvertJob, source: ModelSource) -> int:
         from hyperstyle_trt.models.checkpoint import DEFAULT_NOTICE
 
         console.print(DEFAULT_NOTICE, highlight=False)
+    return console
+
+
+def _video(job: InvertJob, source: ModelSource) -> int:
+    """hs-invert on videos: runtime.video.workflow.VideoWorkflow with a bar over frames (frames/s)."""
+    from hyperstyle_trt.runtime.video.workflow import VideoEvents, VideoWorkflow
+
+    wf = VideoWorkflow(job)  # probes every clip: HsError before any work
+    console = _load(wf, job, source)
 
     class Bar(VideoEvents):
         def video_start(self, path, info):

@@ -12,3 +12,16 @@ def _graph_cache_in_tmp(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HS_CACHE_DIR", str(tmp_path_factory.mktemp("hs_cache")))
         yield os.environ["HS_CACHE_DIR"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for the module (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`): the tiny
+    model gains nothing from threads, and on a busy 2-core machine two OpenMP threads spin (observed 3 to 15 s per
+    photo with two threads, 0.25 s with one)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,20 +12,12 @@ import pytest
 from PIL import Image
 
 from hyperstyle_trt.cli.invert import main
+from tests.unit._helpers.photos import two_faces
 
 ALIGN = 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The tiny model gains nothing from threads, and on a busy 2-core machine two OpenMP threads spin: observed 3 to
-    15 s per photo with two threads, 0.25 s with one."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _png(p: Path) -> np.ndarray:
@@ -33,23 +25,11 @@ def _png(p: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _two_faces() -> np.ndarray:
-    import matplotlib.cbook
-    import skimage.data
-
-    from hyperstyle_trt.runtime.align import load_photo
-
-    g = load_photo(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # 512 x 600 (W x H)
-    canvas = np.full((600, 1064, 3), 200, np.uint8)
-    canvas[:512, :512] = skimage.data.astronaut()
-    canvas[:, 552:] = g[:, ::-1]
-    return canvas
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("hs_paste")
-    photo = _two_faces()
+    photo = two_faces()
     Image.fromarray(photo).save(root / "pair.png")
     out = root / "out"
     rc = main([str(root / "pair.png"), "--out", str(out), "--config", "tiny", "--device", "cpu", "--executor",

@@ -15,6 +15,7 @@ from PIL import Image
 from hyperstyle_trt.cli.invert import main
 
 ALIGN = 64
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _on_disk(out: Path) -> set[str]:

@@ -26,16 +26,7 @@ ARGS = ["--config", "tiny", "--device", "cpu", "--executor", "torch", "--no-alig
         "1", "--batch", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The tiny model gains nothing from threads, and on a busy 2-core machine two OpenMP threads spin: observed 3 to
-    15 s per photo with two threads, 0.25 s with one."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

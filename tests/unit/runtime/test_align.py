@@ -9,20 +9,10 @@ import pytest
 from PIL import Image
 
 from hyperstyle_trt.core.errors import HsError
+from tests.unit._helpers.photos import astronaut, grace_hopper
 from hyperstyle_trt.runtime.align import (Aligner, align_face, anchors, ffhq_quad, load_photo, source_to_aligned,
                                           to_rgb_uint8, warp_ffhq)
 
-
-def _astronaut() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()
-
-
-def _grace() -> np.ndarray:
-    import matplotlib.cbook
-
-    return load_photo(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +39,7 @@ EYE_TOL_PX = 6.0
 
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
 def test_eyes_land_where_ffhq_puts_them(aligner, remeasure, photo):
-    img = _astronaut() if photo == "astronaut" else _grace()
+    img = astronaut() if photo == "astronaut" else grace_hopper()
     (al,) = aligner.align(img, name=photo)
     assert al.image.shape == (1024, 1024, 3) and al.image.dtype == np.uint8 and not al.padded
     # Where FFHQ's geometry puts the eyes: the source eye centres through the quad -> square map. For an upright
@@ -69,20 +59,20 @@ def test_eyes_land_where_ffhq_puts_them(aligner, remeasure, photo):
 
 
 def test_astronaut_picks_the_face_not_the_patch(aligner):
-    faces = aligner.detect(_astronaut())
+    faces = aligner.detect(astronaut())
     # dlib finds the face (score ~1.16) and the mission patch (~0.12) at upsample 1; the official script kept the
     # last box (the patch). We keep the best.
     assert len(faces) == 2 and faces[0].score > faces[1].score
     assert faces[0].box == (175, 76, 265, 166)
-    (al,) = aligner.align(_astronaut())
+    (al,) = aligner.align(astronaut())
     assert al.face.box == faces[0].box
-    both = aligner.align(_astronaut(), all_faces=True)
+    both = aligner.align(astronaut(), all_faces=True)
     assert [a.face.box for a in both] == [f.box for f in faces]
 
 
 def test_astronaut_quad_matches_hand_checked_geometry(aligner):
     """Figures derived by hand from the formulas for this photo's landmarks (dlib-bin 20.0.1)."""
-    (face,) = aligner.detect(_astronaut())[:1]
+    (face,) = aligner.detect(astronaut())[:1]
     el, er, m = anchors(face.landmarks)
     np.testing.assert_allclose(el, [203.1667, 101.5], atol=1e-3)
     np.testing.assert_allclose(er, [246.5, 104.1667], atol=1e-3)
@@ -119,7 +109,7 @@ def test_no_face_gives_a_clear_error(aligner):
 def test_padding_branch_grey_and_rgba(aligner):
     """Cutting the left of grace_hopper puts the quad outside the image: the reflect/blur/fade padding runs.
     Grey and RGBA versions of that photo go through it (the official script raised there)."""
-    cut = _grace()[:, 230:]
+    cut = grace_hopper()[:, 230:]
     (rgb,) = aligner.align(cut)
     assert rgb.padded
     grey = np.asarray(Image.fromarray(cut).convert("L"))
@@ -199,8 +189,8 @@ def test_load_photo_errors(tmp_path):
 def test_large_photo_detected_on_a_downscaled_copy(aligner):
     """A 2.5x upscaled astronaut (1280 px) with detect_max_side 640: the face is found on the small copy and
     landmarked at full size; the quad is the small-photo quad scaled by 2.5 within a few pixels."""
-    big = np.asarray(Image.fromarray(_astronaut()).resize((1280, 1280), Image.Resampling.LANCZOS))
+    big = np.asarray(Image.fromarray(astronaut()).resize((1280, 1280), Image.Resampling.LANCZOS))
     small_side = Aligner(output_size=256, detect_max_side=640)
     (al,) = small_side.align(big)
-    (ref,) = aligner.align(_astronaut())
+    (ref,) = aligner.align(astronaut())
     np.testing.assert_allclose(al.quad, (ref.quad + 0.5) * 2.5 - 0.5, atol=4.0)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from hyperstyle_trt.core.errors import HsError
-from hyperstyle_trt.runtime.align import Aligner, load_photo, source_to_aligned, warp_ffhq, warp_steps
+from hyperstyle_trt.runtime.align import Aligner, source_to_aligned, warp_ffhq, warp_steps
+from tests.unit._helpers.photos import astronaut, grace_hopper, two_faces
 from hyperstyle_trt.runtime.paste import (CropTransform, face_mask, paste_back, paste_faces, photo_box,
                                           warp_to_photo)
 
@@ -22,17 +23,6 @@ S = 256  # crop side: about the faces' own size in these photos (astronaut quad 
 # astronaut 35.91 dB, grace_hopper 33.08 dB; at 1024: 35.94 / 34.88 dB (two bilinear resamplings).
 MIN_PSNR_DB = 30.0
 
-
-def _astronaut() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()
-
-
-def _grace() -> np.ndarray:
-    import matplotlib.cbook
-
-    return load_photo(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +56,7 @@ def _faces(aligner: Aligner, img: np.ndarray, all_faces: bool = False):
 
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
 def test_aligned_crop_pastes_back_onto_itself(aligner, photo, capsys):
-    img = _astronaut() if photo == "astronaut" else _grace()
+    img = astronaut() if photo == "astronaut" else grace_hopper()
     ((crop, tr, mask),) = _faces(aligner, img)
     out = paste_back(img, crop, tr, mask)
     inside = _photo_mask(tr, mask) > 0
@@ -85,10 +75,7 @@ def test_aligned_crop_pastes_back_onto_itself(aligner, photo, capsys):
 
 
 def test_two_faces_in_one_photo(aligner):
-    a, g = _astronaut(), _grace()  # 512x512 and 512x600 (W x H)
-    canvas = np.full((600, 1024 + 40, 3), 200, np.uint8)
-    canvas[:512, :512] = a
-    canvas[:, 552:] = g[:, ::-1]  # mirrored: a second, different face
+    canvas = two_faces()  # the astronaut (512x512) and a mirrored grace_hopper (512x600) side by side
     faces = _faces(aligner, canvas, all_faces=True)
     assert len(faces) == 2
     centres = sorted(tr.to_photo([[S / 2, S / 2]])[0, 0] for _, tr, _ in faces)
@@ -133,7 +120,7 @@ def _similar(img: np.ndarray, canvas_hw, angle_deg: float, scale: float, offset,
                                  dict(angle_deg=-25.0, scale=0.9, offset=(300, 200), mirror=False)],
                          ids=["mirror-rot25-x1.4", "rot-25-x0.9"])  # dlib: landmarks drift ~15 px at 40 deg
 def test_transformed_copy_pastes_back_where_its_face_is(aligner, how):
-    img = _astronaut()
+    img = astronaut()
     lm = aligner.detect(img)[0].landmarks
     ((_, tr0, mask0),) = _faces(aligner, img)
     moved, a = _similar(img, (900, 1100), **how)
@@ -230,7 +217,7 @@ def test_transform_record_and_map():
 
 
 def test_face_mask_shape_and_any_crop_side(aligner):
-    img = _astronaut()
+    img = astronaut()
     ((crop, tr, mask),) = _faces(aligner, img)
     assert mask.shape == (S, S) and mask.dtype == np.float32 and mask.min() == 0 and mask.max() == 1
     lm = np.rint(tr.to_crop(aligner.detect(img)[0].landmarks)).astype(int)
