@@ -6,6 +6,7 @@ autoscaler reads exist is checked against the real server in test_serving.py."""
 from __future__ import annotations
 
 import os
+import shlex
 import re
 import subprocess
 import sys
@@ -56,19 +57,23 @@ def adapter_metric_names() -> set[str]:
                                                          .startswith("#"))))
 
 
-def test_entrypoint_writes_gpu_repository_and_execs_tritonserver(tmp_path):
+def test_entrypoint_writes_gpu_repository_and_runs_supervised_tritonserver(tmp_path):
+    """The entrypoint writes the pod's repository and runs tritonserver under `hs-serve start` (HS_DRY_RUN=1: the
+    command hs-serve would run is printed, nothing starts)."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "tritonserver").write_text('#!/bin/sh\necho "tritonserver $*" > "$HS_FAKE_OUT"\n')
+    (fake / "tritonserver").write_text("#!/bin/sh\nexit 3\n")
     (fake / "tritonserver").chmod(0o755)
     env = dict(os.environ, PATH=f"{fake}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                HS_REPO=str(tmp_path / "repo"), HS_CONFIG="tiny", HS_INSTANCES="2", HS_MAX_BATCH="4",
-               HS_FAKE_OUT=str(tmp_path / "args"))
+               HS_DRY_RUN="1")
     env.pop("HS_EXPORT_DIR", None)
     p = subprocess.run([str(ROOT / "deploy" / "entrypoint.sh")], env=env, capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0, p.stderr
-    args = (tmp_path / "args").read_text().split()
+    args = shlex.split(p.stdout.strip().splitlines()[-1])
+    assert args[0] == str(fake / "tritonserver") and "--model-control-mode=explicit" in args
+    assert "--http-address=0.0.0.0" in args or "--host" not in args, args
     assert f"--model-repository={tmp_path / 'repo'}" in args
     from hyperstyle_trt.runtime.serving.pools import repository_pools
 
