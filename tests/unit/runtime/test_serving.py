@@ -34,7 +34,9 @@ tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclien
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 MAX_BATCH, ITERS = 8, 5
-IMG_TOL_LEVELS, IMG_TOL_COUNT, CODES_TOL = 1, 3, 1e-6
+# uint8 roundings flipped by batch composition: observed 1 level at <= 4 values per image
+# (benchmarks/results/cpu_test_observations.json)
+IMG_TOL_LEVELS, IMG_TOL_COUNT, CODES_TOL = 1, 6, 1e-6
 S, SIZE, N_LATENT, STYLE_DIM = 64, 128, 12, 32  # the tiny config
 
 

@@ -25,6 +25,7 @@ from hyperstyle_trt.core.source import ModelSource
 from hyperstyle_trt.runtime.serving.pbtxt import read_parameters, validate_config
 from hyperstyle_trt.runtime.serving.repository import RepoSpec, write_env_dir
 from hyperstyle_trt.runtime.serving.server import PROJECT_ROOT, TritonServer, find_tritonserver
+from tests.unit.runtime.test_serving import CODES_TOL, IMG_TOL_COUNT, IMG_TOL_LEVELS
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient missing: pip install -e .[serve]")
 from hyperstyle_trt.runtime.serving.ngc import SUBMODELS, write_graph_repository, write_ngc_repository  # noqa: E402
@@ -177,8 +178,11 @@ def test_bls_loop_on_real_server_matches_inverter(tmp_path):
         inp = tritonclient_http.InferInput("image", list(x.shape), "UINT8")
         inp.set_data_from_numpy(x, binary_data=True)
         res = c.infer("hyperstyle", [inp])
-        np.testing.assert_array_equal(res.as_numpy("inversion"), ref_img)
-        np.testing.assert_array_equal(res.as_numpy("codes"), ref_codes)
+        # the in-process loop's uint8 rounding may flip by 1 level (observed 1 value of 98,304; the gate is
+        # test_serving's, from benchmarks/results/cpu_test_observations.json)
+        d = np.abs(res.as_numpy("inversion").astype(np.int16) - ref_img.astype(np.int16))
+        assert d.max() <= IMG_TOL_LEVELS and (d > 0).reshape(len(x), -1).sum(1).max() <= IMG_TOL_COUNT, d.max()
+        np.testing.assert_allclose(res.as_numpy("codes"), ref_codes, rtol=0, atol=CODES_TOL)
         # 2T+2 sub-model calls for the one BLS execution: w_encoder once, hypernet T times, generator T+1 times
         counts = {m["name"]: int(m["execution_count"]) for m in c.get_inference_statistics()["model_stats"]}
         assert counts == {"hyperstyle": 1, "hs_w_encoder": 1, "hs_hypernet": 3, "hs_generator": 4}, counts
