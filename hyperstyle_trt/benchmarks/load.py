@@ -50,6 +50,7 @@ from pathlib import Path
 
 import click
 
+from hyperstyle_trt.benchmarks.soak import growth_per_1000
 from hyperstyle_trt.core.entry import interruptible, run
 from hyperstyle_trt.core.errors import HsError, one_line
 
@@ -68,17 +69,6 @@ def check_answer(img, codes, ref_img, ref_codes) -> str | None:
         return f"image differs by up to {int(d.max())} levels on up to {int(per_image.max())} values"
     err = float(np.abs(codes - ref_codes).max())
     return None if err <= CODES_TOL else f"codes differ by {err:.3g}"
-
-
-def growth_per_1000(samples: list[tuple[int, int]]) -> float | None:
-    """Least-squares slope of RSS (KiB) over calls done, x 1000 (KiB per 1,000 calls); None with < 2 points or no
-    spread in calls."""
-    import numpy as np
-
-    if len(samples) < 2 or len({c for c, _ in samples}) < 2:
-        return None
-    c, k = np.array(samples, dtype=np.float64).T
-    return float(np.polyfit(c, k, 1)[0] * 1000.0)
 
 
 def _percentile(xs: list[float], q: float) -> float | None:

@@ -62,13 +62,13 @@ def batch_schedule(calls: int, max_batch: int, seed: int) -> list[int]:
     return [int(b) for b in np.random.RandomState(seed).randint(1, max_batch + 2, size=calls)]
 
 
-def growth_per_1000(samples: list[tuple[int, int]], warmup: int) -> float | None:
+def growth_per_1000(samples: list[tuple[int, int]], warmup: int = 0) -> float | None:
     """Least-squares slope of RSS (KiB) over call number for the samples at calls >= warmup, x 1000 (KiB per 1,000
-    calls); None with fewer than 2 such samples."""
+    calls); None with fewer than 2 such samples or no spread in calls. (Also benchmarks.load's server growth.)"""
     import numpy as np
 
     pts = [(c, k) for c, k in samples if c >= warmup]
-    if len(pts) < 2:
+    if len(pts) < 2 or len({c for c, _ in pts}) < 2:
         return None
     c, k = np.array(pts, dtype=np.float64).T
     return float(np.polyfit(c, k, 1)[0] * 1000.0)
